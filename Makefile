@@ -1,0 +1,40 @@
+# Two commands do everything on a fresh machine (they create and fill .venv first):
+#   make reproduce   run every notebook (smoke profile) and build reports/smoke/
+#   make test        the whole test suite: unit tests, real-data tests, every notebook via nbval
+VENV ?= .venv
+PYTHON ?= python3
+CONSTRAINTS ?= .ci/constraints.txt
+PROFILE ?= smoke
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.textinterest-installed
+
+# Tests and notebooks run quiet and offline; real-data tests use the shared data folder when present.
+export TQDM_DISABLE := 1
+export HF_HUB_OFFLINE := 1
+export HF_HUB_DISABLE_PROGRESS_BARS := 1
+export TRANSFORMERS_VERBOSITY := error
+export TEXTINTEREST_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
+
+.PHONY: install test unit reproduce clean
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env tests notebooks
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not realdata" tests
+
+reproduce: $(STAMP)
+	$(BIN)/textinterest reproduce --profile $(PROFILE)
+
+clean:
+	rm -rf $(VENV) reports/smoke

@@ -1,0 +1,48 @@
+"""textinterest: recommendations from what users write.
+
+Importing the package is cheap: submodules (and torch, transformers, Surprise) load on first
+use, so ``import textinterest`` touches no disk and starts no heavy work.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_SUBMODULES = {
+    "constants",
+    "datasets",
+    "evaluation",
+    "baselines",
+    "features",
+    "sentiment",
+    "models",
+    "training",
+    "reporting",
+    "cli",
+}
+
+# Public names re-exported lazily: name -> (module, attribute)
+_EXPORTS = {
+    "load_dataset": ("textinterest.datasets", "load_dataset"),
+    "split_interactions": ("textinterest.datasets.splits", "split_interactions"),
+    "BertFeatureExtractor": ("textinterest.features", "BertFeatureExtractor"),
+    "SentimentClassifier": ("textinterest.sentiment", "SentimentClassifier"),
+}
+
+__all__ = sorted(_SUBMODULES | set(_EXPORTS) | {"__version__"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"textinterest.{name}")
+    if name in _EXPORTS:
+        module, attribute = _EXPORTS[name]
+        return getattr(importlib.import_module(module), attribute)
+    raise AttributeError(f"module 'textinterest' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
