@@ -79,19 +79,14 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _cmd_data_summary(args: argparse.Namespace) -> int:
     from textinterest.datasets import dataset_summary, load_dataset
+    from textinterest.datasets.summary import format_summary
 
-    ds = load_dataset(args.name, args.data_home, download=args.download)
+    ds = load_dataset(args.name, args.data_home, download=args.download, kcore=args.kcore)
     summary = dataset_summary(ds)
     if args.json:
         _print_json(summary)
-        return 0
-    print(f"{summary.get('name', args.name)}")
-    for key, value in summary.items():
-        if key in ("name", "cleaning", "rating_histogram"):
-            continue
-        print(f"  {key}: {value}")
-    print("  rating histogram: " + ", ".join(f"{k}: {v}" for k, v in summary.get("rating_histogram", {}).items()))
-    print(str(ds.report))
+    else:
+        print(format_summary(summary))
     return 0
 
 
@@ -174,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     summary = data_commands.add_parser("summary", help="counts, time span, ratings and the cleaning report")
     _add_data_arguments(summary)
+    summary.add_argument("--kcore", type=int, default=None, help="re-apply a k-core filter after cleaning")
     summary.set_defaults(handler=_cmd_data_summary)
 
     baselines = commands.add_parser("baselines", help="train and evaluate the CF baselines on one split")

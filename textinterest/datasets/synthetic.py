@@ -1,0 +1,247 @@
+"""A seeded synthetic review world with known latent structure ("synthetic"; needs no files).
+
+The generator (numpy ``Generator``, fully determined by ``seed``):
+
+- ``n_topics`` topics, each with its own vocabulary of plain English words (guitars, drums, ...);
+- ``n_items`` items, each with one main topic (topics get equal shares), a hidden quality and a
+  description (``item_text``) made from its topic's words;
+- ``n_users`` users, each with 2-3 interests (topics) and a hidden rating bias. A user's active
+  interest follows a Markov chain: at each review it stays with probability ``stay_prob``, else
+  switches to another of the user's interests. Each user writes ``min_reviews``-``max_reviews``
+  reviews at increasing times (random gaps of hours to weeks);
+- each review picks an item the user has not reviewed, from the active topic with probability
+  ``on_topic_prob`` (else any item);
+- rating = round(clip(3.8 + user bias + item quality - 1 if the item is off the user's interests
+  + noise, 1, 5));
+- text = a few sentences mixing the item topic's words with sentiment words that match the rating
+  (positive for 4-5, negative for 1-2, mixed for 3); summary = a short title.
+
+``ground_truth`` holds ``topics`` (names), ``item_topic`` (item id -> topic index), ``user_topics``
+(user id -> list of topic indices), ``review_topic`` (np.ndarray aligned with the interaction
+rows: the active topic at each review), ``user_bias`` and ``item_quality`` (id -> float).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from textinterest.constants import (
+    ITEM_COL,
+    ITEM_TEXT_COL,
+    ORDER_COL,
+    RATING_COL,
+    SEED,
+    SUMMARY_COL,
+    TEXT_COL,
+    TIME_COL,
+    USER_COL,
+)
+from textinterest.datasets.base import CleaningReport, ReviewDataset
+from textinterest.datasets.cleaning import finalize
+from textinterest.datasets.parsing import make_frame
+
+#: topic name -> content words (no word is shared between topics)
+TOPICS: dict[str, tuple[str, ...]] = {
+    "guitars": ("guitar", "strings", "fretboard", "pickup", "tuner", "capo", "amplifier", "chords", "neck",
+                "bridge", "strap", "picks", "acoustic", "electric", "tremolo"),
+    "drums": ("drum", "snare", "cymbal", "sticks", "kick", "pedal", "hi-hat", "drumhead", "tom", "rhythm",
+              "beat", "kit", "throne", "brushes", "groove"),
+    "audio recording": ("microphone", "mixer", "headphones", "interface", "cable", "preamp", "monitor", "studio",
+                        "recording", "vocals", "podcast", "condenser", "audio", "pop filter", "boom arm"),
+    "hiking": ("trail", "backpack", "boots", "tent", "compass", "map", "summit", "water bottle", "jacket",
+               "trekking poles", "campsite", "mountain", "wool socks", "headlamp", "hike"),
+    "cooking": ("pan", "knife", "recipe", "oven", "skillet", "spatula", "sauce", "kitchen", "cutting board",
+                "spices", "pot", "whisk", "dinner", "grill", "bread"),
+    "books": ("novel", "chapter", "author", "story", "characters", "plot", "ending", "paperback", "series",
+              "writing", "pages", "mystery", "fantasy", "poetry", "library"),
+    "gardening": ("seeds", "soil", "shovel", "gloves", "hose", "planter", "roses", "tomatoes", "compost",
+                  "pruner", "garden", "fertilizer", "rake", "flowers", "watering can"),
+    "photography": ("camera", "lens", "tripod", "flash", "sensor", "shutter", "zoom", "photos", "memory card",
+                    "battery", "camera bag", "portrait", "landscape", "autofocus", "viewfinder"),
+    "coffee": ("coffee", "grinder", "beans", "espresso", "brewer", "kettle", "mug", "roast", "latte",
+               "milk frother", "carafe", "aroma", "pour-over", "barista", "crema"),
+    "running": ("running shoes", "treadmill", "sports watch", "shorts", "marathon", "pace", "laces", "insoles",
+                "headband", "sprint", "stopwatch", "jogging", "track", "race", "armband"),
+}
+
+_ITEM_ADJ = ("compact", "classic", "lightweight", "portable", "professional", "beginner", "deluxe", "everyday",
+             "travel", "modern", "vintage", "heavy-duty")
+_BRANDS = ("Northfield", "Bluebird", "Oakline", "Redstone", "Silverleaf", "Harbor", "Summit", "Maple", "Ironwood",
+           "Brightwater", "Cedar", "Foxglove")
+_INTRO = ("I bought this {a} for my {b}.", "I use the {a} with my {b} every week.",
+          "I got this {a} to go with my {b}.", "I needed a new {a} for my {b}.",
+          "My old {a} wore out, so I tried this one with my {b}.")
+_POS_ADJ = ("great", "excellent", "fantastic", "superb", "reliable", "wonderful", "solid", "impressive")
+_POS_FEEL = ("sturdy", "smooth", "comfortable", "well made", "easy to use", "very precise")
+_POS_END = ("I love it.", "Highly recommended.", "Worth every penny.", "I would buy it again.",
+            "Five stars from me.", "Very happy with it.")
+_NEG_ADJ = ("disappointing", "poor", "awful", "flimsy", "cheap", "useless", "terrible", "frustrating")
+_NEG_FEEL = ("broke after a week", "stopped working", "feels cheap", "fell apart", "was damaged",
+             "never worked right")
+_NEG_END = ("I would not buy it again.", "A waste of money.", "I returned it.", "Avoid this one.",
+            "Very unhappy with it.", "Not recommended.")
+_MIX_ADJ = ("okay", "decent", "average", "fine", "acceptable", "so-so")
+_MIX_END = ("It is okay for the price.", "Nothing special, but it works.", "Good enough for now.",
+            "Some good points and some bad ones.", "It does the job, mostly.")
+_SUMMARY = {
+    "pos": ("Great {a}", "Excellent {a}", "Love this {a}", "Best {a} so far", "Fantastic {a}"),
+    "neg": ("Disappointing {a}", "Poor {a}", "Awful {a}", "Cheap {a}", "Do not buy this {a}"),
+    "mix": ("Okay {a}", "Decent {a}", "Average {a}", "It is fine", "Mixed feelings"),
+}
+_START = 1388534400  # 2014-01-01 00:00:00 UTC
+_DAY = 86400
+
+
+def _pick(options, u: float):
+    """A deterministic choice from ``options`` by a uniform number in [0, 1)."""
+    return options[min(int(u * len(options)), len(options) - 1)]
+
+
+def _review_text(words: tuple[str, ...], rating: float, u: np.ndarray) -> tuple[str, str]:
+    """Text and summary of one review: topic words plus sentiment words matching ``rating``."""
+    n = len(words)
+    i, k = int(u[0] * n) % n, int(u[2] * n) % n
+    a, b = words[i], words[(i + 1 + int(u[1] * (n - 1))) % n]  # two different words
+    c, d = words[k], words[(k + 1 + int(u[3] * (n - 1))) % n]
+    sentences = [_pick(_INTRO, u[4]).format(a=a, b=b)]
+    if rating >= 4:
+        mood = "pos"
+        sentences.append(f"The {c} is {_pick(_POS_ADJ, u[5])} and the {d} feels {_pick(_POS_FEEL, u[6])}.")
+        if rating >= 5:
+            sentences.append(f"It is {_pick(_POS_ADJ, u[7])} for anyone into {_pick(words, u[8])}.")
+        sentences.append(_pick(_POS_END, u[9]))
+    elif rating <= 2:
+        mood = "neg"
+        sentences.append(f"The {c} is {_pick(_NEG_ADJ, u[5])} and the {d} {_pick(_NEG_FEEL, u[6])}.")
+        if rating <= 1:
+            sentences.append(f"It is {_pick(_NEG_ADJ, u[7])} for anyone into {_pick(words, u[8])}.")
+        sentences.append(_pick(_NEG_END, u[9]))
+    else:
+        mood = "mix"
+        sentences.append(f"The {c} is {_pick(_MIX_ADJ, u[5])}, but the {d} {_pick(_NEG_FEEL, u[6])}.")
+        sentences.append(_pick(_MIX_END, u[9]))
+    summary = _pick(_SUMMARY[mood], u[10]).format(a=a)
+    return " ".join(sentences), summary[0].upper() + summary[1:]
+
+
+def make_synthetic(
+    n_users: int = 400,
+    n_items: int = 300,
+    n_topics: int = 6,
+    seed: int = SEED,
+    *,
+    min_reviews: int = 8,
+    max_reviews: int = 30,
+    stay_prob: float = 0.8,
+    on_topic_prob: float = 0.9,
+    kcore: int | None = None,
+) -> ReviewDataset:
+    """Generate the synthetic review world (see the module docstring).
+
+    Args:
+        n_users: number of users (>= 1).
+        n_items: number of items (>= n_topics).
+        n_topics: number of topics, 1 to ``len(TOPICS)`` (10).
+        seed: seed of the numpy Generator; the same arguments give the same data.
+        min_reviews, max_reviews: each user writes between these many reviews (inclusive; capped by n_items).
+        stay_prob: probability that the active interest stays the same from one review to the next.
+        on_topic_prob: probability that a review's item comes from the active topic.
+        kcore: keep only the k-core (``review_topic`` stays aligned with the kept rows).
+
+    Returns:
+        A ``ReviewDataset`` named "synthetic" with item metadata and ``ground_truth``.
+    """
+    if not 1 <= n_topics <= len(TOPICS):
+        raise ValueError(f"n_topics must be between 1 and {len(TOPICS)}, got {n_topics}")
+    if n_users < 1 or n_items < n_topics:
+        raise ValueError(f"need n_users >= 1 and n_items >= n_topics, got n_users={n_users}, n_items={n_items}")
+    if not 1 <= min_reviews <= max_reviews:
+        raise ValueError(f"need 1 <= min_reviews <= max_reviews, got {min_reviews}, {max_reviews}")
+    if not (0.0 <= stay_prob <= 1.0 and 0.0 <= on_topic_prob <= 1.0):
+        raise ValueError("stay_prob and on_topic_prob must be probabilities")
+    rng = np.random.default_rng(seed)
+    topic_names = list(TOPICS)[:n_topics]
+    vocab = [TOPICS[t] for t in topic_names]
+
+    # items
+    item_topic = rng.permutation(np.arange(n_items) % n_topics)
+    quality = rng.normal(0.0, 0.6, n_items)
+    item_u = rng.random((n_items, 8))
+    item_ids = [f"i{j:04d}" for j in range(n_items)]
+    titles, texts = [], []
+    for j in range(n_items):
+        words, u = vocab[item_topic[j]], item_u[j]
+        w = [_pick(words, x) for x in u[:5]]
+        title = f"{_pick(_BRANDS, u[5])} {w[0].title()} {10 + int(u[6] * 90)}"
+        titles.append(title)
+        texts.append(f"{title}: a {_pick(_ITEM_ADJ, u[7])} {w[0]} for {w[1]} and {w[2]}. "
+                     f"Works well with {w[3]} and {w[4]}.")
+    items = pd.DataFrame(
+        {ITEM_COL: item_ids, ITEM_TEXT_COL: texts, "title": titles,
+         "topic": [topic_names[t] for t in item_topic]}
+    ).astype({ITEM_COL: "str", ITEM_TEXT_COL: "str", "title": "str", "topic": "str"})
+    by_topic = [np.flatnonzero(item_topic == t) for t in range(n_topics)]
+
+    # users and their reviews
+    cols: dict[str, list] = {USER_COL: [], ITEM_COL: [], RATING_COL: [], TIME_COL: [], TEXT_COL: [],
+                             SUMMARY_COL: [], ORDER_COL: [], "_review_topic": []}
+    user_topics: dict[str, list[int]] = {}
+    user_bias: dict[str, float] = {}
+    n_reviews = rng.integers(min_reviews, max_reviews + 1, n_users)
+    for uid in range(n_users):
+        user = f"u{uid:04d}"
+        k = min(int(rng.integers(2, 4)), n_topics)
+        interests = [int(t) for t in rng.choice(n_topics, size=k, replace=False)]
+        user_topics[user] = interests
+        bias = float(rng.normal(0.0, 0.5))
+        user_bias[user] = bias
+        n = min(int(n_reviews[uid]), n_items)
+        u = rng.random((n, 16))
+        noise = rng.normal(0.0, 0.7, n)
+        gaps = (rng.exponential(10 * _DAY, n) + 3600 + u[:, 15] * _DAY).astype(np.int64)
+        times = _START + int(rng.integers(0, 3 * 365 * _DAY)) + np.cumsum(gaps)
+        seen: set[int] = set()
+        active = interests[int(u[0, 0] * k) % k]
+        for r in range(n):
+            if r > 0 and k > 1 and u[r, 0] >= stay_prob:
+                others = [t for t in interests if t != active]
+                active = others[int(u[r, 1] * len(others)) % len(others)]
+            pool = by_topic[active] if u[r, 2] < on_topic_prob else np.arange(n_items)
+            candidates = [j for j in pool if j not in seen]
+            if not candidates:
+                candidates = [j for t in interests for j in by_topic[t] if j not in seen] or \
+                             [j for j in range(n_items) if j not in seen]
+            j = int(candidates[int(u[r, 3] * len(candidates)) % len(candidates)])
+            seen.add(j)
+            off_interest = 0.0 if item_topic[j] in interests else 1.0
+            rating = float(np.clip(np.rint(3.8 + bias + quality[j] - off_interest + noise[r]), 1, 5))
+            text, summary = _review_text(vocab[item_topic[j]], rating, u[r, 4:])
+            cols[USER_COL].append(user)
+            cols[ITEM_COL].append(item_ids[j])
+            cols[RATING_COL].append(rating)
+            cols[TIME_COL].append(int(times[r]))
+            cols[TEXT_COL].append(text)
+            cols[SUMMARY_COL].append(summary)
+            cols[ORDER_COL].append(len(cols[ORDER_COL]))
+            cols["_review_topic"].append(active)
+
+    report = CleaningReport(
+        source=f"synthetic(n_users={n_users}, n_items={n_items}, n_topics={n_topics}, seed={seed})",
+        n_read=len(cols[ORDER_COL]),
+    )
+    df = finalize(make_frame(cols, {"_review_topic": "int64"}), report, kcore=kcore,
+                  text_columns=(TEXT_COL, SUMMARY_COL))
+    review_topic = df["_review_topic"].to_numpy(dtype=np.int64)
+    df = df.drop(columns="_review_topic")
+    if kcore is not None:
+        items = items.loc[items[ITEM_COL].isin(df[ITEM_COL])].reset_index(drop=True)
+    ground_truth = {
+        "topics": topic_names,
+        "item_topic": {item_ids[j]: int(item_topic[j]) for j in range(n_items)},
+        "user_topics": user_topics,
+        "review_topic": review_topic,
+        "user_bias": user_bias,
+        "item_quality": {item_ids[j]: float(quality[j]) for j in range(n_items)},
+    }
+    return ReviewDataset(name="synthetic", interactions=df, items=items, report=report, ground_truth=ground_truth)
