@@ -133,6 +133,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         device=args.device,
         max_users=args.max_users,
         json_out=args.output,
+        models=args.models.split(",") if args.models else None,
+        tasks=tuple(args.tasks.split(",")),
+        epochs=args.epochs,
+        progress=None if args.json else True,
     )
     if args.json:
         _print_json(result)
@@ -145,7 +149,8 @@ def _cmd_benchmark_embed(args: argparse.Namespace) -> int:
     from textinterest.benchmarks import run_embed_benchmark
 
     result = run_embed_benchmark(n=args.n, max_length=args.max_length, batch_size=args.batch_size,
-                                 repeats=args.repeats, json_out=args.output, verbose=not args.json)
+                                 repeats=args.repeats, json_out=args.output, verbose=not args.json,
+                                 cache_n=args.cache_n)
     if args.json:
         _print_json(result)
     return 0
@@ -187,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--encoder", default="default", help="'default' (packaged MiniLM), a Hugging Face id or a local folder")
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--max-users", type=int, default=None, help="subsample users (quick runs)")
+    evaluate.add_argument("--models", default=None, help="comma-separated subset (default: all but interest+joint), e.g. baselines,mf,interest,interest+joint")
+    evaluate.add_argument("--tasks", default="rating,ranking", help="rating and/or ranking")
+    evaluate.add_argument("--epochs", type=int, default=None, help="cap on training epochs")
     evaluate.add_argument("--output", default=None, help="also write the JSON result here")
     evaluate.set_defaults(handler=_cmd_evaluate)
 
@@ -197,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--max-length", type=int, default=128)
     embed.add_argument("--batch-size", type=int, default=32)
     embed.add_argument("--repeats", type=int, default=3)
+    embed.add_argument("--cache-n", type=int, default=None, help="texts for the cold/warm cache timing (default: --n)")
     embed.add_argument("--output", default=None, help="also write the JSON result here")
     embed.add_argument("--json", action="store_true")
     embed.set_defaults(handler=_cmd_benchmark_embed)

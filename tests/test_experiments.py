@@ -1,0 +1,207 @@
+"""Tests of the evaluate pipeline on tiny made-up data (a fake text encoder, no BERT, no network)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from textinterest.datasets.base import CleaningReport, ReviewDataset
+from textinterest.datasets.splits import split_interactions
+from textinterest.experiments import (
+    DEFAULT_MODELS,
+    build_text_features,
+    cold_start_counts,
+    format_results_table,
+    review_texts,
+    run_evaluation,
+)
+
+
+class FakeExtractor:
+    """Deterministic hash vectors; records every text it is asked to embed."""
+
+    dim = 8
+
+    def __init__(self):
+        self.seen: list[str] = []
+
+    def embed(self, texts):
+        self.seen.extend(texts)
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for j, t in enumerate(texts):
+            seed = int.from_bytes(hashlib.sha256(t.encode()).digest()[:4], "little")
+            out[j] = np.random.default_rng(seed).normal(size=self.dim)
+        return out
+
+
+def _dataset(n_users=30, n_items=15, per_user=6, seed=0, items=False):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        for j, i in enumerate(rng.choice(n_items, size=per_user, replace=False)):
+            rating = float(rng.integers(1, 6))
+            text = f"user {u} says item {i} is {'good' if rating > 3 else 'bad'}" if j % 5 else ""
+            rows.append(dict(user_id=f"u{u}", item_id=f"i{i}", rating=rating, timestamp=1000 + 10 * j, text=text,
+                             summary=f"summary {u}-{j}", source_order=len(rows)))
+    df = pd.DataFrame(rows)
+    meta = pd.DataFrame({"item_id": [f"i{i}" for i in range(n_items)], "item_text": [f"item {i} text" for i in range(n_items)]}) if items else None
+    return ReviewDataset(name="made-up", interactions=df, items=meta, report=CleaningReport(source="test", n_read=len(df), n_kept=len(df)))
+
+
+def test_review_texts_fall_back_to_summary():
+    df = pd.DataFrame({"text": ["body", "  ", None], "summary": ["s1", "s2", "s3"]})
+    assert review_texts(df) == ["body", "s2", "s3"]
+
+
+def test_text_features_use_training_rows_only():
+    ds = _dataset(items=True)
+    split = split_interactions(ds.interactions)
+    ex = FakeExtractor()
+    feats = build_text_features(split.train, ex, items=ds.items)
+    assert feats.review_vectors.shape == (len(split.train), FakeExtractor.dim)
+    held_out = set(review_texts(split.val)) | set(review_texts(split.test))
+    train_texts = set(review_texts(split.train))
+    assert not (set(ex.seen) & (held_out - train_texts))
+    assert set(feats.item_ids) <= set(split.train.item_id)
+    # changing every held-out review changes nothing
+    changed = split.val.assign(text="totally different"), split.test.assign(text="another text")
+    feats2 = build_text_features(split.train, FakeExtractor(), items=ds.items)
+    np.testing.assert_array_equal(feats.review_vectors, feats2.review_vectors)
+    assert changed[0].text.iloc[0] == "totally different"
+
+
+def test_cold_start_counts():
+    train = pd.DataFrame({"user_id": ["a", "a", "b"], "item_id": ["x", "y", "x"]})
+    test = pd.DataFrame({"user_id": ["a", "b", "c"], "item_id": ["z", "y", "x"]})
+    out = cold_start_counts(train, test.iloc[:0], test)
+    assert out["test_users_no_history"] == 1 and out["test_users_one_review"] == 1
+    assert out["test_users_le2_reviews"] == 3 and out["test_items_unseen"] == 1 and out["val_rows"] == 0
+
+
+@pytest.fixture(scope="module")
+def small_result(tmp_path_factory):
+    path = tmp_path_factory.mktemp("out") / "evaluate_made-up.json"
+    result = run_evaluation(
+        "made-up", dataset=_dataset(), extractor=FakeExtractor(), seeds=(0, 1), epochs=2, tune=False,
+        models=("baselines", "mf", "seq-lstm", "interest", "interest-no-text", "interest-k1"), json_out=path, sentiment="none",
+    )
+    return result, path
+
+
+def test_run_evaluation_output_shape(small_result):
+    result, path = small_result
+    for key in ("dataset", "split", "n_train", "n_val", "n_test", "seeds", "results", "timings", "cold_start", "runs"):
+        assert key in result
+    assert result["seeds"] == [0, 1] and result["split"] == "leave-last-out"
+    assert result["n_train"] + result["n_val"] + result["n_test"] == 30 * 6
+    rows = {r["model"]: r for r in result["results"]}
+    for name in ("interest", "interest-no-text", "interest-k1", "mf", "GlobalMean", "SVD"):
+        assert name in rows, name
+    for name in ("interest", "mf"):
+        for metric in ("rmse", "mae", "hr@10", "ndcg@10", "mrr"):
+            assert np.isfinite(rows[name][metric]) and rows[name][f"{metric}_std"] >= 0
+        assert rows[name]["n_seeds"] == 2
+    assert "rmse" not in rows["seq-lstm"] and "ndcg@10" in rows["seq-lstm"]
+    assert len([r for r in result["runs"] if r["model"] == "interest"]) == 2
+    saved = json.loads(path.read_text())
+    assert saved["results"] == json.loads(json.dumps(result["results"]))
+    assert result["sentiment"]["status"] == "off"
+    assert result["timings"]["total_seconds"] > 0
+
+
+def test_seed_spread_is_the_std_of_the_runs(small_result):
+    result, _ = small_result
+    runs = [r["rmse"] for r in result["runs"] if r["model"] == "interest"]
+    row = next(r for r in result["results"] if r["model"] == "interest")
+    assert row["rmse"] == pytest.approx(np.mean(runs))
+    assert row["rmse_std"] == pytest.approx(np.std(runs, ddof=1))
+
+
+def test_format_results_table(small_result):
+    result, _ = small_result
+    table = format_results_table(result)
+    lines = table.splitlines()
+    assert lines[2].startswith("| model | RMSE | MAE | HR@10 | NDCG@10 | MRR |")
+    assert any(line.startswith("| interest |") and "±" in line for line in lines)
+    assert any(line.startswith("| Popularity |") and "–" in line for line in lines)  # no RMSE for popularity
+    with pytest.raises(ValueError, match="results"):
+        format_results_table({})
+
+
+def test_sentiment_classifier_sees_training_reviews_only(monkeypatch):
+    import textinterest.sentiment as sentiment_module
+
+    seen = {}
+
+    class FakeClassifier:
+        def __init__(self, *args, **kwargs):
+            seen["kwargs"] = kwargs
+
+        def fit(self, texts, labels, val_texts, val_labels):
+            seen["fit"] = list(texts) + list(val_texts)
+            assert set(np.unique(labels)) <= {0, 1}
+            return self
+
+        def score(self, texts):
+            seen["score"] = list(texts)
+            return np.linspace(-1, 1, len(texts))
+
+    monkeypatch.setattr(sentiment_module, "SentimentClassifier", FakeClassifier)
+    ds = _dataset(n_users=20)
+    split = split_interactions(ds.interactions)
+    res = run_evaluation("made-up", dataset=ds, extractor=FakeExtractor(), seeds=(0,), epochs=1, tune=False,
+                         models=("interest",), tasks=("rating",))
+    assert res["sentiment"]["status"] == "ok" and seen["kwargs"]["mode"] == "frozen"
+    train_texts = set(review_texts(split.train))
+    assert set(seen["fit"]) <= train_texts and seen["score"] == review_texts(split.train)
+
+
+def test_run_evaluation_is_deterministic():
+    kw = dict(dataset=_dataset(n_users=15), seeds=(3,), epochs=1, tune=False, models=("interest",), tasks=("rating",), sentiment="none")
+    a = run_evaluation("made-up", extractor=FakeExtractor(), **kw)
+    b = run_evaluation("made-up", extractor=FakeExtractor(), **kw)
+    assert a["results"][0]["rmse"] == b["results"][0]["rmse"]
+
+
+def test_tuning_uses_validation_only(monkeypatch):
+    import textinterest.experiments as ex
+
+    calls = []
+    real = ex._evaluate_model
+
+    def spy(model, split, task, ks):
+        calls.append(task)
+        return real(model, split, task, ks)
+
+    monkeypatch.setattr(ex, "_evaluate_model", spy)
+    res = run_evaluation("made-up", dataset=_dataset(n_users=15), extractor=FakeExtractor(), seeds=(0,), epochs=1,
+                         models=("interest",), tasks=("rating",), sentiment="none")
+    assert len(res["tuning"]["scores"]) == len(ex.TUNING_GRID)
+    assert calls == ["rating"]  # the test split is evaluated once, after the choice
+
+
+def test_bad_arguments():
+    ds = _dataset(n_users=5)
+    with pytest.raises(ValueError, match="unknown model"):
+        run_evaluation("x", dataset=ds, models=("interest", "gpt"))
+    with pytest.raises(ValueError, match="tasks"):
+        run_evaluation("x", dataset=ds, tasks=("clustering",))
+    with pytest.raises(ValueError, match="seeds"):
+        run_evaluation("x", dataset=ds, seeds=())
+    with pytest.raises(ValueError, match="sentiment"):
+        run_evaluation("x", dataset=ds, sentiment="vader")
+    with pytest.raises(ValueError, match="max_users"):
+        run_evaluation("x", dataset=ds, max_users=0, extractor=FakeExtractor())
+    assert "interest" in DEFAULT_MODELS and "baselines" in DEFAULT_MODELS
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_real_data_smoke(shared_data):
+    res = run_evaluation("amazon:Musical_Instruments", data_home=shared_data, seeds=(0,), max_users=60, epochs=1,
+                         tune=False, models=("mf", "interest"), extractor=FakeExtractor())
+    assert {r["model"] for r in res["results"]} == {"mf", "interest"}

@@ -1,0 +1,271 @@
+"""Tests for textinterest.reporting: metrics files, the index, and reproduce() on tiny notebooks."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+from textinterest import reporting
+from textinterest.reporting import (
+    NotebookRun,
+    build_index,
+    list_notebooks,
+    load_metrics,
+    load_params,
+    record_metrics,
+    reproduce,
+    to_plain,
+)
+
+# ---------------------------------------------------------------------------------------------
+# record_metrics / load_metrics
+# ---------------------------------------------------------------------------------------------
+
+
+def test_record_metrics_round_trip_converts_numpy_and_pandas(tmp_path):
+    metrics = {
+        "rmse": np.float32(0.875),
+        "n_users": np.int64(12),
+        "per_k": {"hr@10": np.float64(0.5), "ks": (5, 10)},
+        "vector": np.arange(3),
+        "nan": float("nan"),
+        "table": pd.DataFrame({"model": ["svd", "pop"], "rmse": [0.9, np.nan]}),
+        "flag": np.bool_(True),
+    }
+    path = record_metrics("03_cf_baselines", metrics, path=tmp_path / "m")
+    assert path == tmp_path / "m" / "03_cf_baselines.json"
+    raw = path.read_text()
+    assert "NaN" not in raw  # strict JSON
+    payload = load_metrics(path)
+    assert payload["notebook"] == "03_cf_baselines"
+    got = payload["metrics"]
+    assert got["rmse"] == pytest.approx(0.875) and isinstance(got["rmse"], float)
+    assert got["n_users"] == 12 and isinstance(got["n_users"], int)
+    assert got["per_k"] == {"hr@10": 0.5, "ks": [5, 10]}
+    assert got["vector"] == [0, 1, 2]
+    assert got["nan"] is None
+    assert got["table"] == [{"model": "svd", "rmse": 0.9}, {"model": "pop", "rmse": None}]
+    assert got["flag"] is True
+
+
+def test_record_metrics_uses_env_var_when_no_path(tmp_path, monkeypatch):
+    monkeypatch.setenv(reporting.METRICS_ENV, str(tmp_path / "from_env"))
+    path = record_metrics("00_data_tour", {"n": 1})
+    assert path == tmp_path / "from_env" / "00_data_tour.json"
+    # an explicit folder wins over the environment
+    explicit = record_metrics("00_data_tour", {"n": 2}, path=tmp_path / "explicit")
+    assert explicit.parent == tmp_path / "explicit"
+
+
+def test_record_metrics_default_is_relative_to_cwd(tmp_path, monkeypatch):
+    monkeypatch.delenv(reporting.METRICS_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    path = record_metrics("x", {"a": 1}, path="")
+    assert path.resolve() == (tmp_path / "metrics" / "x.json").resolve()
+
+
+def test_record_metrics_rejects_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="plain name"):
+        record_metrics("../escape", {"a": 1}, path=tmp_path)
+    with pytest.raises(TypeError, match="mapping"):
+        record_metrics("x", [1, 2], path=tmp_path)  # type: ignore[arg-type]
+
+
+def test_load_metrics_names_the_file_on_bad_json(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json"):
+        load_metrics(bad)
+
+
+def test_to_plain_handles_torch_like_scalars_and_infinities():
+    class Scalar:
+        def item(self):
+            return 1.5
+
+    assert to_plain(Scalar()) == 1.5
+    assert to_plain(np.float64(math.inf)) is None
+    assert to_plain({1: Path("a/b")}) == {"1": "a/b"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameters and notebook selection
+# ---------------------------------------------------------------------------------------------
+
+
+def _write_params(folder: Path, text: str, name: str = "tiny") -> Path:
+    (folder / "params").mkdir(parents=True, exist_ok=True)
+    path = folder / "params" / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_load_params_reads_shared_and_per_notebook(tmp_path):
+    _write_params(tmp_path, "shared:\n  DATASET: synthetic\nnotebooks:\n  00_a:\n    EPOCHS: 2\n")
+    path, shared, per_notebook = load_params("tiny", tmp_path)
+    assert path.name == "tiny.yaml"
+    assert shared == {"DATASET": "synthetic"}
+    assert per_notebook == {"00_a": {"EPOCHS": 2}}
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("- 1\n- 2\n", "expected a mapping"),
+        ("shared:\n  dataset: x\n", "shared.dataset"),
+        ("sharde:\n  X: 1\n", "unknown top-level keys"),
+        ("notebooks:\n  00_a: 3\n", "'notebooks' must map"),
+    ],
+)
+def test_load_params_errors_name_the_field(tmp_path, text, message):
+    _write_params(tmp_path, text)
+    with pytest.raises(ValueError, match=message):
+        load_params("tiny", tmp_path)
+
+
+def test_load_params_missing_profile_lists_available(tmp_path):
+    _write_params(tmp_path, "shared: {}\n", name="smoke")
+    with pytest.raises(FileNotFoundError, match="smoke"):
+        load_params("nope", tmp_path)
+
+
+def test_list_notebooks_only_by_prefix(tmp_path):
+    for name in ("00_a", "01_b", "02_c"):
+        nbformat.write(nbformat.v4.new_notebook(), tmp_path / f"{name}.ipynb")
+    assert [p.stem for p in list_notebooks(tmp_path, ["02", "00_a"])] == ["00_a", "02_c"]
+    assert [p.stem for p in list_notebooks(tmp_path, "01, 02")] == ["01_b", "02_c"]
+    with pytest.raises(ValueError, match="matches 0"):
+        list_notebooks(tmp_path, ["9"])
+
+
+def test_find_notebooks_dir_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no notebooks found"):
+        reporting.find_notebooks_dir(tmp_path / "missing")
+
+
+# ---------------------------------------------------------------------------------------------
+# build_index on hand-made runs (no kernels)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_build_index_contents(tmp_path):
+    record_metrics("00_a", {"rmse": 0.91234, "split": {"n_test": 10}, "rows": [{"model": "svd", "rmse": 0.9}]},
+                   path=tmp_path / "metrics")
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "00_ratings.png").write_bytes(b"png")
+    runs = [
+        NotebookRun("00_a", "ok", 1.25, html="html/00_a.html", executed="executed/00_a.ipynb"),
+        NotebookRun("01_b", "failed", 2.0, error={"ename": "KeyError", "evalue": "'x' | y", "cell_index": 4}),
+    ]
+    md, html_path = build_index(tmp_path, runs, profile="tiny", environment={"python": "3.11", "device": "cpu"})
+    text = md.read_text()
+    assert "| 00_a | rmse | 0.9123 |" in text
+    assert "| 00_a | split/n_test | 10 |" in text.split("## Details")[1]  # nested numbers are details
+    assert "split/n_test" not in text.split("## Details")[0]
+    assert "### 00_a: rows" in text and "| svd | 0.9 |" in text
+    assert "[00_ratings](figures/00_ratings.png)" in text
+    assert "| 01_b | failed | 2.0 |" in text
+    assert "KeyError: 'x' \\| y (cell 4)" in text
+    assert "1 of 2 notebooks ran successfully" in text
+    assert "| device | cpu |" in text
+    page = html_path.read_text()
+    assert "<table>" in page and "figures/00_ratings.png" in page
+
+
+# ---------------------------------------------------------------------------------------------
+# reproduce() end to end on two tiny notebooks (one good, one failing)
+# ---------------------------------------------------------------------------------------------
+
+
+def _notebook(params_source: str, body: list[str]) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_markdown_cell("# tiny"))
+    nb.cells.append(nbformat.v4.new_code_cell(params_source, metadata={"tags": ["parameters"]}))
+    nb.cells += [nbformat.v4.new_code_cell(src) for src in body]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+@pytest.fixture()
+def tiny_notebooks(tmp_path):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    good = _notebook(
+        'VALUE = 1\nNAME = "x"\nDATASET = "synthetic"\nMETRICS_DIR = None\nFIGURES_DIR = None',
+        [
+            "import os\nfrom pathlib import Path\nfrom textinterest.reporting import figures_dir, record_metrics",
+            'Path(figures_dir(FIGURES_DIR), "00_good_plot.png").write_bytes(b"png")\n'
+            'assert os.environ["TQDM_DISABLE"] == "1"',
+            'record_metrics("00_good", {"answer": VALUE * 2, "name": NAME, "dataset": DATASET}, path=METRICS_DIR)',
+        ],
+    )
+    bad = _notebook(
+        "VALUE = 1\nMETRICS_DIR = None",
+        ['raise ValueError(f"boom {VALUE}")', 'print("never reached")'],
+    )
+    nbformat.write(good, folder / "00_good.ipynb")
+    nbformat.write(bad, folder / "01_bad.ipynb")
+    _write_params(folder, "shared:\n  VALUE: 21\n  UNUSED_ELSEWHERE: 1\nnotebooks:\n  00_good:\n    NAME: y\n")
+    return folder
+
+
+def test_reproduce_records_failure_and_keeps_going(tiny_notebooks, tmp_path, capfd, monkeypatch):
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    out = tmp_path / "reports"
+    code = reproduce("tiny", output=out, notebooks_dir=tiny_notebooks, execution_timeout=120)
+    assert code != 0
+    report = out / "tiny"
+    index = (report / "index.md").read_text()
+    # the failure, with its error, is in the index
+    assert "| 01_bad | failed |" in index
+    assert "ValueError: boom 21" in index
+    # the good notebook ran with shared + per-notebook parameters and its metrics landed
+    assert "| 00_good | ok |" in index
+    assert "| 00_good | answer | 42 |" in index
+    assert "| 00_good | name | y |" in index
+    assert load_metrics(report / "metrics" / "00_good.json")["metrics"] == {"answer": 42, "name": "y", "dataset": "synthetic"}
+    assert not (report / "metrics" / "01_bad.json").exists()
+    assert "[00_good_plot](figures/00_good_plot.png)" in index
+    for sub in ("executed/00_good.ipynb", "executed/01_bad.ipynb", "html/00_good.html", "html/01_bad.html"):
+        assert (report / sub).exists(), sub
+    assert (report / "index.html").exists()
+    for key in ("python", "torch", "transformers", "pandas", "numpy", "scikit-surprise", "device", "cpu_count", "date"):
+        assert f"| {key} |" in index
+    err = capfd.readouterr().err
+    assert "[1/2] 00_good ... ok (" in err
+    assert "IPKernelApp" not in err  # kernel start-up chatter stays out of the progress lines
+    assert "[2/2] 01_bad ... FAILED (" in err and "boom 21" in err
+    # the environment is restored afterwards
+    assert "TQDM_DISABLE" not in __import__("os").environ
+    runs = json.loads((report / "runs.json").read_text())
+    assert [r["status"] for r in runs] == ["ok", "failed"]
+
+    # rerunning only the good one, with a dataset override and the profile given as a file,
+    # keeps the other's earlier status in the index
+    code = reproduce(str(tiny_notebooks / "params" / "tiny.yaml"), dataset="movielens:100k", output=out,
+                     notebooks_dir=tiny_notebooks, only=["00"], execution_timeout=120)
+    assert code == 0
+    index = (report / "index.md").read_text()
+    assert "| 01_bad | failed |" in index and "| 00_good | ok |" in index
+    assert "| 00_good | dataset | movielens:100k |" in index
+    assert "| movielens:100k | [html](html/00_good.html)" in index  # the status table names the data set
+
+
+def test_reproduce_rejects_override_the_notebook_does_not_declare(tiny_notebooks, tmp_path):
+    _write_params(tiny_notebooks, "notebooks:\n  00_good:\n    TYPO: 1\n", name="typo")
+    code = reproduce("typo", output=tmp_path / "r", notebooks_dir=tiny_notebooks, only=["00_good"])
+    assert code == 1
+    index = (tmp_path / "r" / "typo" / "index.md").read_text()
+    assert "TYPO" in index and "does not declare" in index
+
+
+def test_reproduce_unknown_notebook_in_params_is_an_error(tiny_notebooks, tmp_path):
+    _write_params(tiny_notebooks, "notebooks:\n  99_missing:\n    X: 1\n", name="ghost")
+    with pytest.raises(ValueError, match="99_missing"):
+        reproduce("ghost", output=tmp_path / "r", notebooks_dir=tiny_notebooks)

@@ -1,0 +1,905 @@
+"""LSTM dynamic interest decomposition and composition, combined with collaborative filtering.
+
+For a user with training history (in time order, key ``(timestamp, source_order)``) each step is
+
+    x_j = [review vector e_j (D) | item representation of the reviewed item (H) |
+           sentiment s_j | normalised rating | rated flag | log(1 + days since previous review)]
+
+    z_j = GELU(W_in x_j)                        step embedding        (B, T, H)
+    h_j = LSTM(h_{j-1}, z_j)                     hidden state          (B, T, H)   (z_j when use_lstm=False)
+    v_j = W_v h_j                                value of the step     (B, T, H)
+
+Decomposition. K learned queries q_k compete for every step (softmax over the components):
+
+    gamma_jk = softmax_k(cos(q_k, W_key [h_j ; z_j]) / tau)           (B, T, K)
+    c_k(t)   = (sum_{j<t} gamma_jk v_j + p e_k) / (sum_{j<t} gamma_jk + p)
+
+with a learned "empty history" vector e_k and pseudo-count p (``prior_count``): a user with no
+history gets e_k, a component that claims no step stays near e_k. Left alone, training lets one
+component claim every step; two things keep the K components apart: the queries start at
+k-means centroids of the initial keys (``kmeans_init``), and the loss adds
+``assign_balance * (mean_j H(gamma_j) - H(mean_j gamma_j))`` (confident steps, balanced use of
+the components). Two more components:
+long-term l(t) = (sum_{j<t} v_j + p e_long) / (t + p) and short-term s(t) = v_{t-1} (e_short
+when t = 0). All sums are prefix sums, so the components of *every* prefix t come out of one
+pass: training on interaction t uses only steps j < t (causal), and validation / test use the
+whole training history.
+
+Composition. For a candidate item i with representation u_i = LN(E_item[i] + W_text t_i)
+(t_i: its text vector, the mean of its training reviews):
+
+    beta_k(i) = softmax_k((W_q u_i) . (W_k c_k) / sqrt(H))
+    v*(i)     = sum_k beta_k(i) c_k
+    score     = mu + b_u + b_i + p_u . q_i  +  alpha cos(P v*, Q u_i) + w . v* + w_i . u_i
+                \\____ CF term (use_cf) ___/   \\______________ text term ______________/
+
+Training: ratings by MSE; ranking by a softmax over all items (or ``n_negatives`` sampled ones)
+or BPR, the user's other training items left out of the negatives. Scoring all items is vectorised without materialising (B, N, H): with
+M = (P c)(Q u)^T (B, N, C) and the Gram matrix G = (P c)(P c)^T (B, C, C),
+``P v* . Q u = beta . M`` and ``|P v*|^2 = beta^T G beta``.
+
+No leakage. The step of the predicted review is never an input to its prediction (prefix
+sums are exclusive), and the target item's text vector during training leaves the target
+review out (leave-one-out mean). Item text vectors come from training reviews only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from textinterest.constants import TIME_COL, USER_COL
+from textinterest.models.cf import TorchRecommender, UserSequences, _sample_negatives, _seen_mask
+from textinterest.training import TrainConfig
+
+__all__ = [
+    "InterestConfig",
+    "DynamicInterestModel",
+    "TextFeatures",
+    "InterestRecommender",
+    "measure_topic_recovery",
+    "component_names",
+]
+
+RANKING_LOSSES = ("softmax", "bpr")
+
+
+@dataclass
+class InterestConfig:
+    """Configuration of :class:`DynamicInterestModel` (index 0 of user/item tables = unknown)."""
+
+    n_users: int = 1  # users seen in training
+    n_items: int = 1  # items seen in training
+    text_dim: int = 384  # D: size of review and item text vectors
+    hidden: int = 64  # H: step embedding, LSTM state and component size
+    n_components: int = 4  # K: learned interest components
+    mf_dim: int = 32  # size of the CF user/item embeddings
+    use_text: bool = True  # False: IDs only (no review / item text vectors, no sentiment)
+    use_sentiment: bool = True  # feed the sentiment score of each past review
+    use_lstm: bool = True  # False: no recurrence, components pool the step embeddings
+    use_cf: bool = True  # user/item biases + MF dot product in the score
+    use_long_short: bool = True  # add the long-term and short-term components
+    dropout: float = 0.1  # dropout on step embeddings and item representations
+    max_history: int = 50  # most recent training steps kept per user
+    prior_count: float = 1.0  # pseudo-count of the learned empty-history component
+    assign_temperature: float = 0.1  # temperature of the step -> component softmax over cosines
+    kmeans_init: bool = True  # start the queries at k-means centroids of the initial step keys
+    global_mean: float = 0.0  # mean training rating (rating task), added to every score
+    rating_center: float = 3.0  # rating feature = (rating - center) / scale
+    rating_scale: float = 2.0
+    l2: float = 1.0  # L2 on all CF embeddings: sum of squares / number of training observations
+    bias_l2: float = 10.0  # the same for the CF biases (BaselineOnly-like shrinkage)
+    ranking_loss: str = "softmax"  # "softmax" (over all or sampled items) or "bpr"
+    n_negatives: int = 0  # sampled-softmax negatives per batch; 0 = all items
+    assign_balance: float = 0.1  # weight of the decomposition regulariser (confident steps, balanced use)
+
+    def __post_init__(self) -> None:
+        for name in ("n_users", "n_items", "text_dim", "hidden", "n_components", "mf_dim"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"InterestConfig.{name} must be a positive int, got {value!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"InterestConfig.dropout must be in [0, 1), got {self.dropout}")
+        if self.max_history < 2:
+            raise ValueError(f"InterestConfig.max_history must be >= 2, got {self.max_history}")
+        if not self.prior_count > 0:
+            raise ValueError(f"InterestConfig.prior_count must be > 0, got {self.prior_count}")
+        if not self.assign_temperature > 0:
+            raise ValueError(f"InterestConfig.assign_temperature must be > 0, got {self.assign_temperature}")
+        if not self.rating_scale > 0:
+            raise ValueError(f"InterestConfig.rating_scale must be > 0, got {self.rating_scale}")
+        if self.ranking_loss not in RANKING_LOSSES:
+            raise ValueError(f"InterestConfig.ranking_loss must be one of {RANKING_LOSSES}, got {self.ranking_loss!r}")
+        if self.n_negatives < 0:
+            raise ValueError(f"InterestConfig.n_negatives must be >= 0, got {self.n_negatives}")
+        for name in ("l2", "bias_l2", "assign_balance"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"InterestConfig.{name} must be >= 0, got {getattr(self, name)}")
+
+    @property
+    def n_slots(self) -> int:
+        """C: number of components composed per item (K, plus long and short term)."""
+        return self.n_components + (2 if self.use_long_short else 0)
+
+
+def component_names(config: InterestConfig) -> list[str]:
+    """Names of the C components, in the model's order."""
+    names = [f"interest_{k + 1}" for k in range(config.n_components)]
+    return names + (["long_term", "short_term"] if config.use_long_short else [])
+
+
+class DynamicInterestModel(nn.Module):
+    """The network; data handling lives in :class:`InterestRecommender`.
+
+    A history batch is a dict of right-padded tensors, T steps:
+    ``review`` (B, T, D) float, ``items`` (B, T) long (1-based, 0 = padding/unknown),
+    ``sentiment``, ``rating``, ``rated``, ``log_gap`` (B, T) float, ``mask`` (B, T) bool.
+    """
+
+    config_class = InterestConfig
+
+    def __init__(self, config: InterestConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        D, H, K, C = c.text_dim, c.hidden, c.n_components, c.n_slots
+        self.drop = nn.Dropout(c.dropout)
+        # item side: u_i = LN(E_item[i] + W_text t_i)
+        self.item_id = nn.Embedding(c.n_items + 1, H, padding_idx=0)
+        nn.init.normal_(self.item_id.weight, std=0.05)
+        self.item_text_proj = nn.Linear(D, H) if c.use_text else None
+        self.item_norm = nn.LayerNorm(H)
+        # row 0: mean text vector, used for unknown items
+        self.register_buffer("item_text", torch.zeros(c.n_items + 1, D))
+        # step encoder and recurrence
+        n_scalars = 3 + (1 if (c.use_text and c.use_sentiment) else 0)  # rating, rated, log_gap (+ sentiment)
+        self.step_in = (D if c.use_text else 0) + H + n_scalars
+        self.step_proj = nn.Linear(self.step_in, H)
+        self.lstm = nn.LSTM(H, H, batch_first=True) if c.use_lstm else None
+        # decomposition
+        self.queries = nn.Parameter(torch.randn(K, H))  # q_k
+        self.key_proj = nn.Linear(2 * H, H)  # keys from [h_j ; z_j]
+        self.value_proj = nn.Linear(H, H)
+        self.empty = nn.Parameter(0.05 * torch.randn(C, H))  # learned empty-history components
+        # composition and text term
+        self.comp_key = nn.Linear(H, H)
+        self.comp_query = nn.Linear(H, H)
+        self.text_user = nn.Linear(H, H)  # P
+        self.text_item = nn.Linear(H, H)  # Q
+        self.text_scale = nn.Parameter(torch.tensor(1.0))  # alpha
+        self.dyn_bias = nn.Linear(H, 1, bias=False)  # w: rating level of the composed interest
+        self.item_text_bias = nn.Linear(H, 1, bias=False)  # w_i: item bias read from its representation
+        # CF term
+        if c.use_cf:
+            self.user_bias = nn.Embedding(c.n_users + 1, 1, padding_idx=0)
+            self.item_bias = nn.Embedding(c.n_items + 1, 1, padding_idx=0)
+            self.user_emb = nn.Embedding(c.n_users + 1, c.mf_dim, padding_idx=0)
+            self.item_emb = nn.Embedding(c.n_items + 1, c.mf_dim, padding_idx=0)
+            nn.init.zeros_(self.user_bias.weight)
+            nn.init.zeros_(self.item_bias.weight)
+            nn.init.normal_(self.user_emb.weight, std=0.05)
+            nn.init.normal_(self.item_emb.weight, std=0.05)
+        with torch.no_grad():
+            self.item_id.weight[0].zero_()
+            if c.use_cf:
+                self.user_emb.weight[0].zero_()
+                self.item_emb.weight[0].zero_()
+
+    # ------------------------------------------------------------------ items
+
+    def item_repr(self, items: torch.Tensor, text: torch.Tensor | None = None) -> torch.Tensor:
+        """items (...,) 1-based ids (0 = unknown); text (..., D) overrides the stored vectors -> (..., H)."""
+        r = self.item_id(items)  # (..., H)
+        if self.item_text_proj is not None:
+            if text is None:
+                text = self.item_text[items]  # (..., D)
+            r = r + self.item_text_proj(text)
+        return self.drop(self.item_norm(r))
+
+    # ------------------------------------------------------------------ history -> components
+
+    def steps(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step embeddings z (B, T, H) and hidden states h (B, T, H) (h = z when use_lstm=False)."""
+        c = self.config
+        parts = []
+        if c.use_text:
+            parts.append(batch["review"])  # (B, T, D)
+        parts.append(self.item_repr(batch["items"]))  # (B, T, H)
+        scalars = [batch["rating"], batch["rated"], batch["log_gap"]]
+        if c.use_text and c.use_sentiment:
+            scalars.append(batch["sentiment"])
+        parts.append(torch.stack(scalars, dim=-1))  # (B, T, n_scalars)
+        x = torch.cat(parts, dim=-1)  # (B, T, step_in)
+        assert x.shape[-1] == self.step_in
+        z = self.drop(F.gelu(self.step_proj(x)))  # (B, T, H)
+        h = self.lstm(z)[0] if self.lstm is not None else z  # (B, T, H); causal, right padding is harmless
+        return z, h
+
+    def encode(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Run the steps through the encoder.
+
+        Returns:
+            values v (B, T, H), assignments gamma (B, T, K) (0 at padding), z (B, T, H).
+        """
+        c = self.config
+        mask = batch["mask"]  # (B, T)
+        z, h = self.steps(batch)
+        keys = self.step_keys(h, z)  # (B, T, H), unit norm
+        logits = keys @ F.normalize(self.queries, dim=-1).T / c.assign_temperature  # (B, T, K) cosines / tau
+        gamma = torch.softmax(logits.float(), dim=-1) * mask[..., None]  # (B, T, K)
+        values = self.value_proj(h).float() * mask[..., None]  # (B, T, H)
+        return values, gamma, z
+
+    def step_keys(self, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Unit-norm attention keys of the steps from [h_j ; z_j]: (..., H)."""
+        return F.normalize(self.key_proj(torch.cat([h, z], dim=-1)).float(), dim=-1)
+
+    def prefix_components(self, values: torch.Tensor, gamma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Components of every prefix.
+
+        Args:
+            values: (B, T, H) step values (0 at padding).
+            gamma: (B, T, K) assignments (0 at padding).
+
+        Returns:
+            comps (B, T + 1, C, H): row t uses steps < t only; den (B, T + 1, K) the assigned mass.
+        """
+        c = self.config
+        B, T, H = values.shape
+        p = c.prior_count
+        pad1 = lambda x: F.pad(x, (0, 0) * (x.dim() - 2) + (1, 0))  # noqa: E731 - prepend a zero step
+        num = pad1(torch.cumsum(gamma[..., None] * values[:, :, None, :], dim=1))  # (B, T+1, K, H)
+        den = pad1(torch.cumsum(gamma, dim=1))  # (B, T+1, K)
+        empty = self.empty.float()  # (C, H)
+        topics = (num + p * empty[: c.n_components]) / (den[..., None] + p)  # (B, T+1, K, H)
+        if not c.use_long_short:
+            return topics, den
+        count = torch.arange(T + 1, device=values.device, dtype=values.dtype)[None, :, None]  # (1, T+1, 1)
+        long = (pad1(torch.cumsum(values, dim=1)) + p * empty[-2]) / (count + p)  # (B, T+1, H)
+        short = torch.cat([empty[-1].expand(B, 1, H), values], dim=1)  # (B, T+1, H): v_{t-1}
+        return torch.cat([topics, long[:, :, None], short[:, :, None]], dim=2), den  # (B, T+1, C, H)
+
+    def final_components(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Components after each user's whole (given) history.
+
+        Returns:
+            comps (B, C, H), gamma (B, T, K), den (B, K).
+        """
+        values, gamma, _ = self.encode(batch)
+        comps, den = self.prefix_components(values, gamma)
+        lengths = batch["mask"].sum(1)  # (B,)
+        rows = torch.arange(len(lengths), device=lengths.device)
+        return comps[rows, lengths], gamma, den[rows, lengths]
+
+    # ------------------------------------------------------------------ scoring
+
+    def cf_term(self, users: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
+        """users (R,); items (R,) -> (R,), or None -> (R, N) for all items."""
+        mu = self.config.global_mean
+        if not self.config.use_cf:
+            return torch.full((users.shape[0],) if items is not None else (users.shape[0], self.config.n_items), mu, device=users.device)
+        if items is None:
+            return mu + self.user_bias(users) + self.item_bias.weight[1:, 0] + self.user_emb(users) @ self.item_emb.weight[1:].T
+        return mu + self.user_bias(users)[:, 0] + self.item_bias(items)[:, 0] + (self.user_emb(users) * self.item_emb(items)).sum(-1)
+
+    def score(
+        self,
+        comps: torch.Tensor,
+        users: torch.Tensor,
+        items: torch.Tensor | None = None,
+        item_text: torch.Tensor | None = None,
+        candidates: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score with the composed interest.
+
+        Args:
+            comps: (R, C, H) components of each row's history prefix.
+            users: (R,) 1-based user ids (0 = unknown).
+            items: (R,) 1-based item per row (pairwise mode), or None to score candidates.
+            item_text: (R, D) text vectors overriding the stored ones for ``items``.
+            candidates: (N',) 1-based items scored for every row; None = all items.
+
+        Returns:
+            scores (R,) or (R, N'), and beta (R, C) or (R, N', C).
+        """
+        c = self.config
+        H = c.hidden
+        comps = comps.float()
+        k = self.comp_key(comps)  # (R, C, H)
+        pc = self.text_user(comps)  # (R, C, H)
+        bias_c = self.dyn_bias(comps)[..., 0]  # (R, C)
+        if items is not None:
+            u = self.item_repr(items, item_text)  # (R, H)
+            beta = torch.softmax((k @ self.comp_query(u)[..., None])[..., 0] / math.sqrt(H), dim=-1)  # (R, C)
+            v = (beta[..., None] * pc).sum(1)  # (R, H)
+            cos = F.cosine_similarity(v, self.text_item(u), dim=-1, eps=1e-6)  # (R,)
+            text = self.text_scale * cos + (beta * bias_c).sum(-1) + self.item_text_bias(u)[:, 0]
+            return self.cf_term(users, items) + text, beta
+        all_items = candidates is None
+        if all_items:
+            candidates = torch.arange(1, c.n_items + 1, device=comps.device)
+        u = self.item_repr(candidates)  # (N, H)
+        att = torch.einsum("rch,nh->rnc", k, self.comp_query(u)) / math.sqrt(H)  # (R, N, C)
+        beta = torch.softmax(att, dim=-1)  # (R, N, C)
+        pu = self.text_item(u)  # (N, H)
+        m = torch.einsum("rch,nh->rnc", pc, pu)  # (R, N, C)
+        gram = pc @ pc.transpose(1, 2)  # (R, C, C)
+        dot = (beta * m).sum(-1)  # (R, N)
+        sq = ((beta @ gram) * beta).sum(-1).clamp_min(0.0)  # (R, N) = |P v*|^2
+        cos = dot / (torch.sqrt(sq + 1e-12) * pu.norm(dim=-1)[None, :]).clamp_min(1e-6)  # (R, N)
+        text = self.text_scale * cos + (beta @ bias_c[..., None])[..., 0] + self.item_text_bias(u)[:, 0]  # (R, N)
+        cf = self.cf_term(users, None)  # (R, N_all)
+        if not all_items:
+            cf = cf[:, candidates - 1]
+        return cf + text, beta
+
+    def assignment_penalty(self, gamma: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean per-step entropy of gamma minus the entropy of the mean assignment (>= -log K)."""
+        g = gamma[mask]  # (S, K)
+        if g.shape[0] == 0:
+            return gamma.sum() * 0.0
+        step_entropy = -(g * torch.log(g + 1e-8)).sum(-1).mean()
+        usage = g.mean(0)
+        return step_entropy + (usage * torch.log(usage + 1e-8)).sum()
+
+    def cf_penalty(self) -> torch.Tensor:
+        """``bias_l2 * sum(b^2) + l2 * sum(p^2 + q^2 + E_item^2)`` over all ID parameters.
+
+        The caller divides by the number of training observations.
+        """
+        c = self.config
+        total = c.l2 * self.item_id.weight.pow(2).sum()
+        if c.use_cf:
+            total = total + c.bias_l2 * (self.user_bias.weight.pow(2).sum() + self.item_bias.weight.pow(2).sum())
+            total = total + c.l2 * (self.user_emb.weight.pow(2).sum() + self.item_emb.weight.pow(2).sum())
+        return total
+
+
+# --------------------------------------------------------------------------- data + recommender
+
+
+@dataclass
+class TextFeatures:
+    """Text inputs of the interest model, aligned by position with the training frame.
+
+    Args:
+        review_vectors: (len(train), D) float32, row j = vector of training row j.
+        sentiment: (len(train),) scores in [-1, 1]; None = zeros.
+        texts: training review texts (for :meth:`InterestRecommender.explain`); optional.
+        item_ids: ids of items with metadata text vectors (optional).
+        item_vectors: (len(item_ids), D) metadata vectors; used instead of the mean of the
+            item's training reviews. Items without one use that mean.
+    """
+
+    review_vectors: np.ndarray
+    sentiment: np.ndarray | None = None
+    texts: Sequence[str] | None = None
+    item_ids: Sequence[Any] | None = None
+    item_vectors: np.ndarray | None = None
+
+    def check(self, n_rows: int) -> None:
+        """Raise ValueError naming the field when a shape does not fit ``n_rows`` training rows."""
+        vec = np.asarray(self.review_vectors)
+        if vec.ndim != 2 or vec.shape[0] != n_rows:
+            raise ValueError(f"TextFeatures.review_vectors must have shape ({n_rows}, D), got {vec.shape}")
+        if not np.isfinite(vec).all():
+            raise ValueError("TextFeatures.review_vectors contains NaN/inf")
+        if self.sentiment is not None:
+            s = np.asarray(self.sentiment, dtype=np.float64)
+            if s.shape != (n_rows,):
+                raise ValueError(f"TextFeatures.sentiment must have shape ({n_rows},), got {s.shape}")
+            if not np.isfinite(s).all() or (np.abs(s) > 1.0 + 1e-6).any():
+                raise ValueError("TextFeatures.sentiment must be finite and in [-1, 1]")
+        if self.texts is not None and len(self.texts) != n_rows:
+            raise ValueError(f"TextFeatures.texts has {len(self.texts)} entries, expected {n_rows}")
+        if (self.item_ids is None) != (self.item_vectors is None):
+            raise ValueError("TextFeatures.item_ids and item_vectors must be given together")
+        if self.item_vectors is not None:
+            iv = np.asarray(self.item_vectors)
+            if iv.shape != (len(self.item_ids), vec.shape[1]):
+                raise ValueError(f"TextFeatures.item_vectors must have shape ({len(self.item_ids)}, {vec.shape[1]}), got {iv.shape}")
+
+
+class InterestRecommender(TorchRecommender):
+    """Fit / predict / rank with :class:`DynamicInterestModel` (same interface as the baselines).
+
+    Args:
+        config: model settings; ``n_users``, ``n_items``, ``text_dim`` and ``global_mean`` are set by ``fit``.
+        features: :class:`TextFeatures` of the training rows (required unless ``use_text=False``).
+        task: "rating" (MSE) or "ranking" (softmax / BPR); early stopping on validation
+            RMSE / NDCG@10.
+        train_config: :class:`TrainConfig` (batch_size counts history windows).
+        eval_batch_size: users per forward pass when scoring.
+        name: label used in result tables.
+    """
+
+    name = "interest"
+
+    def __init__(
+        self,
+        config: InterestConfig | None = None,
+        features: TextFeatures | None = None,
+        task: str = "rating",
+        train_config: TrainConfig | None = None,
+        eval_batch_size: int = 256,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(task, train_config or TrainConfig(batch_size=64, lr=3e-3, patience=3, epochs=40), eval_batch_size)
+        self.config = config or InterestConfig()
+        self.features = features
+        if name:
+            self.name = name
+
+    # ------------------------------------------------------------------ data
+
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, features: TextFeatures | None = None) -> "InterestRecommender":
+        """Train on ``train`` (with its :class:`TextFeatures`); ``val`` drives early stopping."""
+        if features is not None:
+            self.features = features
+        if self.config.use_text:
+            if self.features is None:
+                raise ValueError("InterestRecommender with use_text=True needs TextFeatures (features=...)")
+            self.features.check(len(train))
+        return super().fit(train, val)
+
+    def _build(self, train: pd.DataFrame) -> nn.Module:
+        item_text, mean_text = self._prepare_arrays(self.features)
+        seq, n_items = self.seq, len(self.item_index)
+        lo, hi = self.rating_range_
+        center, scale = (lo + hi) / 2.0, max((hi - lo) / 2.0, 1e-6)
+        rated = np.isfinite(seq.rating)
+        self._rating_feat = np.where(rated, (seq.rating - center) / scale, 0.0).astype(np.float32)
+        self._rated = rated.astype(np.float32)
+        self._windows = seq.windows(self.config.max_history)
+        n_obs = int(rated.sum()) if self.task == "rating" else len(seq)
+        self._penalty_scale = 1.0 / max(n_obs, 1)
+        self._seen = set((seq.user.astype(np.int64) * n_items + seq.item).tolist())
+        cfg = self.config = replace(  # a copy: the caller's config is left as it was
+            self.config, n_users=len(self.user_index), n_items=n_items, text_dim=item_text.shape[1],
+            global_mean=self.global_mean_ if self.task == "rating" else 0.0, rating_center=center, rating_scale=scale,
+        )
+        module = DynamicInterestModel(cfg)
+        self._load_item_text(module, item_text, mean_text)
+        if cfg.kmeans_init and cfg.n_components > 1:
+            self._kmeans_init(module)
+        return module
+
+    def _kmeans_init(self, module: DynamicInterestModel, max_steps: int = 20000) -> None:
+        """Set the queries to k-means centroids of the initial step keys (a data-dependent start
+        that keeps the K components from collapsing onto one)."""
+        from sklearn.cluster import KMeans
+
+        module.eval()
+        keys = []
+        with torch.no_grad():
+            for s in range(0, len(self._windows), 256):
+                batch, _, mask, _ = self._history(self._windows[s : s + 256])
+                z, h = module.steps(batch)
+                keys.append(module.step_keys(h, z)[torch.as_tensor(mask)].numpy())
+        keys = np.concatenate(keys)
+        if len(keys) < module.config.n_components:
+            return
+        rng = np.random.default_rng(self.train_config.seed)
+        if len(keys) > max_steps:
+            keys = keys[rng.choice(len(keys), max_steps, replace=False)]
+        km = KMeans(module.config.n_components, n_init=3, random_state=self.train_config.seed).fit(keys)
+        with torch.no_grad():
+            module.queries.copy_(torch.as_tensor(km.cluster_centers_, dtype=module.queries.dtype))
+        module.train()
+
+    @staticmethod
+    def _load_item_text(module: DynamicInterestModel, item_text: np.ndarray, mean_text: np.ndarray) -> None:
+        with torch.no_grad():
+            module.item_text[0] = torch.as_tensor(mean_text)
+            module.item_text[1:] = torch.as_tensor(item_text)
+
+    def _prepare_arrays(self, feats: TextFeatures | None) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted per-step arrays and item text vectors from the training features.
+
+        Item text vector = mean of the item's training reviews (or its metadata vector); for a
+        training target the target review is left out of that mean (leave-one-out), so its
+        own text never reaches its prediction.
+
+        Returns:
+            item_text (N, D) and the mean text vector (D,) used for unknown items.
+        """
+        seq = self.seq
+        n, n_items = len(seq), len(self.item_index)
+        if feats is not None and self.config.use_text:
+            review = np.asarray(feats.review_vectors, dtype=np.float32)[seq.rows]  # (n, D) sorted order
+            sentiment = np.zeros(n, np.float32) if feats.sentiment is None else np.asarray(feats.sentiment, np.float32)[seq.rows]
+        else:
+            review = np.zeros((n, 1), np.float32)
+            sentiment = np.zeros(n, np.float32)
+        self._texts = None if feats is None or feats.texts is None else [feats.texts[r] for r in seq.rows]
+        D = review.shape[1]
+        sums = np.zeros((n_items, D), np.float64)
+        np.add.at(sums, seq.item, review)
+        counts = np.bincount(seq.item, minlength=n_items).astype(np.float64)
+        item_text = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)  # (N, D)
+        mean_text = review.mean(0).astype(np.float32) if n else np.zeros(D, np.float32)
+        others = counts[seq.item] - 1  # (n,) other training reviews of the step's item
+        loo = (sums[seq.item] - review) / np.maximum(others, 1)[:, None]
+        loo[others == 0] = mean_text  # an item reviewed once looks like an unseen item
+        if feats is not None and feats.item_vectors is not None and self.config.use_text:
+            pos = self.item_index.index_of(np.asarray(feats.item_ids, dtype=object))
+            ok = pos >= 0
+            item_text[pos[ok]] = np.asarray(feats.item_vectors, np.float32)[ok]
+            has_meta = np.zeros(n_items, bool)
+            has_meta[pos[ok]] = True
+            loo[has_meta[seq.item]] = item_text[seq.item[has_meta[seq.item]]]
+        self._review, self._sentiment, self._loo = review, sentiment, loo.astype(np.float32)
+        return item_text, mean_text
+
+    def _set_features(self, features: TextFeatures) -> None:
+        """Swap the text features of a fitted model (weights unchanged); used to probe leakage."""
+        self._check_fitted()
+        features.check(len(self._train_df))
+        self.features = features
+        item_text, mean_text = self._prepare_arrays(features)
+        self._load_item_text(self.module, item_text, mean_text)
+
+    def training_predictions(self) -> np.ndarray:
+        """Scores of every training interaction exactly as the training loss sees them.
+
+        Interaction t of a user is scored from the steps before t only, with the target item's
+        leave-one-out text vector (history windows as in training).
+
+        Returns:
+            float array (len(train),) aligned with the rows of the training frame.
+        """
+        self._check_fitted()
+        out = np.full(len(self.seq), np.nan)
+        self.module.eval()
+        with torch.no_grad():
+            for s in range(0, len(self._windows), self.eval_batch_size):
+                win = self._windows[s : s + self.eval_batch_size]
+                batch, pos, mask, target = self._history(win)
+                batch = {k: v.to(self.device) for k, v in batch.items()}
+                values, gamma, _ = self.module.encode(batch)
+                comps, _ = self.module.prefix_components(values, gamma)
+                b, t = np.nonzero(target)
+                rows = pos[b, t]
+                score, _ = self.module.score(
+                    comps[self._tensor(b), self._tensor(t)], self._tensor(win[b, 0] + 1),
+                    self._tensor(self.seq.item[rows] + 1), torch.as_tensor(self._loo[rows], device=self.device),
+                )
+                out[self.seq.rows[rows]] = score.float().cpu().numpy()
+        return out
+
+    def _history(self, windows: np.ndarray) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray, np.ndarray]:
+        pos, mask, target = self.seq.pad(windows)  # (B, T) each
+        f = lambda a: torch.as_tensor(np.where(mask, a[pos], 0.0), dtype=torch.float32)  # noqa: E731
+        batch = {
+            "review": torch.as_tensor(self._review[pos] * mask[..., None]),  # (B, T, D)
+            "items": torch.as_tensor(np.where(mask, self.seq.item[pos] + 1, 0)),  # (B, T)
+            "sentiment": f(self._sentiment),
+            "rating": f(self._rating_feat),
+            "rated": f(self._rated),
+            "log_gap": f(self.seq.log_gap),
+            "mask": torch.as_tensor(mask),
+        }
+        return batch, pos, mask, target
+
+    def _batches(self, epoch: int, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
+        order = rng.permutation(len(self._windows))
+        bs = self.train_config.batch_size
+        n_items = len(self.item_index)
+        for s in range(0, len(order), bs):
+            win = self._windows[order[s : s + bs]]
+            batch, pos, mask, target = self._history(win)
+            if self.task == "rating":
+                target = target & np.isfinite(self.seq.rating[pos]) & mask
+            b, t = np.nonzero(target)  # (R,)
+            if len(b) == 0:
+                continue
+            rows = pos[b, t]
+            batch.update(
+                t_b=torch.as_tensor(b), t_t=torch.as_tensor(t),
+                t_user=torch.as_tensor(win[b, 0] + 1), t_item=torch.as_tensor(self.seq.item[rows] + 1),
+                t_text=torch.as_tensor(self._loo[rows]),
+                t_rating=torch.as_tensor(np.nan_to_num(self.seq.rating[rows]), dtype=torch.float32),
+            )
+            if self.task == "ranking":
+                cfg = self.config
+                if cfg.ranking_loss == "bpr":
+                    batch["t_neg"] = torch.as_tensor(_sample_negatives(rng, win[b, 0], self._seen, n_items) + 1)
+                else:
+                    if 0 < cfg.n_negatives < n_items:
+                        cand = np.sort(rng.choice(n_items, size=cfg.n_negatives, replace=False))
+                    else:
+                        cand = np.arange(n_items)
+                    batch["cand"] = torch.as_tensor(cand + 1)
+                    batch["seen"] = torch.as_tensor(_seen_mask(self.seq, win[:, 0], n_items)[:, cand])  # (B, N')
+            yield batch
+
+    def _loss(self, module: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        values, gamma, _ = module.encode(batch)
+        comps, _ = module.prefix_components(values, gamma)  # (B, T+1, C, H)
+        b, t = batch["t_b"], batch["t_t"]
+        comps_t = comps[b, t]  # (R, C, H): steps < t only
+        users, items = batch["t_user"], batch["t_item"]
+        pos, _ = module.score(comps_t, users, items, batch["t_text"])  # (R,)
+        pos = pos.float()
+        if self.task == "rating":
+            loss = F.mse_loss(pos, batch["t_rating"])
+        elif self.config.ranking_loss == "bpr":
+            neg, _ = module.score(comps_t, users, batch["t_neg"])
+            loss = -F.logsigmoid(pos - neg.float()).mean()
+        else:
+            scores, _ = module.score(comps_t, users, candidates=batch["cand"])  # (R, N')
+            scores = scores.float().masked_fill(batch["seen"][b], -1e9)  # the user's train items, target included
+            logits = torch.cat([pos[:, None], scores], dim=1)  # (R, 1 + N'); column 0 = target (leave-one-out text)
+            loss = F.cross_entropy(logits, torch.zeros(len(pos), dtype=torch.long, device=pos.device))
+        loss = loss + self._penalty_scale * module.cf_penalty()
+        if self.config.assign_balance > 0:
+            loss = loss + self.config.assign_balance * module.assignment_penalty(gamma, batch["mask"])
+        return loss
+
+    def _final(self, users: np.ndarray) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        win = self.seq.last_window(users, self.config.max_history)
+        batch, _, _, _ = self._history(win)
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        comps, _, _ = self.module.final_components(batch)
+        return comps, batch
+
+    def _predict_idx(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        comps, _ = self._final(users)
+        out, _ = self.module.score(comps, self._tensor(users + 1), self._tensor(items + 1))
+        return out.float().cpu().numpy()
+
+    def _score_idx(self, users: np.ndarray) -> np.ndarray:
+        comps, _ = self._final(users)
+        out, _ = self.module.score(comps, self._tensor(users + 1))
+        return out.float().cpu().numpy()
+
+    # ------------------------------------------------------------------ inspection
+
+    def history_length(self, user_ids: Sequence[Any]) -> np.ndarray:
+        """Number of training reviews of each user (0 for unknown users)."""
+        self._check_fitted()
+        users = self.user_index.index_of(np.asarray(user_ids, dtype=object))
+        return np.where(users >= 0, self.seq.lengths[np.maximum(users, 0)], 0)
+
+    def assignments(self, users: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Step -> component assignments gamma for the (last ``max_history``) training steps.
+
+        Args:
+            users: 0-based user positions; None = every training user.
+
+        Returns:
+            rows (S,) positions in the training frame of the steps, gamma (S, K).
+        """
+        self._check_fitted()
+        users = np.arange(len(self.user_index)) if users is None else np.asarray(users)
+        rows, gammas = [], []
+        self.module.eval()
+        with torch.no_grad():
+            for s in range(0, len(users), self.eval_batch_size):
+                win = self.seq.last_window(users[s : s + self.eval_batch_size], self.config.max_history)
+                batch, pos, mask, _ = self._history(win)
+                _, gamma, _ = self.module.encode({k: v.to(self.device) for k, v in batch.items()})
+                rows.append(self.seq.rows[pos[mask]])
+                gammas.append(gamma.float().cpu().numpy()[mask])
+        return np.concatenate(rows), np.concatenate(gammas)
+
+    def final_components(self, user_ids: Sequence[Any]) -> np.ndarray:
+        """(B, C, H) components of each user's whole training history (see :func:`component_names`)."""
+        self._check_fitted()
+        users = self.user_index.index_of(np.asarray(user_ids, dtype=object))
+        self.module.eval()
+        with torch.no_grad():
+            return self._final(users)[0].float().cpu().numpy()
+
+    def explain(self, user: Any, item: Any, top_n: int = 3) -> dict[str, Any]:
+        """Why ``item`` scores what it does for ``user``.
+
+        Args:
+            user: raw user id (unknown users get the empty-history components).
+            item: raw item id (unknown items get the mean text vector and no ID embedding).
+            top_n: number of past reviews to return.
+
+        Returns:
+            ``{"user", "item", "score", "cf_term", "text_term", "history_length", "known_user",
+            "known_item", "composition": {component name: beta}, "prior_share": {name: share
+            of the learned empty-history vector in that component}, "top_reviews": [{"item",
+            "timestamp", "rating", "text", "weight", "component"}, ...]}``; review weights are
+            each past step's share in the composed interest v*.
+        """
+        self._check_fitted()
+        if top_n < 0:
+            raise ValueError(f"top_n must be >= 0, got {top_n}")
+        u = int(self.user_index.index_of([user])[0])
+        i = int(self.item_index.index_of([item])[0])
+        cfg = self.config
+        names = component_names(cfg)
+        self.module.eval()
+        with torch.no_grad():
+            win = self.seq.last_window(np.array([u]), cfg.max_history)
+            batch, pos, mask, _ = self._history(win)
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            comps, gamma, den = self.module.final_components(batch)
+            ut, it = self._tensor([u + 1]), self._tensor([i + 1])
+            total, beta = self.module.score(comps, ut, it)
+            cf = self.module.cf_term(ut, it)
+        beta = beta[0].float().cpu().numpy()  # (C,)
+        gamma = gamma[0].float().cpu().numpy()[mask[0]]  # (n, K)
+        den = den[0].float().cpu().numpy()  # (K,)
+        n = int(mask[0].sum())
+        p = cfg.prior_count
+        K = cfg.n_components
+        weights = (gamma * (beta[:K] / (den + p))[None, :]).sum(1)  # (n,)
+        prior = {names[k]: float(p / (den[k] + p)) for k in range(K)}
+        if cfg.use_long_short:
+            weights = weights + beta[K] / (n + p)
+            if n:
+                weights[-1] += beta[K + 1]
+            prior.update(long_term=float(p / (n + p)), short_term=1.0 if n == 0 else 0.0)
+        rows = pos[0][mask[0]]
+        top = []
+        for j in np.argsort(-weights, kind="stable")[:top_n]:
+            r = int(rows[j])
+            top.append({
+                "item": self.item_index.ids[self.seq.item[r]],
+                "timestamp": int(self._train_df[TIME_COL].iloc[self.seq.rows[r]]),
+                "rating": None if not np.isfinite(self.seq.rating[r]) else float(self.seq.rating[r]),
+                "text": None if self._texts is None else self._texts[r],
+                "weight": float(weights[j]),
+                "component": names[int(np.argmax(gamma[j]))],
+            })
+        score = float(total[0])
+        if self.task == "rating":
+            score = float(np.clip(score, *self.rating_range_))
+        return {
+            "user": user, "item": item, "score": score,
+            "cf_term": float(cf[0]), "text_term": float(total[0] - cf[0]),
+            "history_length": n, "known_user": u >= 0, "known_item": i >= 0,
+            "composition": {name: float(b) for name, b in zip(names, beta)},
+            "prior_share": prior, "top_reviews": top,
+        }
+
+
+# --------------------------------------------------------------------------- topic recovery
+
+
+def _hungarian_accuracy(pred: np.ndarray, truth: np.ndarray) -> float:
+    from scipy.optimize import linear_sum_assignment
+
+    p_codes, p = np.unique(pred, return_inverse=True)
+    t_codes, t = np.unique(truth, return_inverse=True)
+    table = np.zeros((len(p_codes), len(t_codes)), np.int64)
+    np.add.at(table, (p, t), 1)
+    r, c = linear_sum_assignment(-table)
+    return float(table[r, c].sum() / max(len(pred), 1))
+
+
+def measure_topic_recovery(
+    model: InterestRecommender,
+    data: Any,
+    next_df: pd.DataFrame | None = None,
+    n_shuffles: int = 5,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """How well the learned decomposition matches planted topics (synthetic data).
+
+    Decomposition: each training step's argmax component (gamma) against the planted
+    ``review_topic`` of that review: best-match (Hungarian) accuracy and NMI, with the same
+    figures for randomly permuted assignments as the chance level.
+
+    Short-term component: topic centroids are the mean step values ``v_j`` of all steps of each
+    topic except users' last steps; each user's short-term component (= value of the last step)
+    is assigned the nearest centroid (cosine) and compared with the topic of that last review
+    (the user's current topic), and, when ``next_df`` is given, with the topic of the user's
+    next (held-out) review. The long-term component goes through the same test for comparison;
+    chance is the best constant guess (the most frequent topic).
+
+    Args:
+        model: a fitted :class:`InterestRecommender`.
+        data: a ``ReviewDataset`` with ``ground_truth["review_topic"]`` aligned with
+            ``data.interactions`` rows (or that dict itself / the array).
+        next_df: e.g. the validation rows (one per user), rows of ``data.interactions``.
+        n_shuffles: permutations for the chance level.
+        seed: seed of the permutations.
+
+    Returns:
+        dict of figures (see keys).
+    """
+    from sklearn.metrics import normalized_mutual_info_score
+
+    model._check_fitted()
+    truth_all = _review_topics(data)
+    train = model._train_df
+    labels = np.asarray(train.index)
+    if labels.max(initial=-1) >= len(truth_all) or labels.min(initial=0) < 0:
+        raise ValueError("training rows' index labels must be positions in data.interactions")
+    rows, gamma = model.assignments()
+    truth = truth_all[labels[rows]]
+    pred = gamma.argmax(1)
+    rng = np.random.default_rng(seed)
+    shuffled = [rng.permutation(pred) for _ in range(n_shuffles)]
+    out: dict[str, Any] = {
+        "n_steps": int(len(pred)),
+        "n_topics": int(len(np.unique(truth))),
+        "n_components": int(model.config.n_components),
+        "components_used": int(len(np.unique(pred))),
+        "hungarian_accuracy": _hungarian_accuracy(pred, truth),
+        "nmi": float(normalized_mutual_info_score(truth, pred)),
+        "chance_hungarian_accuracy": float(np.mean([_hungarian_accuracy(s, truth) for s in shuffled])),
+        "chance_nmi": float(np.mean([normalized_mutual_info_score(truth, s) for s in shuffled])),
+        "majority_share": float(np.bincount(truth).max() / len(truth)),
+    }
+    if not model.config.use_long_short:
+        return out
+    # step values v_j and the last step of every user
+    users = np.arange(len(model.user_index))
+    win = model.seq.last_window(users, model.config.max_history)
+    vals, spos, last = [], [], []
+    model.module.eval()
+    with torch.no_grad():
+        for s in range(0, len(users), model.eval_batch_size):
+            batch, pos, mask, _ = model._history(win[s : s + model.eval_batch_size])
+            v, _, _ = model.module.encode({k: t.to(model.device) for k, t in batch.items()})
+            vals.append(v.float().cpu().numpy()[mask])
+            spos.append(pos[mask])
+            n = mask.sum(1)
+            is_last = np.zeros_like(mask)
+            is_last[np.flatnonzero(n > 0), n[n > 0] - 1] = True
+            last.append(is_last[mask])
+    vals, spos, last = np.concatenate(vals), np.concatenate(spos), np.concatenate(last)
+    topic = truth_all[labels[model.seq.rows[spos]]]
+    topics = np.unique(truth_all)
+    cent = np.zeros((len(topics), vals.shape[1]))
+    for j, k in enumerate(topics):
+        sel = (topic == k) & ~last
+        if sel.any():
+            cent[j] = vals[sel].mean(0)
+    cent /= np.linalg.norm(cent, axis=1, keepdims=True) + 1e-12
+
+    def nearest(x: np.ndarray) -> np.ndarray:
+        return topics[np.argmax((x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)) @ cent.T, axis=1)]
+
+    user_of_last = model.seq.user[spos[last]]  # (U,) 0-based users with a history
+    comps = model.final_components(model.user_index.ids[user_of_last])  # (U, C, H)
+    current = topic[last]
+    short_pred, long_pred = nearest(comps[:, -1]), nearest(comps[:, -2])
+    out.update(
+        short_term_current_accuracy=float((short_pred == current).mean()),
+        long_term_current_accuracy=float((long_pred == current).mean()),
+        current_majority_share=float(np.bincount(current).max() / len(current)),
+        n_users=int(len(current)),
+    )
+    if next_df is not None and len(next_df):
+        uid = model.user_index.index_of(next_df[USER_COL].to_numpy())
+        known = uid >= 0
+        nxt = truth_all[np.asarray(next_df.index)[known]]
+        pos_of = {int(u): j for j, u in enumerate(user_of_last)}
+        sel = np.array([pos_of.get(int(u), -1) for u in uid[known]])
+        ok = sel >= 0
+        out.update(
+            short_term_next_accuracy=float((short_pred[sel[ok]] == nxt[ok]).mean()),
+            long_term_next_accuracy=float((long_pred[sel[ok]] == nxt[ok]).mean()),
+            next_majority_share=float(np.bincount(nxt[ok]).max() / max(ok.sum(), 1)),
+            last_equals_next_share=float((current[sel[ok]] == nxt[ok]).mean()),
+        )
+    return out
+
+
+def _review_topics(data: Any) -> np.ndarray:
+    gt = getattr(data, "ground_truth", data)
+    if isinstance(gt, dict):
+        if "review_topic" not in gt:
+            raise ValueError("ground truth has no 'review_topic' (is this the synthetic data set?)")
+        gt = gt["review_topic"]
+    if gt is None:
+        raise ValueError("the data set has no ground truth (only load_dataset('synthetic') has one)")
+    arr = np.asarray(gt)
+    if arr.ndim != 1:
+        raise ValueError(f"review_topic must be 1-D, got shape {arr.shape}")
+    return arr.astype(np.int64)

@@ -1,0 +1,236 @@
+"""Joint fine-tuning of the text encoder with the interest model (the design article's step 4).
+
+:class:`JointInterestRecommender` is an :class:`~textinterest.models.interest.InterestRecommender`
+whose review vectors are not fixed inputs: every training batch runs the history texts through
+the encoder, so the gradient of the recommendation loss reaches the encoder's top layers.
+
+    tokens of review j ──encoder (top N layers trainable)──► mean pool ──► e_j (D)
+    e_1..e_T ──► DynamicInterestModel (LSTM, decomposition, composition, CF) ──► loss
+
+What stays fixed, and why:
+
+* Item text vectors u_i (the mean of an item's training reviews) are computed once from the
+  frozen encoder. Recomputing them inside every step would cost a pass over all training
+  texts per batch.
+* Between training and scoring, the review vectors of every training text are recomputed once
+  with the current encoder (``_refresh_review_vectors``), so validation and test predictions see
+  the tuned encoder. This costs one encoder pass over the training texts per validation.
+
+On a CPU, train only the top layer (``train_layers=1``) on a subset; on a GPU the whole encoder
+can train under AMP (``train_layers=None``).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from textinterest.models.interest import InterestConfig, InterestRecommender, TextFeatures
+from textinterest.training import TrainConfig
+
+__all__ = ["JointInterestRecommender", "freeze_all_but_last_layers", "joint_param_groups"]
+
+
+def _encoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The list of transformer blocks of a Hugging Face encoder or decoder."""
+    base = getattr(model, "base_model", model)
+    for path in ("encoder.layer", "layers", "h", "transformer.layer", "encoder.layers"):
+        obj: Any = base
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if isinstance(obj, nn.ModuleList):
+            return obj
+    raise ValueError(f"cannot find the transformer layers of {type(base).__name__}")
+
+
+def freeze_all_but_last_layers(model: nn.Module, n_layers: int | None) -> int:
+    """Freeze a transformer except its last ``n_layers`` blocks (None or 0: train everything).
+
+    Embeddings and lower blocks stop receiving gradients; a pooler, if any, stays frozen
+    because mean pooling does not use it.
+
+    Returns:
+        The number of trainable parameters left.
+    """
+    if n_layers:
+        layers = _encoder_layers(model)
+        if n_layers > len(layers):
+            raise ValueError(f"train_layers={n_layers} but the encoder has {len(layers)} layers")
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for layer in layers[len(layers) - n_layers :]:
+            for p in layer.parameters():
+                p.requires_grad_(True)
+    else:
+        for p in model.parameters():
+            p.requires_grad_(True)
+        pooler = getattr(getattr(model, "base_model", model), "pooler", None)
+        if pooler is not None:
+            for p in pooler.parameters():
+                p.requires_grad_(False)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class JointInterestRecommender(InterestRecommender):
+    """The interest model with its text encoder fine-tuned end to end.
+
+    Args:
+        config: interest-model settings (``use_text`` must stay True).
+        features: :class:`TextFeatures` of the training rows, *with* ``texts``; their
+            ``review_vectors`` (from the same encoder, frozen) give the initial item vectors.
+        task: "rating" or "ranking".
+        train_config: optimisation settings of the interest model (its ``lr``).
+        encoder: "default" (the packaged MiniLM), a local folder or a Hugging Face id. It must be
+            the encoder that produced ``features.review_vectors``.
+        train_layers: how many top transformer blocks to fine-tune; None trains all of them.
+        encoder_lr: learning rate of the encoder's parameters (the article uses about 2e-5).
+        max_length: token limit per review while fine-tuning.
+        text_batch_size: texts per encoder pass when refreshing the review vectors.
+        name: label used in result tables.
+    """
+
+    name = "interest+joint"
+
+    def __init__(
+        self,
+        config: InterestConfig | None = None,
+        features: TextFeatures | None = None,
+        task: str = "rating",
+        train_config: TrainConfig | None = None,
+        *,
+        encoder: str = "default",
+        train_layers: int | None = 1,
+        encoder_lr: float = 2e-5,
+        max_length: int = 64,
+        text_batch_size: int = 64,
+        eval_batch_size: int = 256,
+        name: str | None = None,
+    ) -> None:
+        config = config or InterestConfig()
+        if not config.use_text:
+            raise ValueError("JointInterestRecommender fine-tunes the text encoder; it needs config.use_text=True")
+        if train_layers is not None and train_layers < 0:
+            raise ValueError(f"train_layers must be None or >= 0, got {train_layers}")
+        if not encoder_lr > 0 or max_length < 8 or text_batch_size < 1:
+            raise ValueError("encoder_lr must be > 0, max_length >= 8 and text_batch_size >= 1")
+        super().__init__(config, features, task, train_config, eval_batch_size, name)
+        self.encoder = encoder
+        self.train_layers = train_layers
+        self.encoder_lr = encoder_lr
+        self.max_length = max_length
+        self.text_batch_size = text_batch_size
+        self._stale = False
+
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, features: TextFeatures | None = None) -> "JointInterestRecommender":
+        """Fine-tune the encoder and train the interest model on ``train`` (``val``: early stopping)."""
+        feats = features if features is not None else self.features
+        if feats is None or feats.texts is None:
+            raise ValueError("JointInterestRecommender needs TextFeatures with texts (the training review texts)")
+        super().fit(train, val, features)
+        self._refresh_review_vectors()
+        return self
+
+    # ------------------------------------------------------------------ model
+
+    def _build(self, train: pd.DataFrame) -> nn.Module:
+        from textinterest.features import BertFeatureExtractor
+
+        module = super()._build(train)
+        extractor = BertFeatureExtractor(self.encoder, device=str(self.device), use_cache=False, progress=False)
+        encoder = extractor.model.float()  # fp32 master weights; AMP casts on the fly on a GPU
+        if encoder.config.hidden_size != self.config.text_dim:
+            raise ValueError(
+                f"encoder {self.encoder!r} has hidden size {encoder.config.hidden_size}, but the review vectors "
+                f"have {self.config.text_dim}: pass the encoder that produced features.review_vectors"
+            )
+        self.n_encoder_trainable_ = freeze_all_but_last_layers(encoder, self.train_layers)
+        module.text_encoder = encoder  # registered as a sub-module: trained and moved with the model
+        module.optimizer_groups = partial(joint_param_groups, module, encoder_lr=self.encoder_lr)
+        tok = extractor.tokenizer
+        enc = tok(list(self._texts), padding="max_length", truncation=True, max_length=self.max_length, return_tensors="pt")
+        self._ids, self._att = enc["input_ids"], enc["attention_mask"]  # (n, L) in sorted-step order
+        self._lengths = self._att.sum(1)
+        return module
+
+    def _encode(self, module: nn.Module, rows: torch.Tensor) -> torch.Tensor:
+        """Mean-pooled encoder output for sorted-step rows (U,) -> (U, D) float32."""
+        rows = rows.cpu()
+        width = int(self._lengths[rows].max()) if len(rows) else 1  # dynamic padding
+        ids = self._ids[rows, :width].to(self.device)
+        att = self._att[rows, :width].to(self.device)
+        hidden = module.text_encoder(input_ids=ids, attention_mask=att).last_hidden_state  # (U, L, D)
+        mask = att.unsqueeze(-1).to(hidden.dtype)
+        return ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)).float()
+
+    def _refresh_review_vectors(self) -> None:
+        """Re-embed every training text with the current encoder (no gradient)."""
+        module = self.module
+        was_training = module.training
+        module.eval()
+        out = np.empty_like(self._review)
+        order = np.argsort(self._lengths.numpy(), kind="stable")  # similar lengths share a batch
+        with torch.no_grad():
+            for s in range(0, len(order), self.text_batch_size):
+                idx = order[s : s + self.text_batch_size]
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+                    out[idx] = self._encode(module, torch.as_tensor(idx)).cpu().numpy()
+        self._review = out
+        self._stale = False
+        module.train(was_training)
+
+    # ------------------------------------------------------------------ training hooks
+
+    def _history(self, windows: np.ndarray) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray, np.ndarray]:
+        batch, pos, mask, target = super()._history(windows)
+        batch["rows"] = torch.as_tensor(np.where(mask, pos, -1))  # (B, T) sorted-step row, -1 = padding
+        return batch, pos, mask, target
+
+    def _loss(self, module: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        rows = batch["rows"]  # (B, T)
+        valid = rows >= 0
+        unique, inverse = torch.unique(rows[valid], return_inverse=True)
+        vectors = self._encode(module, unique)  # (U, D), with gradient into the trainable layers
+        review = torch.zeros(*rows.shape, vectors.shape[1], device=vectors.device, dtype=vectors.dtype)
+        review[valid] = vectors[inverse]
+        self._stale = True
+        return super()._loss(module, {**batch, "review": review})
+
+    def _final(self, users: np.ndarray) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if self._stale:
+            self._refresh_review_vectors()
+        return super()._final(users)
+
+    def explain(self, user: Any, item: Any, top_n: int = 3) -> dict[str, Any]:
+        if self._stale:
+            self._refresh_review_vectors()
+        return super().explain(user, item, top_n)
+
+    def review_vectors(self) -> np.ndarray:
+        """Current (tuned) vectors of the training reviews, aligned with the training frame's rows."""
+        self._check_fitted()
+        if self._stale:
+            self._refresh_review_vectors()
+        out = np.empty_like(self._review)
+        out[self.seq.rows] = self._review
+        return out
+
+
+def joint_param_groups(module: nn.Module, lr: float, *, encoder_lr: float) -> list[dict[str, Any]]:
+    """Optimizer groups: the encoder at its own (small) learning rate, the rest at ``lr``."""
+    encoder = getattr(module, "text_encoder", None)
+    if encoder is None:
+        return [{"params": [p for p in module.parameters() if p.requires_grad], "lr": lr}]
+    encoder_ids = {id(p) for p in encoder.parameters()}
+    rest = [p for p in module.parameters() if p.requires_grad and id(p) not in encoder_ids]
+    tuned = [p for p in encoder.parameters() if p.requires_grad]
+    groups = [{"params": rest, "lr": lr}]
+    if tuned:
+        groups.append({"params": tuned, "lr": encoder_lr})
+    return groups
