@@ -21,3 +21,4 @@ for _name, _value in _QUIET_OFFLINE.items():
 _scratch = tempfile.mkdtemp(prefix="textinterest-tests-")
 os.environ.setdefault("SURPRISE_DATA_FOLDER", os.path.join(_scratch, "surprise"))
 os.environ.setdefault("TEXTINTEREST_METRICS_DIR", os.path.join(_scratch, "metrics"))
+os.environ.setdefault("TEXTINTEREST_FIGURES_DIR", os.path.join(_scratch, "figures"))
