@@ -88,6 +88,7 @@ def small_result(tmp_path_factory):
     result = run_evaluation(
         "made-up", dataset=_dataset(), extractor=FakeExtractor(), seeds=(0, 1), epochs=2, tune=False,
         models=("baselines", "mf", "seq-lstm", "interest", "interest-no-text", "interest-k1"), json_out=path, sentiment="none",
+        interest_config={"hidden": 16, "mf_dim": 8},
     )
     return result, path
 
@@ -161,7 +162,8 @@ def test_sentiment_classifier_sees_training_reviews_only(monkeypatch):
 
 
 def test_run_evaluation_is_deterministic():
-    kw = dict(dataset=_dataset(n_users=15), seeds=(3,), epochs=1, tune=False, models=("interest",), tasks=("rating",), sentiment="none")
+    kw = dict(dataset=_dataset(n_users=15), seeds=(3,), epochs=1, tune=False, models=("interest",), tasks=("rating",),
+              sentiment="none", interest_config={"hidden": 16})
     a = run_evaluation("made-up", extractor=FakeExtractor(), **kw)
     b = run_evaluation("made-up", extractor=FakeExtractor(), **kw)
     assert a["results"][0]["rmse"] == b["results"][0]["rmse"]
@@ -194,6 +196,8 @@ def test_bad_arguments():
         run_evaluation("x", dataset=ds, seeds=())
     with pytest.raises(ValueError, match="sentiment"):
         run_evaluation("x", dataset=ds, sentiment="vader")
+    with pytest.raises(ValueError, match="n_layers"):
+        run_evaluation("x", dataset=ds, interest_config={"n_layers": 2})
     with pytest.raises(ValueError, match="max_users"):
         run_evaluation("x", dataset=ds, max_users=0, extractor=FakeExtractor())
     assert "interest" in DEFAULT_MODELS and "baselines" in DEFAULT_MODELS
@@ -205,3 +209,12 @@ def test_real_data_smoke(shared_data):
     res = run_evaluation("amazon:Musical_Instruments", data_home=shared_data, seeds=(0,), max_users=60, epochs=1,
                          tune=False, models=("mf", "interest"), extractor=FakeExtractor())
     assert {r["model"] for r in res["results"]} == {"mf", "interest"}
+
+
+def test_held_out_text_duplicates_are_counted():
+    from textinterest.experiments import held_out_text_duplicates
+
+    train = pd.DataFrame({"user_id": ["a", "a", "b"], "text": ["same words", "", "other"], "summary": ["", "", ""]})
+    test = pd.DataFrame({"user_id": ["a", "b", "a"], "text": ["same words", "same words", ""], "summary": ["", "", ""]})
+    out = held_out_text_duplicates(train, test.iloc[:0], test)
+    assert out == {"val_same_user_text_in_train": 0, "test_same_user_text_in_train": 1}

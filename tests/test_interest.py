@@ -396,3 +396,24 @@ def test_topic_recovery_beats_chance(world):
     assert rec_figures["short_term_current_accuracy"] > rec_figures["current_majority_share"] + 0.4
     with pytest.raises(ValueError, match="review_topic"):
         measure_topic_recovery(rec, {"topics": []})
+
+
+def test_negatives_get_leave_one_out_text_vectors_too(world):
+    df, vectors, topics, split = world
+    train = split.train
+    rec = InterestRecommender(features=features_for(train, vectors), **tiny("ranking", epochs=1)).fit(train)
+    rng = np.random.default_rng(0)
+    items = np.arange(len(rec.item_index))
+    out = rec._random_loo_text(items, rng)
+    for i in items[:10]:
+        item_rows = train.index[(train.item_id == rec.item_index.ids[i]).to_numpy()]
+        vecs = vectors[item_rows]
+        if len(vecs) == 1:
+            np.testing.assert_allclose(out[i], rec._mean_text, atol=1e-5)
+        else:  # the mean of all but one of the item's reviews
+            dists = [np.abs(out[i] - np.delete(vecs, j, axis=0).mean(0)).max() for j in range(len(vecs))]
+            assert min(dists) < 1e-4
+    batch = next(rec._batches(0, np.random.default_rng(0)))
+    assert batch["cand_text"].shape == (len(batch["cand"]), D)
+    off = InterestRecommender(features=features_for(train, vectors), **tiny("ranking", epochs=1, loo_negatives=False)).fit(train)
+    assert "cand_text" not in next(off._batches(0, np.random.default_rng(0)))

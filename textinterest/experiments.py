@@ -40,6 +40,7 @@ __all__ = [
     "review_texts",
     "build_text_features",
     "cold_start_counts",
+    "held_out_text_duplicates",
     "run_evaluation",
     "format_results_table",
 ]
@@ -161,6 +162,21 @@ def cold_start_counts(train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame
     return out
 
 
+def held_out_text_duplicates(train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame) -> dict[str, int]:
+    """Validation / test rows whose exact (non-blank) text the same user also wrote in training.
+
+    Such rows (e.g. one review posted for several variants of a product) let any model that
+    reads a user's past reviews or ratings copy the answer; results on them are not comparable.
+    """
+    def key(df: pd.DataFrame) -> pd.Series:
+        texts = pd.Series(review_texts(df), index=df.index)
+        return df[USER_COL].astype(str) + "\x1f" + texts
+
+    texts = pd.Series(review_texts(train), index=train.index)
+    seen = set(key(train)[texts.str.strip() != ""])
+    return {f"{name}_same_user_text_in_train": int(key(part).isin(seen).sum()) for name, part in (("val", val), ("test", test))}
+
+
 def _subsample_users(df: pd.DataFrame, max_users: int | None, seed: int) -> pd.DataFrame:
     if max_users is None:
         return df
@@ -231,6 +247,7 @@ def run_evaluation(
     sentiment: str = "frozen",
     joint_layers: int | None = None,
     joint_max_length: int = 128,
+    interest_config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate every model on one data set and one split, over several seeds.
 
@@ -255,6 +272,8 @@ def run_evaluation(
         dataset: an already loaded ``ReviewDataset`` (skips loading ``name``).
         sentiment: "frozen" (``SentimentClassifier(mode="frozen")`` fitted on training reviews)
             or "none" (sentiment inputs are zeros; the no-sentiment ablation then equals the full model).
+        interest_config: :class:`~textinterest.models.interest.InterestConfig` fields overriding the
+            defaults and the tuned values (e.g. ``{"hidden": 16}``) for the interest model and its ablations.
         joint_layers: for ``"interest+joint"`` (asked for in ``models``): how many top encoder
             layers to fine-tune with the interest model; None = all of them (a GPU job).
         joint_max_length: token limit per review while fine-tuning jointly.
@@ -287,6 +306,11 @@ def run_evaluation(
     if not seeds:
         raise ValueError("seeds must hold at least one seed")
     resolve_device(device)
+    if interest_config:
+        known = set(InterestConfig.__dataclass_fields__)
+        bad_fields = sorted(set(interest_config) - known)
+        if bad_fields:
+            raise ValueError(f"interest_config has unknown InterestConfig field(s) {bad_fields}")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
 
@@ -342,6 +366,7 @@ def run_evaluation(
     def make_interest(variant: str, task: str, seed: int, choice: dict[str, Any]) -> InterestRecommender:
         l2, bias_l2 = MFRecommender.DEFAULT_REG[task]  # the CF term is regularised like ID-only MF
         cfg = replace(interest_base, l2=l2, bias_l2=bias_l2, **choice)
+        cfg = replace(cfg, **(interest_config or {}))
         cfg = replace(cfg, **INTEREST_VARIANTS.get(variant, {}))
         tc = train_config(seed, epochs=epochs or 40, batch_size=64, lr=3e-3, patience=3)
         if variant == JOINT_MODEL:
@@ -421,6 +446,15 @@ def run_evaluation(
             if mname not in order:
                 order.append(mname)
     timings.update({f"{k}_seconds": v for k, v in model_seconds.items()})
+    duplicates = held_out_text_duplicates(train, val, parts.test)
+    warnings = []
+    if len(parts.test) and duplicates["test_same_user_text_in_train"] > 0.01 * len(parts.test):
+        warnings.append(
+            f"{duplicates['test_same_user_text_in_train']} of {len(parts.test)} test rows repeat a training review "
+            "of the same user word for word (e.g. one review posted for several product variants): models that "
+            "read the user's history can copy the rating, so these results overstate them"
+        )
+        _log(progress, "warning: " + warnings[-1])
     timings["total_seconds"] = time.perf_counter() - t0
 
     import torch
@@ -440,6 +474,8 @@ def run_evaluation(
         "runs": runs,
         "timings": timings,
         "cold_start": {**cold_start_counts(train, val, parts.test), **parts.info},
+        "duplicates": duplicates,
+        "warnings": warnings,
         "sentiment": sentiment_info,
         **({"topic_recovery": recovery} if recovery else {}),
         "tuning": tuning,
