@@ -14,7 +14,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from textinterest.datasets.splits import split_interactions  # noqa: E402
 from textinterest.features import BertFeatureExtractor  # noqa: E402
 from textinterest.models.interest import InterestConfig, TextFeatures  # noqa: E402
-from textinterest.models.joint import JointInterestRecommender, freeze_all_but_last_layers  # noqa: E402
+from textinterest.features import freeze_all_but_last_layers  # noqa: E402
+from textinterest.models.joint import JointInterestRecommender  # noqa: E402
 from textinterest.training import TrainConfig  # noqa: E402
 from tiny_models import build_tiny_model  # noqa: E402
 

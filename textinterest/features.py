@@ -1061,3 +1061,53 @@ def item_text_vectors(
             rows = np.fromiter((position[i] for i in meta[ITEM_COL]), dtype=np.int64, count=len(meta))
             result[rows] = meta_vecs
     return np.asarray(ids, dtype=object), result
+
+
+def _transformer_layers(model: Any) -> Any:
+    """The list of transformer blocks of a Hugging Face encoder or decoder."""
+    import torch
+
+    base = model
+    for path in ("encoder.layer", "layers", "h", "transformer.layer", "encoder.layers"):
+        obj: Any = base
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if isinstance(obj, torch.nn.ModuleList):
+            return obj
+    raise ValueError(f"cannot find the transformer layers of {type(base).__name__}")
+
+
+def freeze_all_but_last_layers(model: Any, n_layers: int | None, *, train_pooler: bool = False) -> int:
+    """Freeze a transformer except its last ``n_layers`` blocks (None or 0: train every block).
+
+    Embeddings and lower blocks stop receiving gradients. The pooler, if any, trains only with
+    ``train_pooler`` (a classification head reads it; mean pooling does not).
+
+    Args:
+        model: a Hugging Face model; its ``base_model`` (the transformer) is what gets frozen.
+        n_layers: how many top blocks stay trainable.
+        train_pooler: keep the pooler trainable.
+
+    Returns:
+        The number of trainable parameters left in the transformer.
+    """
+    base = getattr(model, "base_model", model)
+    if n_layers:
+        layers = _transformer_layers(base)
+        if n_layers > len(layers):
+            raise ValueError(f"cannot train the last {n_layers} layers: the encoder has {len(layers)} layers")
+        for p in base.parameters():
+            p.requires_grad_(False)
+        for layer in layers[len(layers) - n_layers :]:
+            for p in layer.parameters():
+                p.requires_grad_(True)
+    else:
+        for p in base.parameters():
+            p.requires_grad_(True)
+    pooler = getattr(base, "pooler", None)
+    if pooler is not None:
+        for p in pooler.parameters():
+            p.requires_grad_(train_pooler)
+    return sum(p.numel() for p in base.parameters() if p.requires_grad)

@@ -332,34 +332,10 @@ class SentimentClassifier:
         self._model = model.float().to(self.device)  # fp32 master weights; AMP casts on the fly
 
     def _freeze_lower_layers(self) -> None:
-        import torch
+        from textinterest.features import freeze_all_but_last_layers
 
-        if not self.train_last_layers:
-            return
-        base = self._model.base_model
-        layers = None
-        for path in ("encoder.layer", "layers", "h", "transformer.layer", "encoder.layers"):
-            obj: Any = base
-            for part in path.split("."):
-                obj = getattr(obj, part, None)
-                if obj is None:
-                    break
-            if isinstance(obj, torch.nn.ModuleList):
-                layers = obj
-                break
-        if layers is None:
-            raise ValueError(f"cannot find the encoder layers of {type(base).__name__} to freeze")
-        if self.train_last_layers > len(layers):
-            raise ValueError(f"train_last_layers={self.train_last_layers} but the encoder has {len(layers)} layers")
-        for p in base.parameters():
-            p.requires_grad_(False)
-        for layer in layers[len(layers) - self.train_last_layers :]:
-            for p in layer.parameters():
-                p.requires_grad_(True)
-        pooler = getattr(base, "pooler", None)
-        if pooler is not None:
-            for p in pooler.parameters():
-                p.requires_grad_(True)
+        if self.train_last_layers:
+            freeze_all_but_last_layers(self._model, self.train_last_layers, train_pooler=True)
 
     def _tokenize(self, texts: list[str]) -> dict:
         return self._tokenizer(texts, truncation=True, max_length=self.max_length, padding=False)

@@ -30,52 +30,11 @@ import pandas as pd
 import torch
 from torch import nn
 
+from textinterest.features import freeze_all_but_last_layers
 from textinterest.models.interest import InterestConfig, InterestRecommender, TextFeatures
 from textinterest.training import TrainConfig
 
-__all__ = ["JointInterestRecommender", "freeze_all_but_last_layers", "joint_param_groups"]
-
-
-def _encoder_layers(model: nn.Module) -> nn.ModuleList:
-    """The list of transformer blocks of a Hugging Face encoder or decoder."""
-    base = getattr(model, "base_model", model)
-    for path in ("encoder.layer", "layers", "h", "transformer.layer", "encoder.layers"):
-        obj: Any = base
-        for part in path.split("."):
-            obj = getattr(obj, part, None)
-            if obj is None:
-                break
-        if isinstance(obj, nn.ModuleList):
-            return obj
-    raise ValueError(f"cannot find the transformer layers of {type(base).__name__}")
-
-
-def freeze_all_but_last_layers(model: nn.Module, n_layers: int | None) -> int:
-    """Freeze a transformer except its last ``n_layers`` blocks (None or 0: train everything).
-
-    Embeddings and lower blocks stop receiving gradients; a pooler, if any, stays frozen
-    because mean pooling does not use it.
-
-    Returns:
-        The number of trainable parameters left.
-    """
-    if n_layers:
-        layers = _encoder_layers(model)
-        if n_layers > len(layers):
-            raise ValueError(f"train_layers={n_layers} but the encoder has {len(layers)} layers")
-        for p in model.parameters():
-            p.requires_grad_(False)
-        for layer in layers[len(layers) - n_layers :]:
-            for p in layer.parameters():
-                p.requires_grad_(True)
-    else:
-        for p in model.parameters():
-            p.requires_grad_(True)
-        pooler = getattr(getattr(model, "base_model", model), "pooler", None)
-        if pooler is not None:
-            for p in pooler.parameters():
-                p.requires_grad_(False)
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+__all__ = ["JointInterestRecommender", "joint_param_groups"]
 
 
 class JointInterestRecommender(InterestRecommender):
