@@ -6,7 +6,7 @@ Sub-commands::
     textinterest baselines NAME [--split leave-last-out|temporal|random] [--seed N] [--json]
     textinterest evaluate NAME [--split ...] [--seeds 3] [--json]
     textinterest benchmark embed [--n N] [--json]
-    textinterest reproduce [--profile smoke|full] [--dataset NAME] [--output DIR]
+    textinterest reproduce [--profile smoke|full] [--dataset NAME] [--output DIR] [--force]
 
 Each handler imports what it needs when it runs, so ``textinterest --help`` stays instant.
 """
@@ -159,8 +159,9 @@ def _cmd_benchmark_embed(args: argparse.Namespace) -> int:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from textinterest.reporting import reproduce
 
+    gpu = {"auto": None, "gpu": True, "cpu": False}[args.settings]
     return reproduce(profile=args.profile, dataset=args.dataset, output=args.output,
-                     notebooks_dir=args.notebooks_dir, only=args.only)
+                     notebooks_dir=args.notebooks_dir, only=args.only, reuse=not args.force, gpu=gpu)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -216,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--output", default="reports", help="reports folder (a sub-folder per profile)")
     reproduce.add_argument("--notebooks-dir", default=None)
     reproduce.add_argument("--only", default=None, help="comma-separated notebook name prefixes, e.g. 00,03")
+    reproduce.add_argument("--force", action="store_true",
+                           help="execute every notebook, even those whose last run had the same inputs")
+    reproduce.add_argument("--settings", choices=("auto", "gpu", "cpu"), default="auto",
+                           help="the profile's GPU settings or its 'without_gpu' ones (auto: GPU settings when CUDA is available)")
     reproduce.set_defaults(handler=_cmd_reproduce)
     return parser
 

