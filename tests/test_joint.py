@@ -118,3 +118,38 @@ def test_run_evaluation_trains_the_joint_model(setting, tmp_path):
     assert np.isfinite(rows["interest+joint"]["rmse"]) and rows["interest+joint"]["rmse"] != rows["interest"]["rmse"]
     with pytest.raises(ValueError, match="joint_layers"):
         run_evaluation("synthetic", dataset=data, models=("interest+joint",), joint_layers=-2)
+
+
+def test_frozen_block_cache_matches_the_full_encoder(setting):
+    folder, split, feats, _ = setting
+    model = make(folder, train_layers=1, encoder_lr=1e-2)
+    model.fit(split.train, split.val, feats)
+    assert model.frozen_cache_status_.startswith("on: 1 frozen blocks"), model.frozen_cache_status_
+    encoder = model.module.text_encoder.eval()
+    rows = torch.arange(len(split.train))
+    with torch.no_grad():
+        cached = model._encode_with(encoder, rows)
+        prefix, model._prefix = model._prefix, None
+        full = model._encode_with(encoder, rows)
+        model._prefix = prefix
+    # after training too: the cache holds only what the frozen blocks give, which did not move
+    assert torch.allclose(cached, full, atol=1e-5)
+    # the encoder is whole again after each shortcut pass
+    assert len(encoder.encoder.layer) == 2 and not isinstance(encoder.embeddings, torch.nn.Identity)
+    assert type(encoder.embeddings).__name__ != "_PassThrough"
+
+
+@pytest.mark.parametrize(
+    "options, status",
+    [
+        ({"train_layers": 1, "cache_frozen_layers": False}, "off"),
+        ({"train_layers": 1, "frozen_cache_max_bytes": 1}, "skipped: it would take"),
+        ({"train_layers": None}, "not used: every block trains"),
+    ],
+)
+def test_joint_trains_without_the_frozen_block_cache(setting, options, status):
+    folder, split, feats, _ = setting
+    model = make(folder, encoder_lr=1e-2, **options).fit(split.train, split.val, feats)
+    assert model.frozen_cache_status_.startswith(status)
+    assert model._prefix is None
+    assert np.isfinite(model.predict(split.test)).all()

@@ -147,11 +147,12 @@ def _parameter_defaults(path: Path) -> dict:
     return {stmt.targets[0].id: ast.literal_eval(stmt.value) for stmt in ast.parse(cell.source).body}
 
 
+@pytest.mark.parametrize("gpu", [True, False], ids=["gpu", "without_gpu"])
 @pytest.mark.parametrize("profile", sorted((NOTEBOOKS_DIR / "params").glob("*.yaml")), ids=lambda p: p.stem)
-def test_profiles_only_set_declared_parameters(profile):
+def test_profiles_only_set_declared_parameters(profile, gpu):
     from textinterest.reporting import load_params
 
-    _, shared, per_notebook = load_params(profile, NOTEBOOKS_DIR)
+    _, shared, per_notebook = load_params(profile, NOTEBOOKS_DIR, gpu=gpu)
     declared = {p.stem: _parameter_defaults(p) for p in NOTEBOOKS}
     assert set(per_notebook) <= set(declared), f"{profile.name}: unknown notebooks {set(per_notebook) - set(declared)}"
     every = set().union(*declared.values())

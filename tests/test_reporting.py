@@ -269,3 +269,173 @@ def test_reproduce_unknown_notebook_in_params_is_an_error(tiny_notebooks, tmp_pa
     _write_params(tiny_notebooks, "notebooks:\n  99_missing:\n    X: 1\n", name="ghost")
     with pytest.raises(ValueError, match="99_missing"):
         reproduce("ghost", output=tmp_path / "r", notebooks_dir=tiny_notebooks)
+
+
+# ---------------------------------------------------------------------------------------------
+# The without_gpu layer of a profile
+# ---------------------------------------------------------------------------------------------
+
+_LAYERED = """
+shared:
+  MAX_LENGTH: 128
+  EPOCHS: 9
+notebooks:
+  00_a:
+    MAX_LENGTH: 256
+    LAYERS: null
+  01_b:
+    EPOCHS: 20
+without_gpu:
+  shared:
+    MAX_LENGTH: 64
+  notebooks:
+    00_a:
+      LAYERS: 1
+    02_c:
+      USERS: 300
+"""
+
+
+def test_without_gpu_layer_wins_only_without_a_gpu(tmp_path):
+    _write_params(tmp_path, _LAYERED)
+    profile = reporting.load_profile("tiny", tmp_path)
+
+    shared, per_notebook, applied = profile.resolve(gpu=True)
+    assert shared == {"MAX_LENGTH": 128, "EPOCHS": 9}
+    assert per_notebook == {"00_a": {"MAX_LENGTH": 256, "LAYERS": None}, "01_b": {"EPOCHS": 20}}
+    assert applied == {}
+
+    shared, per_notebook, applied = profile.resolve(gpu=False)
+    assert shared == {"MAX_LENGTH": 64, "EPOCHS": 9}
+    # a shared CPU value beats the GPU layer's per-notebook value; other GPU overrides stay
+    assert per_notebook == {"00_a": {"LAYERS": 1}, "01_b": {"EPOCHS": 20}, "02_c": {"USERS": 300}}
+    assert applied["notebooks"]["02_c"] == {"USERS": 300}
+    # load_params keeps answering with the GPU layer unless asked
+    assert load_params("tiny", tmp_path)[1]["MAX_LENGTH"] == 128
+    assert load_params("tiny", tmp_path, gpu=False)[1]["MAX_LENGTH"] == 64
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("without_gpu: 3\n", "without_gpu must be a mapping"),
+        ("without_gpu:\n  share:\n    X: 1\n", "unknown keys \\['share'\\] in without_gpu"),
+        ("without_gpu:\n  notebooks:\n    00_a:\n      epochs: 1\n", "without_gpu.notebooks.00_a.epochs"),
+    ],
+)
+def test_without_gpu_layer_errors_name_the_field(tmp_path, text, message):
+    _write_params(tmp_path, text)
+    with pytest.raises(ValueError, match=message):
+        reporting.load_profile("tiny", tmp_path)
+
+
+def test_reproduce_without_gpu_applies_the_layer_and_says_so(tiny_notebooks, tmp_path):
+    _write_params(tiny_notebooks, "shared:\n  VALUE: 2\nwithout_gpu:\n  shared:\n    VALUE: 5\n", name="layered")
+    out = tmp_path / "r"
+    assert reproduce("layered", output=out, notebooks_dir=tiny_notebooks, only=["00"], gpu=False) == 0
+    index = (out / "layered" / "index.md").read_text()
+    assert "| 00_good | answer | 10 |" in index
+    assert "no GPU" in index and "`VALUE = 5`" in index
+    assert reproduce("layered", output=out, notebooks_dir=tiny_notebooks, only=["00"], gpu=True) == 0
+    index = (out / "layered" / "index.md").read_text()
+    assert "| 00_good | answer | 4 |" in index
+    assert "no GPU" not in index
+
+
+# ---------------------------------------------------------------------------------------------
+# Reusing runs whose inputs did not change
+# ---------------------------------------------------------------------------------------------
+
+
+def _runs(report: Path) -> dict[str, dict]:
+    return {r["notebook"]: r for r in json.loads((report / "runs.json").read_text())}
+
+
+def test_reproduce_reuses_unchanged_runs_and_reexecutes_changed_ones(tiny_notebooks, tmp_path, capfd):
+    out = tmp_path / "reports"
+    report = out / "tiny"
+    reproduce("tiny", output=out, notebooks_dir=tiny_notebooks, execution_timeout=120)
+    first = _runs(report)
+    assert first["00_good"]["inputs"] and not first["00_good"]["reused"]
+    assert first["01_bad"]["inputs"] == ""  # a failed run is never reused
+    capfd.readouterr()
+
+    # unchanged: the good notebook is reused (same entry, marked), the failed one runs again
+    code = reproduce("tiny", output=out, notebooks_dir=tiny_notebooks, execution_timeout=120)
+    assert code == 1
+    err = capfd.readouterr().err
+    assert "[1/2] 00_good ... reused (inputs unchanged" in err
+    assert "[2/2] 01_bad ... FAILED" in err
+    assert "(1 reused from earlier runs with the same inputs)" in err
+    second = _runs(report)
+    assert second["00_good"]["reused"] is True
+    assert second["00_good"]["finished_at"] == first["00_good"]["finished_at"]
+    assert second["00_good"]["duration_s"] == first["00_good"]["duration_s"]
+    index = (report / "index.md").read_text()
+    assert "(reused)" in index and "1 of them were not executed again" in index
+    assert "| 00_good | answer | 42 |" in index  # its metrics are still reported
+
+    # a changed parameter, a changed notebook, a missing output or --force: executed again
+    _write_params(tiny_notebooks, "shared:\n  VALUE: 22\nnotebooks:\n  00_good:\n    NAME: y\n")
+    reproduce("tiny", output=out, notebooks_dir=tiny_notebooks, only=["00"], execution_timeout=120)
+    assert _runs(report)["00_good"]["reused"] is False
+    assert load_metrics(report / "metrics" / "00_good.json")["metrics"]["answer"] == 44
+
+    nb = nbformat.read(tiny_notebooks / "00_good.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("x = 1"))
+    nbformat.write(nb, tiny_notebooks / "00_good.ipynb")
+    reproduce("tiny", output=out, notebooks_dir=tiny_notebooks, only=["00"], execution_timeout=120)
+    assert _runs(report)["00_good"]["reused"] is False
+
+    reproduce("tiny", output=out, notebooks_dir=tiny_notebooks, only=["00"], execution_timeout=120)
+    assert _runs(report)["00_good"]["reused"] is True
+    (report / "metrics" / "00_good.json").unlink()
+    reproduce("tiny", output=out, notebooks_dir=tiny_notebooks, only=["00"], execution_timeout=120)
+    assert _runs(report)["00_good"]["reused"] is False
+    assert (report / "metrics" / "00_good.json").exists()
+
+    reproduce("tiny", output=out, notebooks_dir=tiny_notebooks, only=["00"], reuse=False, execution_timeout=120)
+    assert _runs(report)["00_good"]["reused"] is False
+
+
+def test_inputs_digest_follows_parameters_gpu_and_data_files(tmp_path, monkeypatch):
+    notebook = tmp_path / "00_a.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), notebook)
+    data = tmp_path / "data"
+    (data / "amazon").mkdir(parents=True)
+    reviews = data / "amazon" / "reviews.json.gz"
+    reviews.write_bytes(b"one")
+    monkeypatch.setenv("TEXTINTEREST_DATA", str(data))
+    real = {"DATASET": "amazon:Musical_Instruments"}
+
+    def digest(params, gpu=False):
+        return reporting.notebook_inputs_digest(notebook, params, kernel_name="python3", gpu=gpu)
+
+    base = digest(real)
+    assert digest(real) == base
+    assert digest({**real, "EPOCHS": 2}) != base
+    assert digest(real, gpu=True) != base
+    reviews.write_bytes(b"other")  # a changed data file (size) changes the digest
+    assert digest(real) != base
+    # the synthetic data set is made by the package's code: data files do not matter
+    synthetic = digest({"DATASET": "synthetic"})
+    (data / "extra.txt").write_text("x")
+    assert digest({"DATASET": "synthetic"}) == synthetic
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        ([], {"profile": "smoke", "reuse": True, "gpu": None, "dataset": None}),
+        (["--profile", "full", "--force", "--settings", "cpu", "--dataset", "movielens:100k"],
+         {"profile": "full", "reuse": False, "gpu": False, "dataset": "movielens:100k"}),
+        (["--settings", "gpu"], {"gpu": True}),
+    ],
+)
+def test_cli_reproduce_passes_its_options(monkeypatch, argv, expected):
+    from textinterest import cli
+
+    seen = {}
+    monkeypatch.setattr(reporting, "reproduce", lambda **kwargs: seen.update(kwargs) or 0)
+    assert cli.main(["reproduce", *argv]) == 0
+    assert {k: seen[k] for k in expected} == expected

@@ -219,10 +219,31 @@ def environment_info() -> dict[str, Any]:
     except Exception:  # pragma: no cover - torch missing or broken
         pass
     info["device"] = device
+    info["cpu"] = _cpu_model()
     info["cpu_count"] = os.cpu_count()
+    info["memory_gib"] = _memory_gib()
     info["platform"] = platform.platform()
     info["date"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     return info
+
+
+def _cpu_model() -> str:
+    """The processor's name (Linux: /proc/cpuinfo; elsewhere what platform reports)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gib() -> float | None:
+    """Total memory in GiB (Linux and macOS), None when the system does not say."""
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def describe_environment() -> str:
@@ -629,7 +650,9 @@ def reproduce(
     dirs = {name: out / name for name in ("executed", "html", "metrics", "figures")}
     for folder in dirs.values():
         folder.mkdir(parents=True, exist_ok=True)
-    injected = {"METRICS_DIR": str(dirs["metrics"]), "FIGURES_DIR": str(dirs["figures"])}
+    # relative to the kernels' working directory (the report folder): the recorded parameters
+    # and the inputs digest then do not depend on where the report lives
+    injected = {"METRICS_DIR": "metrics", "FIGURES_DIR": "figures"}
 
     env_updates = {METRICS_ENV: injected["METRICS_DIR"], FIGURES_ENV: injected["FIGURES_DIR"]}
     if adjustments:
@@ -678,8 +701,9 @@ def reproduce(
                     execution_timeout=execution_timeout,
                     progress_bar=False,
                     log_output=False,
-                    # the kernel's own start-up warnings would break the progress lines
-                    extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                    # the kernel's own start-up and shut-down messages (such as an interrupt
+                    # after a failed cell) would break the progress lines
+                    extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
                 )
             except Exception as exc:  # noqa: BLE001 - any failure is recorded and the run goes on
                 error = _error_of(exc)

@@ -16,12 +16,22 @@ What stays fixed, and why:
   with the current encoder (``_refresh_review_vectors``), so validation and test predictions see
   the tuned encoder. This costs one encoder pass over the training texts per validation.
 
+When only the top blocks train (``train_layers=N``), the frozen lower blocks give the same
+output for a text at every step. Their output is computed once for every training text and kept
+(``cache_frozen_layers``), so each step and each refresh runs only the N trainable blocks. The
+frozen blocks then run in eval mode (no dropout), as a frozen feature extractor would. The cache
+is checked against a full forward pass when it is built, and skipped (``frozen_cache_status_``
+says why) when it would not fit ``frozen_cache_max_bytes`` or the encoder is not laid out as
+expected.
+
 On a CPU, train only the top layer (``train_layers=1``) on a subset; on a GPU the whole encoder
 can train under AMP (``train_layers=None``).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
@@ -30,7 +40,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from textinterest.features import freeze_all_but_last_layers
+from textinterest.features import _transformer_layers, freeze_all_but_last_layers
 from textinterest.models.interest import InterestConfig, InterestRecommender, TextFeatures
 from textinterest.training import TrainConfig
 
@@ -52,6 +62,10 @@ class JointInterestRecommender(InterestRecommender):
         encoder_lr: learning rate of the encoder's parameters (the article uses about 2e-5).
         max_length: token limit per review while fine-tuning.
         text_batch_size: texts per encoder pass when refreshing the review vectors.
+        cache_frozen_layers: keep the output of the frozen lower blocks for every training text
+            so that training runs only the trainable blocks (used when ``train_layers`` leaves
+            some blocks frozen).
+        frozen_cache_max_bytes: the most memory that cache may take (host memory, float32).
         name: label used in result tables.
     """
 
@@ -70,6 +84,8 @@ class JointInterestRecommender(InterestRecommender):
         max_length: int = 64,
         text_batch_size: int = 64,
         eval_batch_size: int = 256,
+        cache_frozen_layers: bool = True,
+        frozen_cache_max_bytes: int = 4 * 1024**3,
         name: str | None = None,
     ) -> None:
         config = config or InterestConfig()
@@ -85,7 +101,11 @@ class JointInterestRecommender(InterestRecommender):
         self.encoder_lr = encoder_lr
         self.max_length = max_length
         self.text_batch_size = text_batch_size
+        self.cache_frozen_layers = cache_frozen_layers
+        self.frozen_cache_max_bytes = frozen_cache_max_bytes
         self._stale = False
+        self._prefix: torch.Tensor | None = None  # (n, L, D) input of the first trainable block
+        self.frozen_cache_status_ = "not built"
 
     def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, features: TextFeatures | None = None) -> "JointInterestRecommender":
         """Fine-tune the encoder and train the interest model on ``train`` (``val``: early stopping)."""
@@ -116,17 +136,99 @@ class JointInterestRecommender(InterestRecommender):
         enc = tok(list(self._texts), padding="max_length", truncation=True, max_length=self.max_length, return_tensors="pt")
         self._ids, self._att = enc["input_ids"], enc["attention_mask"]  # (n, L) in sorted-step order
         self._lengths = self._att.sum(1)
+        self._prefix = None
+        self.frozen_cache_status_ = self._build_frozen_cache(encoder)
         return module
 
-    def _encode(self, module: nn.Module, rows: torch.Tensor) -> torch.Tensor:
+    # ------------------------------------------------------------------ encoder passes
+
+    def _n_frozen_blocks(self, encoder: nn.Module) -> int:
+        if not self.train_layers:
+            return 0
+        return len(_transformer_layers(getattr(encoder, "base_model", encoder))) - self.train_layers
+
+    def _build_frozen_cache(self, encoder: nn.Module) -> str:
+        """Run the frozen blocks once over every text; return what happened, in words."""
+        frozen = self._n_frozen_blocks(encoder)
+        if not self.cache_frozen_layers:
+            return "off (cache_frozen_layers=False)"
+        if frozen <= 0:
+            return "not used: every block trains"
+        n, width = self._ids.shape
+        needed = n * width * encoder.config.hidden_size * 4
+        if needed > self.frozen_cache_max_bytes:
+            return f"skipped: it would take {needed / 2**20:,.0f} MiB, over frozen_cache_max_bytes"
+        base = getattr(encoder, "base_model", encoder)
+        if not isinstance(getattr(base, "embeddings", None), nn.Module):
+            return f"skipped: {type(base).__name__} has no 'embeddings' module to bypass"
+        was_training = encoder.training
+        encoder.eval()
+        try:
+            prefix = torch.zeros(n, width, encoder.config.hidden_size)
+            order = np.argsort(self._lengths.numpy(), kind="stable")
+            with torch.no_grad():
+                for s in range(0, n, self.text_batch_size):
+                    idx = torch.as_tensor(order[s : s + self.text_batch_size])
+                    w = int(self._lengths[idx].max())
+                    out = encoder(
+                        input_ids=self._ids[idx, :w].to(self.device),
+                        attention_mask=self._att[idx, :w].to(self.device),
+                        output_hidden_states=True,
+                    )
+                    prefix[idx, :w] = out.hidden_states[frozen].float().cpu()
+                # the shortcut must give what the whole encoder gives
+                probe = torch.as_tensor(order[-min(4, n) :])
+                self._prefix = None
+                full = self._encode_with(encoder, probe)
+                self._prefix = prefix
+                short = self._encode_with(encoder, probe)
+            gap = float((full - short).abs().max())
+            if not gap <= 1e-3 * max(1.0, float(full.abs().max())):
+                self._prefix = None
+                return f"skipped: the top blocks alone differ from the full encoder by {gap:.2g}"
+        except Exception as exc:  # noqa: BLE001 - an unexpected layout falls back to full passes
+            self._prefix = None
+            return f"skipped: {type(exc).__name__}: {exc}"
+        finally:
+            encoder.train(was_training)
+        return f"on: {frozen} frozen blocks run once for {n:,} texts ({needed / 2**20:,.0f} MiB)"
+
+    @contextlib.contextmanager
+    def _top_blocks_only(self, encoder: nn.Module) -> Iterator[None]:
+        """Temporarily make ``encoder`` start at its first trainable block (inputs_embeds = its input)."""
+        base = getattr(encoder, "base_model", encoder)
+        layers = _transformer_layers(base)
+        frozen = self._n_frozen_blocks(encoder)
+        parent = base
+        for part in _layers_path(base, layers).split(".")[:-1]:
+            parent = getattr(parent, part)
+        name = _layers_path(base, layers).split(".")[-1]
+        embeddings = base.embeddings
+        base.embeddings = _PassThrough()
+        setattr(parent, name, nn.ModuleList(list(layers)[frozen:]))
+        try:
+            yield
+        finally:
+            base.embeddings = embeddings
+            setattr(parent, name, layers)
+
+    def _encode_with(self, encoder: nn.Module, rows: torch.Tensor) -> torch.Tensor:
         """Mean-pooled encoder output for sorted-step rows (U,) -> (U, D) float32."""
         rows = rows.cpu()
         width = int(self._lengths[rows].max()) if len(rows) else 1  # dynamic padding
-        ids = self._ids[rows, :width].to(self.device)
         att = self._att[rows, :width].to(self.device)
-        hidden = module.text_encoder(input_ids=ids, attention_mask=att).last_hidden_state  # (U, L, D)
+        if self._prefix is not None:
+            start = self._prefix[rows, :width].to(self.device)
+            with self._top_blocks_only(encoder):
+                hidden = encoder(inputs_embeds=start, attention_mask=att).last_hidden_state
+        else:
+            ids = self._ids[rows, :width].to(self.device)
+            hidden = encoder(input_ids=ids, attention_mask=att).last_hidden_state  # (U, L, D)
         mask = att.unsqueeze(-1).to(hidden.dtype)
         return ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)).float()
+
+    def _encode(self, module: nn.Module, rows: torch.Tensor) -> torch.Tensor:
+        return self._encode_with(module.text_encoder, rows)
 
     def _refresh_review_vectors(self) -> None:
         """Re-embed every training text with the current encoder (no gradient)."""
@@ -179,6 +281,23 @@ class JointInterestRecommender(InterestRecommender):
         out = np.empty_like(self._review)
         out[self.seq.rows] = self._review
         return out
+
+
+class _PassThrough(nn.Module):
+    """Stands in for the embedding layer: hands ``inputs_embeds`` (a frozen block's output) on."""
+
+    def forward(self, input_ids: Any = None, inputs_embeds: torch.Tensor | None = None, **_: Any) -> torch.Tensor:
+        if inputs_embeds is None:
+            raise RuntimeError("the frozen-block cache passes hidden states as inputs_embeds")
+        return inputs_embeds
+
+
+def _layers_path(base: nn.Module, layers: nn.ModuleList) -> str:
+    """The dotted attribute path of ``layers`` inside ``base`` (e.g. "encoder.layer")."""
+    for name, module in base.named_modules():
+        if module is layers:
+            return name
+    raise ValueError(f"cannot find the transformer blocks inside {type(base).__name__}")
 
 
 def joint_param_groups(module: nn.Module, lr: float, *, encoder_lr: float) -> list[dict[str, Any]]:
