@@ -749,15 +749,7 @@ def reproduce(
 
 def _merge_runs(path: Path, runs: list[NotebookRun], existing_notebooks: set[str]) -> list[NotebookRun]:
     """Combine this run's results with earlier ones kept in ``runs.json``; write and return them."""
-    merged: dict[str, NotebookRun] = {}
-    if path.exists():
-        try:
-            for entry in json.loads(path.read_text(encoding="utf-8")):
-                run = NotebookRun(**entry)
-                if run.notebook in existing_notebooks:
-                    merged[run.notebook] = run
-        except (json.JSONDecodeError, TypeError):
-            merged = {}  # an unreadable history is replaced by this run
+    merged = {name: run for name, run in _load_runs(path).items() if name in existing_notebooks}
     merged.update({r.notebook: r for r in runs})
     ordered = [merged[k] for k in sorted(merged)]
     path.write_text(json.dumps([asdict(r) for r in ordered], indent=2) + "\n", encoding="utf-8")
