@@ -417,6 +417,13 @@ def test_inputs_digest_follows_parameters_gpu_and_data_files(tmp_path, monkeypat
     assert digest(real, gpu=True) != base
     reviews.write_bytes(b"other")  # a changed data file (size) changes the digest
     assert digest(real) != base
+    # new weights in a local model folder named by a parameter change it too
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"1")
+    with_model = digest({**real, "ENCODER": str(model)})
+    (model / "weights.bin").write_bytes(b"22")
+    assert digest({**real, "ENCODER": str(model)}) != with_model
     # the synthetic data set is made by the package's code: data files do not matter
     synthetic = digest({"DATASET": "synthetic"})
     (data / "extra.txt").write_text("x")

@@ -552,13 +552,34 @@ def _data_files_state(params: Mapping[str, Any]) -> list[list[Any]]:
     return [[str(home.resolve()), len(state)], *state]
 
 
+def _local_paths_state(params: Mapping[str, Any], limit: int = 2000) -> dict[str, Any]:
+    """(file, size, mtime) under every parameter that names an existing local file or folder.
+
+    Covers e.g. ``ENCODER = "/path/to/model"``: new weights in the same folder change the digest.
+    """
+    state: dict[str, Any] = {}
+    for key, value in sorted(params.items()):
+        if not isinstance(value, str) or not value or key in {"METRICS_DIR", "FIGURES_DIR", "DATA_HOME"}:
+            continue
+        try:
+            path = Path(value).expanduser()
+            if not path.exists():
+                continue
+            files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file())[:limit]
+            state[key] = [[f.as_posix(), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+        except (OSError, ValueError):
+            continue
+    return state
+
+
 def notebook_inputs_digest(notebook: Path, params: Mapping[str, Any], *, kernel_name: str, gpu: bool) -> str:
     """sha256 of what a notebook's results depend on.
 
     Covers the notebook file, its parameters, the kernel, whether a GPU is present, the source of
-    the textinterest package, the versions of the packages it computes with, and the size and
-    modification time of the data files (for real data sets). Two runs with the same digest
-    execute the same code on the same inputs.
+    the textinterest package, the versions of the packages it computes with, the size and
+    modification time of the data files (for real data sets) and of any local file or folder a
+    parameter names (a model folder given as ``ENCODER``). Two runs with the same digest execute
+    the same code on the same inputs; file contents are judged by size and modification time.
     """
     import hashlib
 
@@ -577,6 +598,7 @@ def notebook_inputs_digest(notebook: Path, params: Mapping[str, Any], *, kernel_
         "package": _package_source_digest(),
         "versions": versions,
         "data": _data_files_state(params),
+        "local_paths": _local_paths_state(params),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
