@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import math
@@ -464,17 +465,9 @@ class EmbeddingCache:
             self.compact()
 
     def _write_shard(self, path: Path, arr: np.ndarray) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, arr, allow_pickle=False)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        buffer = io.BytesIO()
+        np.save(buffer, arr, allow_pickle=False)
+        _atomic_write_bytes(path, buffer.getvalue())
 
     def compact(self) -> None:
         """Merge all shards into one (written atomically before the old ones are removed)."""
@@ -1063,20 +1056,24 @@ def item_text_vectors(
     return np.asarray(ids, dtype=object), result
 
 
-def _transformer_layers(model: Any) -> Any:
-    """The list of transformer blocks of a Hugging Face encoder or decoder."""
+def _transformer_layers_path(model: Any) -> str:
+    """The dotted attribute path of the transformer blocks (e.g. "encoder.layer") of an encoder or decoder."""
     import torch
 
-    base = model
     for path in ("encoder.layer", "layers", "h", "transformer.layer", "encoder.layers"):
-        obj: Any = base
+        obj: Any = model
         for part in path.split("."):
             obj = getattr(obj, part, None)
             if obj is None:
                 break
         if isinstance(obj, torch.nn.ModuleList):
-            return obj
-    raise ValueError(f"cannot find the transformer layers of {type(base).__name__}")
+            return path
+    raise ValueError(f"cannot find the transformer layers of {type(model).__name__}")
+
+
+def _transformer_layers(model: Any) -> Any:
+    """The list of transformer blocks of a Hugging Face encoder or decoder."""
+    return model.get_submodule(_transformer_layers_path(model))
 
 
 def freeze_all_but_last_layers(model: Any, n_layers: int | None, *, train_pooler: bool = False) -> int:

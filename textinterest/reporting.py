@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import html
 import json
 import math
@@ -516,22 +517,17 @@ def _notebook_parameters(
     return params, undeclared
 
 
-_SOURCE_DIGEST: str | None = None
-
-
+@functools.cache
 def _package_source_digest() -> str:
     """sha256 over the files of the installed textinterest package (code and packaged data)."""
-    global _SOURCE_DIGEST
-    if _SOURCE_DIGEST is None:
-        import hashlib
+    import hashlib
 
-        root = Path(__file__).resolve().parent
-        digest = hashlib.sha256()
-        for file in sorted(root.rglob("*")):
-            if file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc":
-                digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes() + b"\0")
-        _SOURCE_DIGEST = digest.hexdigest()
-    return _SOURCE_DIGEST
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for file in sorted(root.rglob("*")):
+        if file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc":
+            digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def _data_files_state(params: Mapping[str, Any]) -> list[list[Any]]:
@@ -615,9 +611,9 @@ def _load_runs(path: Path) -> dict[str, NotebookRun]:
 
 def _reusable(previous: NotebookRun | None, inputs: str, report: Path) -> bool:
     """An earlier successful run with the same inputs whose outputs are all still there."""
-    if previous is None or previous.status != "ok" or not previous.inputs or previous.inputs != inputs:
+    if previous is None or previous.status != "ok" or previous.inputs != inputs or not previous.executed:
         return False
-    return all((report / rel).is_file() for rel in (previous.executed, previous.metrics) if rel) and bool(previous.executed)
+    return all((report / rel).is_file() for rel in (previous.executed, previous.metrics) if rel)
 
 
 def reproduce(
@@ -703,7 +699,7 @@ def reproduce(
                     )
                 inputs = notebook_inputs_digest(notebook, params, kernel_name=kernel_name, gpu=gpu)
                 earlier = previous_runs.get(name)
-                if earlier is not None and _reusable(earlier, inputs, out):
+                if _reusable(earlier, inputs, out):
                     runs.append(
                         NotebookRun(**{**asdict(earlier), "reused": True, "parameters": to_plain(params)})
                     )

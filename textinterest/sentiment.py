@@ -197,6 +197,17 @@ def _load_arrays(path: Path) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------------------------
 
 
+def _read_saved_config(folder: Path, class_name: str) -> dict[str, Any]:
+    """The config a ``save`` wrote to ``folder``, checked to belong to ``class_name``."""
+    cfg_path = folder / CONFIG_FILE
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{cfg_path} not found: not a saved {class_name} folder")
+    cfg = json.loads(cfg_path.read_text())
+    if cfg.get("class") != class_name:
+        raise ValueError(f"{cfg_path} holds a {cfg.get('class')!r}, not a {class_name}")
+    return cfg
+
+
 class SentimentClassifier:
     """Sentiment classifier on a BERT encoder: fine-tuned, or a frozen encoder with a linear head.
 
@@ -590,12 +601,7 @@ class SentimentClassifier:
             The classifier, ready to predict.
         """
         folder = Path(path)
-        cfg_path = folder / CONFIG_FILE
-        if not cfg_path.is_file():
-            raise FileNotFoundError(f"{cfg_path} not found: not a saved SentimentClassifier folder")
-        cfg = json.loads(cfg_path.read_text())
-        if cfg.get("class") != "SentimentClassifier":
-            raise ValueError(f"{cfg_path} holds a {cfg.get('class')!r}, not a SentimentClassifier")
+        cfg = _read_saved_config(folder, "SentimentClassifier")
         keys = ("model", "num_labels", "mode", "max_length", "lr", "epochs", "batch_size", "warmup_ratio",
                 "weight_decay", "class_weights", "patience", "seed", "amp", "train_last_layers", "fast", "grid")
         obj = cls(**{k: cfg[k] for k in keys}, device=device, cache_dir=cache_dir)
@@ -740,12 +746,7 @@ class TfidfLogisticBaseline:
     def load(cls, path: str | Path) -> TfidfLogisticBaseline:
         """Load a baseline saved with :meth:`save`."""
         folder = Path(path)
-        cfg_path = folder / CONFIG_FILE
-        if not cfg_path.is_file():
-            raise FileNotFoundError(f"{cfg_path} not found: not a saved TfidfLogisticBaseline folder")
-        cfg = json.loads(cfg_path.read_text())
-        if cfg.get("class") != "TfidfLogisticBaseline":
-            raise ValueError(f"{cfg_path} holds a {cfg.get('class')!r}, not a TfidfLogisticBaseline")
+        cfg = _read_saved_config(folder, "TfidfLogisticBaseline")
         obj = cls(num_labels=cfg["num_labels"], ngram_range=tuple(cfg["ngram_range"]), min_df=cfg["min_df"],
                   max_features=cfg["max_features"], grid=cfg["grid"], seed=cfg["seed"])
         arrays = _load_arrays(folder / "weights.safetensors")

@@ -43,7 +43,7 @@ from textinterest.datasets.registry import REGISTRY, candidate_paths, fetch_file
 
 _RATING = rating_converter(1.0, 5.0)
 
-FIELDS_2014 = [
+_SHARED_FIELDS = [  # the same in both releases
     Field("reviewerID", (USER_COL,), to_id, required=True),
     Field("asin", (ITEM_COL,), to_id, required=True),
     Field("overall", (RATING_COL,), _RATING, required=True),
@@ -51,17 +51,15 @@ FIELDS_2014 = [
     Field("reviewText", (TEXT_COL,), to_str, default="", flag_missing=True),
     Field("summary", (SUMMARY_COL,), to_str, default="", flag_missing=True),
     Field("reviewerName", ("reviewer_name",), to_str, default="", flag_missing=True),
+]
+
+FIELDS_2014 = [
+    *_SHARED_FIELDS,
     Field("helpful", ("helpful_votes", "total_votes"), to_helpful, default=(0, 0), flag_missing=True),
 ]
 
 FIELDS_2018 = [
-    Field("reviewerID", (USER_COL,), to_id, required=True),
-    Field("asin", (ITEM_COL,), to_id, required=True),
-    Field("overall", (RATING_COL,), _RATING, required=True),
-    Field("unixReviewTime", (TIME_COL,), unix_seconds, required=True),
-    Field("reviewText", (TEXT_COL,), to_str, default="", flag_missing=True),
-    Field("summary", (SUMMARY_COL,), to_str, default="", flag_missing=True),
-    Field("reviewerName", ("reviewer_name",), to_str, default="", flag_missing=True),
+    *_SHARED_FIELDS,
     Field("vote", ("helpful_votes",), to_vote_count, default=0),
     Field("verified", ("verified",), to_bool, default=None, flag_missing=True),
     Field("style", ("style",), to_json_string, default=""),

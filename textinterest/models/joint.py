@@ -40,7 +40,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from textinterest.features import _transformer_layers, freeze_all_but_last_layers
+from textinterest.features import _transformer_layers_path, freeze_all_but_last_layers
 from textinterest.models.interest import InterestConfig, InterestRecommender, TextFeatures
 from textinterest.training import TrainConfig
 
@@ -142,25 +142,27 @@ class JointInterestRecommender(InterestRecommender):
 
     # ------------------------------------------------------------------ encoder passes
 
-    def _n_frozen_blocks(self, encoder: nn.Module) -> int:
-        if not self.train_layers:
-            return 0
-        return len(_transformer_layers(getattr(encoder, "base_model", encoder))) - self.train_layers
-
     def _build_frozen_cache(self, encoder: nn.Module) -> str:
         """Run the frozen blocks once over every text; return what happened, in words."""
-        frozen = self._n_frozen_blocks(encoder)
         if not self.cache_frozen_layers:
             return "off (cache_frozen_layers=False)"
+        if not self.train_layers:
+            return "not used: every block trains"
+        base = getattr(encoder, "base_model", encoder)
+        blocks_path = _transformer_layers_path(base)  # train_layers > 0 was checked against it when freezing
+        blocks = base.get_submodule(blocks_path)
+        frozen = len(blocks) - self.train_layers
         if frozen <= 0:
             return "not used: every block trains"
         n, width = self._ids.shape
         needed = n * width * encoder.config.hidden_size * 4
         if needed > self.frozen_cache_max_bytes:
             return f"skipped: it would take {needed / 2**20:,.0f} MiB, over frozen_cache_max_bytes"
-        base = getattr(encoder, "base_model", encoder)
         if not isinstance(getattr(base, "embeddings", None), nn.Module):
             return f"skipped: {type(base).__name__} has no 'embeddings' module to bypass"
+        parent_path, _, attr = blocks_path.rpartition(".")
+        # where the shortcut swaps modules: (model, blocks' parent, attribute, all blocks, top blocks)
+        self._shortcut = (base, base.get_submodule(parent_path), attr, blocks, nn.ModuleList(list(blocks)[frozen:]))
         was_training = encoder.training
         encoder.eval()
         try:
@@ -194,23 +196,17 @@ class JointInterestRecommender(InterestRecommender):
         return f"on: {frozen} frozen blocks run once for {n:,} texts ({needed / 2**20:,.0f} MiB)"
 
     @contextlib.contextmanager
-    def _top_blocks_only(self, encoder: nn.Module) -> Iterator[None]:
-        """Temporarily make ``encoder`` start at its first trainable block (inputs_embeds = its input)."""
-        base = getattr(encoder, "base_model", encoder)
-        layers = _transformer_layers(base)
-        frozen = self._n_frozen_blocks(encoder)
-        parent = base
-        for part in _layers_path(base, layers).split(".")[:-1]:
-            parent = getattr(parent, part)
-        name = _layers_path(base, layers).split(".")[-1]
+    def _top_blocks_only(self) -> Iterator[None]:
+        """Temporarily make the encoder start at its first trainable block (inputs_embeds = its input)."""
+        base, parent, attr, blocks, top = self._shortcut
         embeddings = base.embeddings
         base.embeddings = _PassThrough()
-        setattr(parent, name, nn.ModuleList(list(layers)[frozen:]))
+        setattr(parent, attr, top)
         try:
             yield
         finally:
             base.embeddings = embeddings
-            setattr(parent, name, layers)
+            setattr(parent, attr, blocks)
 
     def _encode_with(self, encoder: nn.Module, rows: torch.Tensor) -> torch.Tensor:
         """Mean-pooled encoder output for sorted-step rows (U,) -> (U, D) float32."""
@@ -219,7 +215,7 @@ class JointInterestRecommender(InterestRecommender):
         att = self._att[rows, :width].to(self.device)
         if self._prefix is not None:
             start = self._prefix[rows, :width].to(self.device)
-            with self._top_blocks_only(encoder):
+            with self._top_blocks_only():
                 hidden = encoder(inputs_embeds=start, attention_mask=att).last_hidden_state
         else:
             ids = self._ids[rows, :width].to(self.device)
@@ -290,14 +286,6 @@ class _PassThrough(nn.Module):
         if inputs_embeds is None:
             raise RuntimeError("the frozen-block cache passes hidden states as inputs_embeds")
         return inputs_embeds
-
-
-def _layers_path(base: nn.Module, layers: nn.ModuleList) -> str:
-    """The dotted attribute path of ``layers`` inside ``base`` (e.g. "encoder.layer")."""
-    for name, module in base.named_modules():
-        if module is layers:
-            return name
-    raise ValueError(f"cannot find the transformer blocks inside {type(base).__name__}")
 
 
 def joint_param_groups(module: nn.Module, lr: float, *, encoder_lr: float) -> list[dict[str, Any]]:
