@@ -244,14 +244,15 @@ def test_text_cleaning_is_counted_per_row(tmp_path, write_lines, make_review):
 
 def test_exact_duplicates_and_user_item_duplicates(tmp_path, write_lines, make_review):
     r = make_review.amazon2014
+    T0 = 1_300_000_000
     lines = [
-        r(0, reviewerID="U1", asin="I1", unixReviewTime=200, reviewText="old"),       # 0 superseded by 2
-        r(1, reviewerID="U1", asin="I1", unixReviewTime=100, reviewText="older"),     # 1 superseded
-        r(2, reviewerID="U1", asin="I1", unixReviewTime=300, reviewText="latest"),    # 2 kept
-        r(3, reviewerID="U2", asin="I1", unixReviewTime=500, reviewText="tie a"),     # 3 tie: later line wins
-        r(4, reviewerID="U2", asin="I1", unixReviewTime=500, reviewText="tie b"),     # 4 kept
-        r(5, reviewerID="U3", asin="I2", unixReviewTime=50),                         # 5 kept
-        r(5, reviewerID="U3", asin="I2", unixReviewTime=50),                         # 6 exact duplicate of 5
+        r(0, reviewerID="U1", asin="I1", unixReviewTime=T0 + 200, reviewText="old"),      # 0 superseded by 2
+        r(1, reviewerID="U1", asin="I1", unixReviewTime=T0 + 100, reviewText="older"),    # 1 superseded
+        r(2, reviewerID="U1", asin="I1", unixReviewTime=T0 + 300, reviewText="latest"),   # 2 kept
+        r(3, reviewerID="U2", asin="I1", unixReviewTime=T0 + 500, reviewText="tie a"),    # 3 tie: later line wins
+        r(4, reviewerID="U2", asin="I1", unixReviewTime=T0 + 500, reviewText="tie b"),    # 4 kept
+        r(5, reviewerID="U3", asin="I2", unixReviewTime=T0 + 50),                         # 5 kept
+        r(5, reviewerID="U3", asin="I2", unixReviewTime=T0 + 50),                         # 6 exact duplicate of 5
     ]
     write_lines(tmp_path / MI, lines)
     ds = load("amazon:Musical_Instruments", tmp_path)
