@@ -91,7 +91,8 @@ def _sources(data_home: str | Path | None, download: bool, verify: bool) -> tupl
             if verify and hashlib.sha256(data).hexdigest() != expected:
                 raise ChecksumMismatchError(
                     f"{zip_path}: member {member} does not match the registry's sha256 {expected}; "
-                    "delete the archive and download it again, or pass verify=False."
+                    "delete the archive and download it again (download=True, or --download on the command "
+                    "line), or use it anyway with verify=False (--no-verify on the command line)."
                 )
             return data
 
