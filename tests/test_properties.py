@@ -44,7 +44,7 @@ def review_line(draw) -> bytes:
         "helpful": [0, 1],
     }
     kind = draw(st.sampled_from(["valid", "valid", "valid", "missing", "extra", "wrong_type", "empty_text",
-                                 "ms_time", "not_json", "not_object", "bad_utf8", "blank"]))
+                                 "ms_time", "absurd_time", "not_json", "not_object", "bad_utf8", "blank"]))
     if kind == "missing":
         del record[draw(st.sampled_from(sorted(record)))]
     elif kind == "extra":
@@ -55,6 +55,8 @@ def review_line(draw) -> bytes:
         record["reviewText"] = ""
     elif kind == "ms_time":
         record["unixReviewTime"] *= 1000
+    elif kind == "absurd_time":
+        record["unixReviewTime"] = draw(st.sampled_from([1e20, -1e300, 10**30, 10**400, 0, 4_200_000_000]))
     if kind == "not_json":
         return draw(st.sampled_from([b"{", b"{'a': 1}", b"nan", b'{"a": }']))
     if kind == "not_object":
