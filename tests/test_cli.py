@@ -80,7 +80,8 @@ def test_user_error_is_one_line_and_debug_shows_the_traceback(monkeypatch):
 def test_unreadable_file_is_a_user_error(monkeypatch, tmp_path):
     _raise_in_handler(monkeypatch, PermissionError(13, "Permission denied", str(tmp_path / "x.json")))
     outcome = run_cli(["data", "summary", "synthetic"])
-    assert outcome.rc == 2 and outcome.stderr.strip() == f"textinterest: error: {tmp_path / 'x.json'}: Permission denied"
+    expected = f"textinterest: error: {tmp_path / 'x.json'}: Permission denied"
+    assert outcome.rc == 2 and outcome.stderr.strip() == expected
 
 
 def test_interrupt_is_one_line(monkeypatch):

@@ -30,8 +30,8 @@ MI_FILE = "amazon2014/reviews_Musical_Instruments_5.json.gz"
 
 
 def review(i: int, **overrides) -> dict:
-    record = {"reviewerID": f"U{i % 3}", "asin": f"I{i % 4}", "overall": 4.0, "unixReviewTime": 1_300_000_000 + 86_400 * i,
-              "reviewText": f"review {i}", "summary": "s"}
+    record = {"reviewerID": f"U{i % 3}", "asin": f"I{i % 4}", "overall": 4.0,
+              "unixReviewTime": 1_300_000_000 + 86_400 * i, "reviewText": f"review {i}", "summary": "s"}
     record.update(overrides)
     return record
 
@@ -85,7 +85,8 @@ CASES = [
     Case("`baselines --seed -1`", ["baselines", "synthetic", "--seed", "-1"], 2, ("argument --seed", "'-1'")),
     Case("`--output` under a file", ["evaluate", "synthetic", "--output", "{home}/a_file/result.json"], 2,
          ("argument --output", "is not a folder"), _output_under_a_file),
-    Case("`--output` is a folder", ["benchmark", "embed", "--output", "{home}"], 2, ("argument --output", "is a folder")),
+    Case("`--output` is a folder", ["benchmark", "embed", "--output", "{home}"], 2,
+         ("argument --output", "is a folder")),
     Case("unknown `--encoder`", ["evaluate", "synthetic", "--encoder", "nobody/no-such-model"], 2,
          ("argument --encoder", "not downloaded")),
     Case("`--encoder` folder missing", ["evaluate", "synthetic", "--encoder", "./no/such/folder"], 2,
@@ -98,7 +99,8 @@ CASES = [
          with_bad(unixReviewTime=1e20)),
     Case("timestamp in milliseconds", ["data", "summary", TOY], 2, ("line 3", "'unixReviewTime'", "milliseconds"),
          with_bad(unixReviewTime=1_300_000_000_000)),
-    Case("timestamp in 1970", ["data", "summary", TOY], 2, ("line 3", "outside 1990-2100"), with_bad(unixReviewTime=86_400)),
+    Case("timestamp in 1970", ["data", "summary", TOY], 2, ("line 3", "outside 1990-2100"),
+         with_bad(unixReviewTime=86_400)),
     Case("bad timestamp, `--errors drop`", ["data", "summary", TOY, "--errors", "drop"], 0,
          ("dropped bad_value:unixReviewTime: 1",), with_bad(unixReviewTime=1e20)),
     Case("rating out of range", ["data", "summary", TOY], 2, ("line 3", "'overall'"), with_bad(overall=7)),
@@ -184,7 +186,8 @@ def summary_of(outcome: Outcome, home: Path) -> str:
     """What the user sees, on one table cell: the error line, the matching output line, or the traceback's end."""
     if outcome.rc == 0:
         lines = [line.strip() for line in outcome.stdout.splitlines()]
-        text = "; ".join([line for line in lines if line.startswith("dropped")] or [line for line in lines if "read " in line])
+        dropped = [line for line in lines if line.startswith("dropped")]
+        text = "; ".join(dropped or [line for line in lines if "read " in line])
     elif outcome.stderr.startswith("Traceback"):
         text = "traceback, ending: " + outcome.stderr.strip().splitlines()[-1]
     else:

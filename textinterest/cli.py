@@ -31,19 +31,9 @@ from textinterest.constants import SEED, SPLITS
 
 
 def _print_json(payload: Any) -> None:
-    print(json.dumps(payload, indent=2, sort_keys=False, default=_json_default))
+    from textinterest.utils import json_default
 
-
-def _json_default(value: Any) -> Any:
-    # numpy scalars and arrays, Paths
-    if hasattr(value, "item") and callable(value.item):
-        try:
-            return value.item()
-        except (TypeError, ValueError):
-            pass
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
+    print(json.dumps(payload, indent=2, sort_keys=False, default=json_default))
 
 
 def _fmt(value: Any) -> str:
@@ -82,8 +72,10 @@ def results_markdown(results: Sequence[dict], columns: Sequence[str] | None = No
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="data set name, e.g. amazon:Musical_Instruments, synthetic")
     parser.add_argument("--data-home", default=None, type=types.existing_dir,
-                        help="folder laid out like the shared data folder (default: $TEXTINTEREST_DATA, else the user cache)")
-    parser.add_argument("--download", action="store_true", help="download a missing file from its publisher (hash-checked)")
+                        help="folder laid out like the shared data folder "
+                             "(default: $TEXTINTEREST_DATA, else the user cache)")
+    parser.add_argument("--download", action="store_true",
+                        help="download a missing file from its publisher (hash-checked)")
     parser.add_argument("--errors", choices=("raise", "drop"), default="raise",
                         help="a bad record stops the command (raise) or is dropped and counted in the cleaning report")
     parser.add_argument("--no-verify", action="store_true",
@@ -135,7 +127,8 @@ def _cmd_baselines(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(payload)
     else:
-        print(f"{args.name} · {args.split} · train {payload['n_train']:,} · val {payload['n_val']:,} · test {payload['n_test']:,}")
+        print(f"{args.name} · {args.split} · train {payload['n_train']:,} · val {payload['n_val']:,} "
+              f"· test {payload['n_test']:,}")
         columns = [c for c in BASELINE_COLUMNS if any(c in r for r in results)]
         print(results_markdown(results, columns))
     return 0
@@ -203,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     summary = data_commands.add_parser("summary", help="counts, time span, ratings and the cleaning report")
     _add_data_arguments(summary)
-    summary.add_argument("--kcore", type=types.positive_int, default=None, help="re-apply a k-core filter after cleaning")
+    summary.add_argument("--kcore", type=types.positive_int, default=None,
+                         help="re-apply a k-core filter after cleaning")
     summary.set_defaults(handler=_cmd_data_summary)
 
     baselines = commands.add_parser("baselines", help="train and evaluate the CF baselines on one split")
@@ -217,12 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_arguments(evaluate)
     evaluate.add_argument("--split", choices=SPLITS, default="leave-last-out")
     evaluate.add_argument("--seeds", type=types.positive_int, default=3, help="run seeds 0..N-1")
-    evaluate.add_argument("--seed-list", type=types.seed_list, default=None, help="explicit comma-separated seeds (overrides --seeds)")
-    evaluate.add_argument("--encoder", type=types.encoder_name, default="default", help="'default' (packaged MiniLM), a Hugging Face id or a local folder")
+    evaluate.add_argument("--seed-list", type=types.seed_list, default=None,
+                          help="explicit comma-separated seeds (overrides --seeds)")
+    evaluate.add_argument("--encoder", type=types.encoder_name, default="default",
+                          help="'default' (packaged MiniLM), a Hugging Face id or a local folder")
     evaluate.add_argument("--device", type=types.device, default="auto")
     evaluate.add_argument("--max-users", type=types.positive_int, default=None, help="subsample users (quick runs)")
     evaluate.add_argument("--models", default=None, help="comma-separated subset (default: all but interest+joint), e.g. baselines,mf,interest,interest+joint")
-    evaluate.add_argument("--tasks", type=types.name_list(("rating", "ranking")), default="rating,ranking", help="rating and/or ranking")
+    evaluate.add_argument("--tasks", type=types.name_list(("rating", "ranking")), default="rating,ranking",
+                          help="rating and/or ranking")
     evaluate.add_argument("--epochs", type=types.positive_int, default=None, help="cap on training epochs")
     evaluate.add_argument("--output", type=types.writable_file, default=None, help="also write the JSON result here")
     evaluate.set_defaults(handler=_cmd_evaluate)
@@ -234,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--max-length", type=types.positive_int, default=128)
     embed.add_argument("--batch-size", type=types.positive_int, default=32)
     embed.add_argument("--repeats", type=types.positive_int, default=3)
-    embed.add_argument("--cache-n", type=types.positive_int, default=None, help="texts for the cold/warm cache timing (default: --n)")
+    embed.add_argument("--cache-n", type=types.positive_int, default=None,
+                       help="texts for the cold/warm cache timing (default: --n)")
     embed.add_argument("--output", type=types.writable_file, default=None, help="also write the JSON result here")
     embed.add_argument("--json", action="store_true")
     embed.set_defaults(handler=_cmd_benchmark_embed)
@@ -242,7 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce = commands.add_parser("reproduce", help="run every notebook with papermill and build reports/")
     reproduce.add_argument("--profile", default="smoke", help="parameter preset in notebooks/params/ (smoke or full)")
     reproduce.add_argument("--dataset", default=None, help="override the DATASET parameter of every notebook")
-    reproduce.add_argument("--output", type=types.writable_dir, default="reports", help="reports folder (a sub-folder per profile)")
+    reproduce.add_argument("--output", type=types.writable_dir, default="reports",
+                           help="reports folder (a sub-folder per profile)")
     reproduce.add_argument("--notebooks-dir", type=types.existing_dir, default=None)
     reproduce.add_argument("--only", default=None, help="comma-separated notebook name prefixes, e.g. 00,03")
     reproduce.add_argument("--force", action="store_true",

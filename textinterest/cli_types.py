@@ -124,7 +124,8 @@ def writable_file(text: str) -> str:
         raise argparse.ArgumentTypeError("expected a file path, got an empty string")
     path = Path(text).expanduser()
     if path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r} is a folder; give a file path such as {str(path / 'result.json')!r}")
+        example = str(path / "result.json")
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder; give a file path such as {example!r}")
     if path.exists() and not os.access(path, os.W_OK):
         raise argparse.ArgumentTypeError(f"cannot write {text!r}: the file is read-only")
     _check_can_write_in(path.parent, text)
