@@ -581,3 +581,16 @@ def test_random_bytes_named_gz_are_not_a_gzip_file(tmp_path):
     with pytest.raises(DataFormatError, match="not a gzip file") as info:
         load("amazon:Musical_Instruments", tmp_path)
     assert info.value.reason == "not_gzip"
+
+
+def test_movielens_timestamp_in_milliseconds(tmp_path, ml_files):
+    files = ml_files()
+    files["u.data"] += b"5\t1\t3\t880000000000\n"
+    folder = tmp_path / "movielens" / "ml-100k"
+    folder.mkdir(parents=True)
+    for name, data in files.items():
+        (folder / f"{name}.gz").write_bytes(gzip.compress(data))
+    with pytest.raises(DataFormatError, match="milliseconds") as info:
+        load("movielens:100k", tmp_path)
+    assert (info.value.line, info.value.field) == (13, "timestamp")
+    assert load("movielens:100k", tmp_path, errors="drop").report.dropped == {"bad_value:timestamp": 1}
