@@ -282,6 +282,18 @@ def _one_line(error: BaseException) -> str:
     return " | ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
+def _accept_debug_anywhere(parser: argparse.ArgumentParser) -> None:
+    """Let ``--debug`` follow the sub-command too (``textinterest evaluate NAME --debug``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                if not any(isinstance(a, argparse._SubParsersAction) for a in sub._actions):
+                    # SUPPRESS: a leaf that is not given --debug leaves the global flag's value alone
+                    sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                                     help="show the traceback of an error instead of one line")
+                _accept_debug_anywhere(sub)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``textinterest evaluate: error: argument --epochs: ...``."""
 
@@ -296,6 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     130 interrupted; a bug raises with its traceback.
     """
     parser = build_parser()
+    _accept_debug_anywhere(parser)
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
