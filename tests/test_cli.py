@@ -139,3 +139,17 @@ def test_debug_before_or_after_the_command(monkeypatch, argv):
     _raise_in_handler(monkeypatch, DataFormatError("f.json, line 2: bad"))
     outcome = run_cli(argv)
     assert outcome.rc == 1 and outcome.stderr.startswith("Traceback")
+
+
+def test_evaluate_loads_with_errors_drop(monkeypatch, tmp_path):
+    import textinterest.experiments
+    from test_cli_bad_input import TOY, TOY_FILE, review, write_reviews
+
+    write_reviews(tmp_path, TOY_FILE, [review(0), review(1, unixReviewTime=1e20), review(2)])
+    seen = {}
+    monkeypatch.setattr(textinterest.experiments, "run_evaluation", lambda name, **kw: seen.update(kw) or {})
+    monkeypatch.setattr(textinterest.experiments, "format_results_table", lambda result: "table")
+    assert run_cli(["evaluate", TOY, "--data-home", str(tmp_path)]).rc == 0 and seen["dataset"] is None
+    outcome = run_cli(["evaluate", TOY, "--data-home", str(tmp_path), "--errors", "drop"])
+    assert outcome.rc == 0, outcome.stderr
+    assert seen["dataset"].report.dropped == {"bad_value:unixReviewTime": 1}

@@ -139,7 +139,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     seeds = tuple(range(args.seeds)) if args.seed_list is None else args.seed_list
     dataset = None
-    if _load_options(args) not in ({}, {"errors": "raise", "verify": True}) or args.download:
+    if args.errors != "raise" or args.no_verify or args.download:  # options run_evaluation's own loading lacks
         from textinterest.datasets import load_dataset
 
         dataset = load_dataset(args.name, args.data_home, download=args.download, **_load_options(args))
