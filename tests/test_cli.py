@@ -6,12 +6,11 @@ import argparse
 import re
 
 import pytest
+from test_cli_bad_input import run_cli
 
 from textinterest import cli, cli_types
 from textinterest.datasets.base import ChecksumMismatchError, DataFormatError
 from textinterest.datasets.registry import REGISTRY, verify_file
-
-from test_cli_bad_input import run_cli
 
 
 def _options_of(argv: list[str]) -> set[str]:
@@ -142,8 +141,9 @@ def test_debug_before_or_after_the_command(monkeypatch, argv):
 
 
 def test_evaluate_loads_with_errors_drop(monkeypatch, tmp_path):
-    import textinterest.experiments
     from test_cli_bad_input import TOY, TOY_FILE, review, write_reviews
+
+    import textinterest.experiments
 
     write_reviews(tmp_path, TOY_FILE, [review(0), review(1, unixReviewTime=1e20), review(2)])
     seen = {}

@@ -6,6 +6,7 @@ Hypothesis draws the inputs; ``max_examples`` stays modest so the file runs in s
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import tempfile
 from pathlib import Path
@@ -15,7 +16,14 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from textinterest.constants import ITEM_COL, ORDER_COL, RATING_COL, SPLITS, TIME_COL, USER_COL
+from textinterest.constants import (
+    ITEM_COL,
+    ORDER_COL,
+    RATING_COL,
+    SPLITS,
+    TIME_COL,
+    USER_COL,
+)
 from textinterest.datasets import load_dataset
 from textinterest.datasets.base import DataFormatError
 from textinterest.datasets.splits import split_interactions
@@ -144,7 +152,7 @@ def test_split_invariants(df, how, seed):
                 assert first[1] is None or keys[1] < first[2]
     elif how == "temporal":
         ordered = [_keys(p) for p in parts.values()]
-        for earlier, later in zip(ordered, ordered[1:]):
+        for earlier, later in itertools.pairwise(ordered):
             if earlier and later:
                 assert max(earlier) < min(later)
     # deterministic: the same call gives the same split, and so does the table in another row order

@@ -23,8 +23,9 @@ import argparse
 import json
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import Any, NoReturn
 
 from textinterest import cli_types as types
 from textinterest.constants import SEED, SPLITS
@@ -255,7 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _user_error(error: BaseException) -> bool:
     """True for an error the user can fix from its message alone (bad data, a file, a name); False for a bug."""
     from textinterest.datasets.base import (
-        ChecksumMismatchError, DataFormatError, DataNotFoundError, UnknownDatasetError,
+        ChecksumMismatchError,
+        DataFormatError,
+        DataNotFoundError,
+        UnknownDatasetError,
     )
 
     if isinstance(error, (DataFormatError, DataNotFoundError, ChecksumMismatchError, UnknownDatasetError)):
