@@ -248,3 +248,60 @@ def test_failed_notebook_metrics_are_not_headlines_and_nan_is_shown(tmp_path):
     not_results = index.split("## Recorded by notebooks that did not succeed (not results)", 1)[1]
     assert "| 01_partial | failed | total | 150 |" in not_results
     assert "RuntimeError: diverged after recording" in index
+
+
+# ---------------------------------------------------------------------------------------------
+# Fault injection: kill reproduce at random points, then look at what it left
+# ---------------------------------------------------------------------------------------------
+
+
+def _edit_keeping_size_and_mtime(file: Path) -> None:
+    """Change a data file's total without changing its size or modification time."""
+    before = file.stat()
+    text = file.read_text()
+    file.write_text(str(int(text[0]) % 9 + 1) + text[1:])
+    os.utime(file, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def _check_report(report: Path, data: Path) -> dict[str, list[str]]:
+    """The report left behind is readable and never mixes data sets or stale numbers."""
+    if not (report / "index.md").exists():
+        return {}
+    json.loads((report / "runs.json").read_text(encoding="utf-8"))  # never half-written
+    status = assert_index_consistent(report, data)
+    shown = {row[3] for row in status.values() if row[1] == "ok"}
+    assert len(shown) <= 1, f"one index shows results of several data sets: {shown}"
+    return status
+
+
+@pytest.mark.slow
+def test_killed_at_random_points_never_leaves_a_mixed_or_stale_report(tmp_path):
+    rng = random.Random(13)
+    notebooks, data = make_project(tmp_path, n_notebooks=2, sleep=0.3)
+    out = tmp_path / "reports"
+    report = out / "tiny"
+    kills, started = 0, time.monotonic()
+    while kills < 20:
+        dataset = f"amazon:{rng.choice('abc')}"
+        if rng.random() < 0.25:
+            _edit_keeping_size_and_mtime(data / f"{rng.choice('abc')}.txt")
+        sig = rng.choice([signal.SIGKILL, signal.SIGINT])
+        process = subprocess.Popen(cli_command(notebooks, out, dataset), env=cli_env(), stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, text=True)
+        try:
+            process.wait(timeout=rng.uniform(0.1, 3.5))
+        except subprocess.TimeoutExpired:
+            process.send_signal(sig)
+            kills += 1
+        _, err = process.communicate(timeout=60)
+        if sig == signal.SIGINT and process.returncode == 130:
+            assert "Traceback" not in err, err
+        assert process.returncode in (0, 130, -signal.SIGKILL, -signal.SIGINT), (process.returncode, err)
+        _check_report(report, data)
+
+    # after all that, a run that is left alone reports exactly this data set, reused or executed
+    completed = run_cli(notebooks, out, "amazon:b")
+    assert completed.returncode == 0, completed.stderr
+    status = _check_report(report, data)
+    assert {(row[1], row[3]) for row in status.values()} == {("ok", "amazon:b")}
+    assert time.monotonic() - started < 90

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import platform
+import sys
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
@@ -178,8 +179,18 @@ def save_figure(fig: Any, name: str, path: str | os.PathLike[str] | None = None,
     return target
 
 
+def gpu_driver_absent() -> bool:
+    """True when this is Linux without an NVIDIA or ROCm driver, so CUDA cannot be available.
+
+    Lets callers skip importing torch (seconds) just to hear "no GPU"; False means "ask torch".
+    """
+    if platform.system() != "Linux" or "torch" in sys.modules:
+        return False
+    return not any(Path(p).exists() for p in ("/proc/driver/nvidia", "/dev/nvidia0", "/dev/nvidiactl", "/dev/kfd"))
+
+
 def environment_info() -> dict[str, Any]:
-    """Versions, device and machine facts for a report (imports torch to ask about CUDA)."""
+    """Versions, device and machine facts for a report (imports torch to ask about CUDA when a driver is present)."""
     info: dict[str, Any] = {"python": platform.python_version()}
     for package in VERSIONED_PACKAGES:
         try:
@@ -188,6 +199,8 @@ def environment_info() -> dict[str, Any]:
             info[package] = "not installed"
     device = "cpu"
     try:
+        if gpu_driver_absent():
+            raise ImportError("no GPU driver: torch need not be asked")
         import torch
 
         if torch.cuda.is_available():

@@ -195,6 +195,10 @@ def load_params(
 
 def gpu_available() -> bool:
     """Whether torch sees a CUDA GPU (False when torch is missing)."""
+    from textinterest.reporting import gpu_driver_absent
+
+    if gpu_driver_absent():  # spares importing torch (seconds) on machines without a GPU driver
+        return False
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is a dependency
