@@ -74,13 +74,23 @@ def test_find_notebooks_dir_clear_error(tmp_path):
 
 
 def test_build_index_contents(tmp_path):
-    record_metrics("00_a", {"rmse": 0.91234, "split": {"n_test": 10}, "rows": [{"model": "svd", "rmse": 0.9}]},
-                   path=tmp_path / "metrics")
+    record_metrics(
+        "00_a",
+        {"rmse": 0.91234, "split": {"n_test": 10}, "rows": [{"model": "svd", "rmse": 0.9}]},
+        path=tmp_path / "metrics",
+    )
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "00_ratings.png").write_bytes(b"png")
     runs = [
-        NotebookRun("00_a", "ok", 1.25, html="html/00_a.html", executed="executed/00_a.ipynb",
-                    metrics="metrics/00_a.json", figures=["figures/00_ratings.png"]),
+        NotebookRun(
+            "00_a",
+            "ok",
+            1.25,
+            html="html/00_a.html",
+            executed="executed/00_a.ipynb",
+            metrics="metrics/00_a.json",
+            figures=["figures/00_ratings.png"],
+        ),
         NotebookRun("01_b", "failed", 2.0, error={"ename": "KeyError", "evalue": "'x' | y", "cell_index": 4}),
     ]
     md, html_path = build_index(tmp_path, runs, profile="tiny", environment={"python": "3.11", "device": "cpu"})
@@ -149,7 +159,8 @@ def test_reproduce_records_failure_and_keeps_going(tiny_notebooks, tmp_path, cap
     assert "| 00_good | ok |" in index
     assert "| 00_good | answer | 42 |" in index
     assert "| 00_good | name | y |" in index
-    assert load_metrics(report / "metrics" / "00_good.json")["metrics"] == {"answer": 42, "name": "y", "dataset": "synthetic"}
+    expected = {"answer": 42, "name": "y", "dataset": "synthetic"}
+    assert load_metrics(report / "metrics" / "00_good.json")["metrics"] == expected
     assert not (report / "metrics" / "01_bad.json").exists()
     assert "[00_good_plot](figures/00_good_plot.png)" in index
     for sub in ("executed/00_good.ipynb", "executed/01_bad.ipynb", "html/00_good.html", "html/01_bad.html"):
@@ -168,8 +179,14 @@ def test_reproduce_records_failure_and_keeps_going(tiny_notebooks, tmp_path, cap
 
     # rerunning only the good one, with a dataset override and the profile given as a file,
     # keeps the other's earlier status in the index
-    code = reproduce(str(tiny_notebooks / "params" / "tiny.yaml"), dataset="movielens:100k", output=out,
-                     notebooks_dir=tiny_notebooks, only=["00"], execution_timeout=120)
+    code = reproduce(
+        str(tiny_notebooks / "params" / "tiny.yaml"),
+        dataset="movielens:100k",
+        output=out,
+        notebooks_dir=tiny_notebooks,
+        only=["00"],
+        execution_timeout=120,
+    )
     assert code == 0
     index = (report / "index.md").read_text()
     assert "| 01_bad | failed |" in index and "| 00_good | ok |" in index
@@ -354,8 +371,10 @@ def test_inputs_digest_follows_parameters_gpu_and_data_files(tmp_path, monkeypat
     "argv, expected",
     [
         ([], {"profile": "smoke", "reuse": True, "gpu": None, "dataset": None}),
-        (["--profile", "full", "--force", "--settings", "cpu", "--dataset", "movielens:100k"],
-         {"profile": "full", "reuse": False, "gpu": False, "dataset": "movielens:100k"}),
+        (
+            ["--profile", "full", "--force", "--settings", "cpu", "--dataset", "movielens:100k"],
+            {"profile": "full", "reuse": False, "gpu": False, "dataset": "movielens:100k"},
+        ),
         (["--settings", "gpu"], {"gpu": True}),
     ],
 )

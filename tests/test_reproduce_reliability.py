@@ -13,7 +13,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import nbformat
@@ -31,19 +30,25 @@ def data_notebook(name: str, factor: int, extra: str = "") -> nbformat.NotebookN
     """A notebook recording ``dataset`` and ``total`` (factor × the sum of the data set's file)."""
     nb = nbformat.v4.new_notebook()
     nb.cells.append(nbformat.v4.new_code_cell(PARAMS, metadata={"tags": ["parameters"]}))
-    nb.cells.append(nbformat.v4.new_code_cell(
-        "import os, signal, time\nfrom pathlib import Path\nfrom textinterest.reporting import record_metrics\n"
-        'numbers = Path(DATA_HOME, DATASET.split(":")[1] + ".txt").read_text().split()\n'
-        "time.sleep(SLEEP)"
-    ))
-    nb.cells.append(nbformat.v4.new_code_cell(
-        "if STOP_ON and STOP_ON == DATASET:  # Ctrl-C, as a user would press it while this runs\n"
-        "    os.kill(os.getppid(), signal.SIGINT)\n    time.sleep(60)"
-    ))
-    nb.cells.append(nbformat.v4.new_code_cell(
-        f'record_metrics("{name}", {{"dataset": DATASET, "total": {factor} * sum(map(int, numbers))}}, '
-        "path=METRICS_DIR)" + (f"\n{extra}" if extra else "")
-    ))
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "import os, signal, time\nfrom pathlib import Path\nfrom textinterest.reporting import record_metrics\n"
+            'numbers = Path(DATA_HOME, DATASET.split(":")[1] + ".txt").read_text().split()\n'
+            "time.sleep(SLEEP)"
+        )
+    )
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "if STOP_ON and STOP_ON == DATASET:  # Ctrl-C, as a user would press it while this runs\n"
+            "    os.kill(os.getppid(), signal.SIGINT)\n    time.sleep(60)"
+        )
+    )
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            f'record_metrics("{name}", {{"dataset": DATASET, "total": {factor} * sum(map(int, numbers))}}, '
+            "path=METRICS_DIR)" + (f"\n{extra}" if extra else "")
+        )
+    )
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return nb
 
@@ -79,8 +84,22 @@ def expected_total(data: Path, dataset: str, notebook: str) -> int:
 
 def cli_command(notebooks: Path, output: Path, dataset: str) -> list[str]:
     """``textinterest reproduce`` on the tiny project, as a separate process."""
-    return [sys.executable, "-m", "textinterest", "reproduce", "--profile", "tiny", "--notebooks-dir", str(notebooks),
-            "--output", str(output), "--dataset", dataset, "--settings", "cpu"]
+    return [
+        sys.executable,
+        "-m",
+        "textinterest",
+        "reproduce",
+        "--profile",
+        "tiny",
+        "--notebooks-dir",
+        str(notebooks),
+        "--output",
+        str(output),
+        "--dataset",
+        dataset,
+        "--settings",
+        "cpu",
+    ]
 
 
 def cli_env() -> dict[str, str]:
@@ -90,8 +109,14 @@ def cli_env() -> dict[str, str]:
 
 
 def run_cli(notebooks: Path, output: Path, dataset: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cli_command(notebooks, output, dataset), env=cli_env(), capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        cli_command(notebooks, output, dataset),
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def _rows(section: str) -> list[list[str]]:
@@ -233,8 +258,9 @@ def test_cli_verify_data_reaches_reproduce(monkeypatch):
 def test_failed_notebook_metrics_are_not_headlines_and_nan_is_shown(tmp_path):
     notebooks, data = make_project(tmp_path, n_notebooks=0)
     nan = data_notebook("00_nan", 1)
-    nan.cells.append(nbformat.v4.new_code_cell('record_metrics("00_nan", {"rmse": float("nan"), "n": 3}, '
-                                               "path=METRICS_DIR)"))
+    nan.cells.append(
+        nbformat.v4.new_code_cell('record_metrics("00_nan", {"rmse": float("nan"), "n": 3}, path=METRICS_DIR)')
+    )
     nbformat.write(nan, notebooks / "00_nan.ipynb")
     partial = data_notebook("01_partial", 1, extra='raise RuntimeError("diverged after recording")')
     nbformat.write(partial, notebooks / "01_partial.ipynb")
@@ -293,8 +319,13 @@ def test_killed_at_random_points_never_leaves_a_mixed_or_stale_report(tmp_path):
             completed += 1
             continue
         sig = rng.choice([signal.SIGKILL, signal.SIGINT])
-        process = subprocess.Popen(cli_command(notebooks, out, dataset), env=cli_env(), stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            cli_command(notebooks, out, dataset),
+            env=cli_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             process.wait(timeout=rng.uniform(0.1, 2.5))
         except subprocess.TimeoutExpired:

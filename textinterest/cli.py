@@ -227,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--verify-data", action="store_true",
                            help="rehash every data file instead of trusting the cached content hashes")
     reproduce.add_argument("--settings", choices=("auto", "gpu", "cpu"), default="auto",
-                           help="the profile's GPU settings or its 'without_gpu' ones (auto: GPU settings when CUDA is available)")
+                           help="the profile's GPU settings or its 'without_gpu' ones "
+                                "(auto: GPU settings when CUDA is available)")
     reproduce.set_defaults(handler=_cmd_reproduce)
     return parser
 

@@ -104,14 +104,20 @@ def _summary(runs: Sequence[NotebookRun], run_state: str, params_file: Any, adju
     if run_state in _UNFINISHED_NOTE:
         done = [r.notebook for r in runs if r.status in ("ok", "failed")]
         not_done = [f"{r.notebook} ({r.status})" for r in runs if r.status not in ("ok", "failed")]
-        lines += ["", f"**{_UNFINISHED_NOTE[run_state]}** Finished: {', '.join(done) or 'none'}. "
-                  f"Not finished: {', '.join(not_done) or 'none'}."]
+        lines += [
+            "",
+            f"**{_UNFINISHED_NOTE[run_state]}** Finished: {', '.join(done) or 'none'}. "
+            f"Not finished: {', '.join(not_done) or 'none'}.",
+        ]
     n_reused = sum(r.reused for r in runs)
     if n_reused:
-        lines += ["", f"{n_reused} of them were not executed again: an earlier run had exactly the same inputs "
-                  "(notebook, parameters, package source and versions, data file contents), its outputs are "
-                  "unchanged, and they are shown with its date and duration. `textinterest reproduce --force` "
-                  "executes everything."]
+        lines += [
+            "",
+            f"{n_reused} of them were not executed again: an earlier run had exactly the same inputs "
+            "(notebook, parameters, package source and versions, data file contents), its outputs are "
+            "unchanged, and they are shown with its date and duration. `textinterest reproduce --force` "
+            "executes everything.",
+        ]
     if adjustments:
         lines += ["", "This machine has no GPU, so the profile's `without_gpu` settings were applied on top of it:", ""]
         for key, value in (adjustments.get("shared") or {}).items():

@@ -206,7 +206,6 @@ def gpu_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-
 def notebook_parameters(
     notebook: Path, shared: Mapping[str, Any], overrides: Mapping[str, Any], injected: Mapping[str, Any]
 ) -> tuple[dict[str, Any], list[str]]:

@@ -35,8 +35,13 @@ from typing import Any
 from textinterest.reporting import FIGURES_ENV, METRICS_ENV, environment_info, load_metrics, to_plain
 from textinterest.reproduce.digest import FileHasher, notebook_inputs_digest
 from textinterest.reproduce.index import build_index
-from textinterest.reproduce.profiles import find_notebooks_dir, gpu_available, list_notebooks, load_profile
-from textinterest.reproduce.profiles import notebook_parameters
+from textinterest.reproduce.profiles import (
+    find_notebooks_dir,
+    gpu_available,
+    list_notebooks,
+    load_profile,
+    notebook_parameters,
+)
 from textinterest.reproduce.runs import NotebookRun, hash_outputs, load_runs, reusable, save_run, save_run_info
 
 # Quiet, offline kernels: no progress bars, no hub look-ups, no transformers chatter.
@@ -81,8 +86,13 @@ class _Run:
     current: str = ""
 
     def info(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "state": self.state, "started_at": self.started_at,
-                "profile": self.profile_path.stem, "notebooks": [p.stem for p in self.notebooks]}
+        return {
+            "run_id": self.run_id,
+            "state": self.state,
+            "started_at": self.started_at,
+            "profile": self.profile_path.stem,
+            "notebooks": [p.stem for p in self.notebooks],
+        }
 
     def shown(self) -> list[NotebookRun]:
         """The index's rows: this run's records for its notebooks, earlier records for the others."""
@@ -102,9 +112,16 @@ class _Run:
         self.write_index()
 
     def write_index(self) -> None:
-        build_index(self.out, self.shown(), profile=self.profile_path.stem, params_file=self.profile_path,
-                    environment=self.environment, adjustments=self.adjustments, run_state=self.state,
-                    current_run=self.run_id)
+        build_index(
+            self.out,
+            self.shown(),
+            profile=self.profile_path.stem,
+            params_file=self.profile_path,
+            environment=self.environment,
+            adjustments=self.adjustments,
+            run_state=self.state,
+            current_run=self.run_id,
+        )
 
 
 @contextlib.contextmanager
@@ -194,8 +211,11 @@ def _run_notebook(ctx: _Run, notebook: Path) -> NotebookRun:
         if ctx.reuse and earlier is not None and reusable(earlier, inputs, ctx.out):
             record = replace(earlier, reused=True, run_id=ctx.run_id, parameters=to_plain(params))
             ctx.save(record)
-            print(f"reused (inputs unchanged since the run that finished {earlier.finished_at}, "
-                  f"{earlier.duration_s:.1f} s; --force executes it again)", file=sys.stderr)
+            print(
+                f"reused (inputs unchanged since the run that finished {earlier.finished_at}, "
+                f"{earlier.duration_s:.1f} s; --force executes it again)",
+                file=sys.stderr,
+            )
             return record
         ctx.save(NotebookRun(name, "running", parameters=to_plain(params), inputs=inputs, run_id=ctx.run_id))
         # what an earlier run left must not pass for this run's results
@@ -226,9 +246,19 @@ def _run_notebook(ctx: _Run, notebook: Path) -> NotebookRun:
     rel_executed = f"executed/{notebook.name}" if executed.exists() else ""
     rel_metrics = f"metrics/{name}.json" if metrics_file.exists() else ""
     record = NotebookRun(
-        notebook=name, status="failed" if error else "ok", duration_s=round(duration, 1), error=error,
-        executed=rel_executed, html=html_rel, metrics=rel_metrics, parameters=to_plain(params),
-        finished_at=_now(), inputs=inputs, run_id=ctx.run_id, values=values, figures=figures,
+        notebook=name,
+        status="failed" if error else "ok",
+        duration_s=round(duration, 1),
+        error=error,
+        executed=rel_executed,
+        html=html_rel,
+        metrics=rel_metrics,
+        parameters=to_plain(params),
+        finished_at=_now(),
+        inputs=inputs,
+        run_id=ctx.run_id,
+        values=values,
+        figures=figures,
         outputs=hash_outputs(ctx.out, [rel_executed, rel_metrics, *figures]),
     )
     ctx.save(record)
@@ -239,9 +269,16 @@ def _run_notebook(ctx: _Run, notebook: Path) -> NotebookRun:
     return record
 
 
-def _prepare(profile: str | os.PathLike[str], dataset: str | None, output: str | os.PathLike[str],
-             notebooks_dir: str | os.PathLike[str] | None, only: Sequence[str] | None, gpu: bool | None,
-             verify_data: bool, **options: Any) -> _Run:
+def _prepare(
+    profile: str | os.PathLike[str],
+    dataset: str | None,
+    output: str | os.PathLike[str],
+    notebooks_dir: str | os.PathLike[str] | None,
+    only: Sequence[str] | None,
+    gpu: bool | None,
+    verify_data: bool,
+    **options: Any,
+) -> _Run:
     nb_dir = find_notebooks_dir(notebooks_dir)
     loaded = load_profile(profile, nb_dir)
     gpu = gpu_available() if gpu is None else bool(gpu)
@@ -255,10 +292,20 @@ def _prepare(profile: str | os.PathLike[str], dataset: str | None, output: str |
     out = Path(output).expanduser().resolve() / loaded.path.stem
     for name in ("executed", "html", "metrics", "figures"):
         (out / name).mkdir(parents=True, exist_ok=True)
-    return _Run(out=out, profile_path=loaded.path, notebooks=list_notebooks(nb_dir, only), existing=existing,
-                shared=shared, per_notebook=per_notebook, adjustments=adjustments, gpu=gpu,
-                hasher=FileHasher(out / ".file-hashes.json", verify=verify_data), environment=environment_info(),
-                records=load_runs(out), **options)
+    return _Run(
+        out=out,
+        profile_path=loaded.path,
+        notebooks=list_notebooks(nb_dir, only),
+        existing=existing,
+        shared=shared,
+        per_notebook=per_notebook,
+        adjustments=adjustments,
+        gpu=gpu,
+        hasher=FileHasher(out / ".file-hashes.json", verify=verify_data),
+        environment=environment_info(),
+        records=load_runs(out),
+        **options,
+    )
 
 
 def _interrupted(ctx: _Run) -> int:
@@ -271,8 +318,11 @@ def _interrupted(ctx: _Run) -> int:
     ctx.write_index()
     done = [r.notebook for r in ctx.records.values() if r.run_id == ctx.run_id and r.status in ("ok", "failed")]
     where = f"during {ctx.current}" if ctx.current else "before the first notebook"
-    print(f"\ntextinterest: interrupted {where}; finished: {', '.join(done) or 'none'}; "
-          f"the report says what did not: {ctx.out / 'index.md'}", file=sys.stderr)
+    print(
+        f"\ntextinterest: interrupted {where}; finished: {', '.join(done) or 'none'}; "
+        f"the report says what did not: {ctx.out / 'index.md'}",
+        file=sys.stderr,
+    )
     return EXIT_INTERRUPTED
 
 
@@ -313,17 +363,30 @@ def reproduce(
     Returns:
         0 when every notebook ran, 1 when any failed, 130 when interrupted.
     """
-    ctx = _prepare(profile, dataset, output, notebooks_dir, only, gpu, verify_data, kernel_name=kernel_name,
-                   execution_timeout=execution_timeout, reuse=reuse)
+    ctx = _prepare(
+        profile,
+        dataset,
+        output,
+        notebooks_dir,
+        only,
+        gpu,
+        verify_data,
+        kernel_name=kernel_name,
+        execution_timeout=execution_timeout,
+        reuse=reuse,
+    )
     if ctx.adjustments:
         print(f"no GPU: applying the 'without_gpu' settings of {ctx.profile_path.name}", file=sys.stderr)
     wall_start = time.perf_counter()
     try:
         save_run_info(ctx.out, ctx.info())
         ctx.write_index()
-        with tempfile.TemporaryDirectory(prefix="textinterest-surprise-") as surprise_home, _environ(
-            {METRICS_ENV: _INJECTED["METRICS_DIR"], FIGURES_ENV: _INJECTED["FIGURES_DIR"]},
-            {**QUIET_ENV, "SURPRISE_DATA_FOLDER": surprise_home},
+        with (
+            tempfile.TemporaryDirectory(prefix="textinterest-surprise-") as surprise_home,
+            _environ(
+                {METRICS_ENV: _INJECTED["METRICS_DIR"], FIGURES_ENV: _INJECTED["FIGURES_DIR"]},
+                {**QUIET_ENV, "SURPRISE_DATA_FOLDER": surprise_home},
+            ),
         ):
             for position, notebook in enumerate(ctx.notebooks, start=1):
                 ctx.current = notebook.stem

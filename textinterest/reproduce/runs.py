@@ -36,7 +36,8 @@ class NotebookRun:
         metrics: its metrics file, relative to the report folder ("" if none was recorded).
         parameters: the parameters it was given.
         finished_at: when the run ended (UTC, ISO 8601).
-        inputs: digest of everything the run depended on (see :func:`~textinterest.reproduce.digest.notebook_inputs_digest`).
+        inputs: digest of everything the run depended on
+            (see :func:`~textinterest.reproduce.digest.notebook_inputs_digest`).
         reused: True when this entry was carried over from an earlier run with the same inputs
             instead of executing the notebook again (its duration is the earlier run's).
         run_id: the reproduction this entry belongs to (an executed or a reused notebook).
