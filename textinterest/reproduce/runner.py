@@ -43,6 +43,7 @@ from textinterest.reproduce.profiles import (
     notebook_parameters,
 )
 from textinterest.reproduce.runs import NotebookRun, hash_outputs, load_runs, reusable, save_run, save_run_info
+from textinterest.utils import atomic_write_text
 
 # Quiet, offline kernels: no progress bars, no hub look-ups, no transformers chatter.
 QUIET_ENV = {
@@ -157,7 +158,7 @@ def _render_html(executed: Path, target: Path) -> None:
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter().from_filename(str(executed))
-    target.write_text(body, encoding="utf-8")
+    atomic_write_text(target, body)
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int, int]]:
@@ -233,7 +234,7 @@ def _run_notebook(ctx: _Run, notebook: Path) -> NotebookRun:
     values = None
     if metrics_file.is_file():
         try:
-            values = load_metrics(metrics_file)["metrics"]
+            values = to_plain(load_metrics(metrics_file)["metrics"], nonfinite="text")
         except ValueError as err:
             values = {"unreadable metrics file": str(err)}
     html_rel = ""
