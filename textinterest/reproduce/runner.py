@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import logging
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -309,6 +312,26 @@ def _prepare(
     )
 
 
+def _on_sigint(signum: int, frame: Any) -> None:
+    """Ctrl-C: quiet the libraries that would log the dying kernel's tasks, then stop as Python would."""
+    for name in ("asyncio", "nbclient", "papermill", "traitlets"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _quiet_interrupts() -> Iterator[None]:
+    """Install :func:`_on_sigint` while the notebooks run (main thread only), restoring the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _interrupted(ctx: _Run) -> int:
     """Close the records of a run stopped by Ctrl-C and say so in one line."""
     ctx.state = "interrupted"
@@ -383,6 +406,7 @@ def reproduce(
         save_run_info(ctx.out, ctx.info())
         ctx.write_index()
         with (
+            _quiet_interrupts(),
             tempfile.TemporaryDirectory(prefix="textinterest-surprise-") as surprise_home,
             _environ(
                 {METRICS_ENV: _INJECTED["METRICS_DIR"], FIGURES_ENV: _INJECTED["FIGURES_DIR"]},
