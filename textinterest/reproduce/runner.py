@@ -201,12 +201,43 @@ def _parameters_and_digest(ctx: _Run, notebook: Path) -> tuple[dict[str, Any], s
     return params, inputs
 
 
+def _collect_outputs(ctx: _Run, notebook: Path, before: dict[str, tuple[int, int, int]]) -> dict[str, Any]:
+    """What an executed notebook left: file paths, its metrics, the figures it wrote, their hashes."""
+    name = notebook.stem
+    executed, metrics_file = ctx.out / "executed" / notebook.name, ctx.out / "metrics" / f"{name}.json"
+    after = _snapshot(ctx.out / "figures")
+    figures = sorted(f"figures/{n}" for n, ident in after.items() if before.get(n) != ident)
+    values = None
+    if metrics_file.is_file():
+        try:
+            values = to_plain(load_metrics(metrics_file)["metrics"], nonfinite="text")
+        except ValueError as err:
+            values = {"unreadable metrics file": str(err)}
+    html_rel = ""
+    if executed.exists():
+        try:
+            _render_html(executed, ctx.out / "html" / f"{name}.html")
+            html_rel = f"html/{name}.html"
+        except Exception as exc:  # noqa: BLE001 - a rendering problem must not hide the run
+            print(f"(HTML rendering failed: {type(exc).__name__}: {exc})", end=" ", file=sys.stderr)
+    rel_executed = f"executed/{notebook.name}" if executed.exists() else ""
+    rel_metrics = f"metrics/{name}.json" if metrics_file.exists() else ""
+    return {
+        "executed": rel_executed,
+        "html": html_rel,
+        "metrics": rel_metrics,
+        "values": values,
+        "figures": figures,
+        "outputs": hash_outputs(ctx.out, [rel_executed, rel_metrics, *figures]),
+    }
+
+
 def _run_notebook(ctx: _Run, notebook: Path) -> NotebookRun:
     """Reuse or execute one notebook; its record is saved when it starts and when it ends."""
     name = notebook.stem
     executed, metrics_file = ctx.out / "executed" / notebook.name, ctx.out / "metrics" / f"{name}.json"
     params: dict[str, Any] = {}
-    inputs, error = "", None
+    inputs, error, started = "", None, False
     before = _snapshot(ctx.out / "figures")
     start = time.perf_counter()
     try:
@@ -227,43 +258,22 @@ def _run_notebook(ctx: _Run, notebook: Path) -> NotebookRun:
         stale += [ctx.out / rel for rel in (earlier.figures if earlier else [])]
         for path in stale:
             path.unlink(missing_ok=True)
-        before = _snapshot(ctx.out / "figures")
+        before, started = _snapshot(ctx.out / "figures"), True
         _execute(ctx, notebook, params)
     except Exception as exc:  # noqa: BLE001 - any failure is recorded and the run goes on
         error = _error_of(exc)
     duration = time.perf_counter() - start
-    after = _snapshot(ctx.out / "figures")
-    figures = sorted(f"figures/{n}" for n, ident in after.items() if before.get(n) != ident)
-    values = None
-    if metrics_file.is_file():
-        try:
-            values = to_plain(load_metrics(metrics_file)["metrics"], nonfinite="text")
-        except ValueError as err:
-            values = {"unreadable metrics file": str(err)}
-    html_rel = ""
-    if executed.exists():
-        try:
-            _render_html(executed, ctx.out / "html" / f"{name}.html")
-            html_rel = f"html/{name}.html"
-        except Exception as exc:  # noqa: BLE001 - a rendering problem must not hide the run
-            print(f"(HTML rendering failed: {type(exc).__name__}: {exc})", end=" ", file=sys.stderr)
-    rel_executed = f"executed/{notebook.name}" if executed.exists() else ""
-    rel_metrics = f"metrics/{name}.json" if metrics_file.exists() else ""
+    outputs = _collect_outputs(ctx, notebook, before) if started else {}
     record = NotebookRun(
         notebook=name,
         status="failed" if error else "ok",
         duration_s=round(duration, 1),
         error=error,
-        executed=rel_executed,
-        html=html_rel,
-        metrics=rel_metrics,
         parameters=to_plain(params),
         finished_at=_now(),
         inputs=inputs,
         run_id=ctx.run_id,
-        values=values,
-        figures=figures,
-        outputs=hash_outputs(ctx.out, [rel_executed, rel_metrics, *figures]),
+        **outputs,
     )
     ctx.save(record)
     if error:
