@@ -5,6 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 CONSTRAINTS ?= .ci/constraints.txt
 PROFILE ?= smoke
+REPRODUCE_ARGS ?=  # e.g. --force, --verify-data, --dataset amazon:Musical_Instruments
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.textinterest-installed
 
@@ -34,7 +35,7 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not realdata" tests
 
 reproduce: $(STAMP)
-	$(BIN)/textinterest reproduce --profile $(PROFILE)
+	$(BIN)/textinterest reproduce --profile $(PROFILE) $(REPRODUCE_ARGS)
 
 clean:
 	rm -rf $(VENV) reports/smoke

@@ -6,7 +6,7 @@ Sub-commands::
     textinterest baselines NAME [--split leave-last-out|temporal|random] [--seed N] [--json]
     textinterest evaluate NAME [--split ...] [--seeds 3] [--json]
     textinterest benchmark embed [--n N] [--json]
-    textinterest reproduce [--profile smoke|full] [--dataset NAME] [--output DIR] [--force]
+    textinterest reproduce [--profile smoke|full] [--dataset NAME] [--output DIR] [--force] [--verify-data]
 
 Each handler imports what it needs when it runs, so ``textinterest --help`` stays instant.
 
@@ -178,11 +178,16 @@ def _cmd_benchmark_embed(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from textinterest.reporting import reproduce
+    from textinterest import reproduce
 
     gpu = {"auto": None, "gpu": True, "cpu": False}[args.settings]
-    return reproduce(profile=args.profile, dataset=args.dataset, output=args.output,
-                     notebooks_dir=args.notebooks_dir, only=args.only, reuse=not args.force, gpu=gpu)
+    try:
+        return reproduce.reproduce(profile=args.profile, dataset=args.dataset, output=args.output,
+                                   notebooks_dir=args.notebooks_dir, only=args.only, reuse=not args.force, gpu=gpu,
+                                   verify_data=args.verify_data)
+    except KeyboardInterrupt:  # before the run could record anything (reproduce handles it once running)
+        print("\ntextinterest: interrupted", file=sys.stderr)
+        return reproduce.EXIT_INTERRUPTED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,8 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--only", default=None, help="comma-separated notebook name prefixes, e.g. 00,03")
     reproduce.add_argument("--force", action="store_true",
                            help="execute every notebook, even those whose last run had the same inputs")
+    reproduce.add_argument("--verify-data", action="store_true",
+                           help="rehash every data file instead of trusting the cached content hashes")
     reproduce.add_argument("--settings", choices=("auto", "gpu", "cpu"), default="auto",
-                           help="the profile's GPU settings or its 'without_gpu' ones (auto: GPU settings when CUDA is available)")
+                           help="the profile's GPU settings or its 'without_gpu' ones "
+                                "(auto: GPU settings when CUDA is available)")
     reproduce.set_defaults(handler=_cmd_reproduce)
     return parser
 
