@@ -17,10 +17,13 @@ cold (empty folder, default fast path) and warm (a new extractor over the same f
 
 from __future__ import annotations
 
+import argparse
+import functools
 import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -30,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from textinterest.constants import DATA_ENV, SEED, TEXT_COL
+from textinterest.utils import atomic_write_text, cpu_model, json_default, peak_rss_mb
 
 DATASET = "amazon:Musical_Instruments"
 
@@ -72,37 +76,13 @@ def benchmark_texts(n: int, seed: int = SEED) -> tuple[list[str], str]:
     return [texts[i] for i in pick], source
 
 
-def _peak_rss_mb() -> float:
-    try:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-    except (ImportError, AttributeError):  # pragma: no cover - non-Unix
-        try:
-            import psutil
-
-            return psutil.Process().memory_info().rss / 2**20
-        except ImportError:
-            return float("nan")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_info() -> dict:
     """CPU model, core count, load average and library versions for benchmark records."""
     import torch
     import transformers
 
     info = {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
@@ -246,7 +226,7 @@ def run_embed_benchmark(
             skipped.append({"path": path, "reason": f"{type(exc).__name__}: {exc}"})
             continue
         setup[path] = time.perf_counter() - t0
-        runners[path] = (lambda e: (lambda: e.embed(texts)))(ex)
+        runners[path] = functools.partial(ex.embed, texts)
 
     times: dict[str, list[float]] = {p: [] for p in runners}
     outputs: dict[str, np.ndarray] = {}
@@ -255,7 +235,7 @@ def run_embed_benchmark(
             t0 = time.perf_counter()
             outputs[path] = fn()
             times[path].append(time.perf_counter() - t0)
-            rss[path] = _peak_rss_mb()
+            rss[path] = peak_rss_mb()
             say(f"  repeat {r + 1}/{repeats} {path:<10} {n / times[path][-1]:8.1f} reviews/s", flush=True)
 
     ref = outputs["naive"]
@@ -323,22 +303,43 @@ def run_embed_benchmark(
     if verbose:
         print(format_embed_table(result))
     if json_out is not None:
-        out = Path(json_out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
+        atomic_write_text(Path(json_out), json.dumps(result, indent=2, default=json_default) + "\n")
     return result
 
 
-def cmd_benchmark_embed(args: Any) -> int:
-    """CLI handler for ``textinterest benchmark embed [--n N] [--json]``."""
-    result = run_embed_benchmark(
-        n=getattr(args, "n", 512),
-        max_length=getattr(args, "max_length", 128),
-        batch_size=getattr(args, "batch_size", 32),
-        repeats=getattr(args, "repeats", 3),
-        json_out=getattr(args, "output", None),
-        verbose=not getattr(args, "json", False),
-    )
-    if getattr(args, "json", False):
-        print(json.dumps(result, indent=2))
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Options of ``textinterest benchmark embed``."""
+    p = argparse.ArgumentParser(prog="textinterest benchmark embed", description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=_positive, default=512, help="number of texts")
+    p.add_argument("--max-length", type=_positive, default=128)
+    p.add_argument("--batch-size", type=_positive, default=32)
+    p.add_argument("--repeats", type=_positive, default=3)
+    p.add_argument("--cache-n", type=_positive, default=None, help="texts for the cold/warm cache timing (default: --n)")
+    p.add_argument("--output", default=None, help="also write the JSON result here")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``textinterest benchmark embed [--n N] [--repeats R] [--output FILE] [--json]``."""
+    args = parse_args(argv)
+    result = run_embed_benchmark(n=args.n, max_length=args.max_length, batch_size=args.batch_size,
+                                 repeats=args.repeats, json_out=args.output, verbose=not args.json,
+                                 cache_n=args.cache_n)
+    if args.json:
+        print(json.dumps(result, indent=2, default=json_default))
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,9 +9,10 @@ published values.
 
 Usage::
 
-    TEXTINTEREST_DATA=/path/to/data python benchmarks/surprise_ml100k.py [--skip-svdpp]
+    TEXTINTEREST_DATA=/path/to/data textinterest benchmark surprise_ml100k [--skip-svdpp]
 
-Writes ``benchmarks/results/surprise_ml100k.json`` and prints a table; exits 1 if a model
+Writes ``benchmarks/results/surprise_ml100k.json`` (relative to the working folder; ``--output``
+changes it) and prints a table; exits 1 if a model
 misses the tolerance.
 """
 
@@ -41,11 +42,11 @@ REFERENCE = {
 }
 DEFAULT_MODELS = ("SVD", "BaselineOnly", "SVDpp", "KNNBaseline", "NMF", "NormalPredictor")
 TOLERANCE = 0.01
-OUTPUT = Path(__file__).resolve().parent / "results" / "surprise_ml100k.json"
+OUTPUT = Path("benchmarks") / "results" / "surprise_ml100k.json"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="textinterest benchmark surprise_ml100k", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-home", default=None, help="data folder (default: $TEXTINTEREST_DATA)")
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated Surprise algorithms")
     parser.add_argument("--skip-svdpp", action="store_true", help="leave out SVD++ (the slow one)")
@@ -57,6 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Cross-validate each model, write the JSON record, print the table; 1 if a model misses."""
     args = parse_args(argv)
     models = [m for m in args.models.split(",") if m and not (args.skip_svdpp and m == "SVDpp")]
     start = time.perf_counter()
