@@ -226,8 +226,8 @@ def model_identity(model: str | os.PathLike = "default", cache_root: str | Path 
 
     For a local folder: the sha256 of every weights, config and tokenizer file in it (hashes
     are remembered by (path, size, mtime, inode, ctime) so a large weights file is read once).
-    For a hub
-    id: the id and the revision (the resolved commit hash when the local hub cache knows it).
+    For a hub id: the id, the revision (the resolved commit hash when the local hub cache knows
+    it) and, when the local hub cache holds the snapshot, the sha256 of its files as well.
 
     Args:
         model: "default", a local folder or a hub id (optionally "id@revision").
@@ -253,7 +253,15 @@ def model_identity(model: str | os.PathLike = "default", cache_root: str | Path 
         commit = getattr(config, "_commit_hash", None)
     except Exception as exc:  # identity without the commit is still a usable key
         logger.debug("no commit hash for %s: %s", name, exc)
-    return {"kind": "hub", "id": name, "revision": commit or revision or "main"}
+    identity: dict = {"kind": "hub", "id": name, "revision": commit or revision or "main"}
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = snapshot_download(name, revision=commit or revision, local_files_only=True)
+        identity["files"] = local_model_identity(Path(folder), root)["files"]
+    except Exception as exc:  # no local snapshot: the commit hash is the best identity there is
+        logger.debug("no local snapshot of %s: %s", name, exc)
+    return identity
 
 
 # --------------------------------------------------------------------------------------------
