@@ -55,9 +55,7 @@ from textinterest.embedding_cache import (
     model_identity,
     text_key,
 )
-from textinterest.encoder_layers import _transformer_layers as _transformer_layers
-from textinterest.encoder_layers import _transformer_layers_path as _transformer_layers_path
-from textinterest.encoder_layers import freeze_all_but_last_layers
+from textinterest.encoder_layers import _transformer_layers, _transformer_layers_path, freeze_all_but_last_layers
 from textinterest.fastpath import (
     export_onnx,
     onnx_available,
@@ -86,11 +84,13 @@ _quantize_int8_torch = quantize_int8_torch
 _export_onnx = export_onnx
 _quantize_onnx = quantize_onnx
 _pool_numpy = pool_numpy
-__all__ = [
+__all__ = [  # the private names are here because other modules import them from here
     "FAST_MODES",
     "POOLINGS",
     "BertFeatureExtractor",
     "EmbeddingCache",
+    "_transformer_layers",
+    "_transformer_layers_path",
     "configure_threads",
     "default_cache_dir",
     "default_model_path",
@@ -179,7 +179,8 @@ def validate_texts(texts: Any, name: str = "texts") -> list[str]:
     out = list(texts)
     for i, t in enumerate(out):
         if not isinstance(t, str):
-            hint = " (fill missing texts with '' first)" if t is None or (isinstance(t, float) and math.isnan(t)) else ""
+            missing = t is None or (isinstance(t, float) and math.isnan(t))
+            hint = " (fill missing texts with '' first)" if missing else ""
             raise TypeError(f"{name}[{i}] is {t!r} of type {type(t).__name__}; expected str{hint}")
     return out
 
@@ -537,7 +538,8 @@ class BertFeatureExtractor:
             try:
                 cache.add([keys[missing[i]] for i in idx], vec)
             except OSError as exc:
-                warnings.warn(f"embedding cache: could not write to {cache.directory}: {exc}", RuntimeWarning, stacklevel=4)
+                warnings.warn(f"embedding cache: could not write to {cache.directory}: {exc}", RuntimeWarning,
+                              stacklevel=4)
 
         def on_chunk(idx: np.ndarray, vec: np.ndarray) -> None:
             if cache is None:

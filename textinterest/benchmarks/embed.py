@@ -137,7 +137,8 @@ def format_embed_table(result: dict) -> str:
     ]
     for row in result["paths"]:
         lines.append(
-            f"{row['path']:<11} {row['reviews_per_s']:>10.1f} {row['best_reviews_per_s']:>8.1f} {row['speedup_vs_naive']:>8.2f} "
+            f"{row['path']:<11} {row['reviews_per_s']:>10.1f} {row['best_reviews_per_s']:>8.1f} "
+            f"{row['speedup_vs_naive']:>8.2f} "
             f"{row['cos_mean']:>9.4f} {row['cos_min']:>8.4f} {row['setup_s']:>8.2f} {row['peak_rss_mb']:>12.0f}"
         )
     for row in result.get("skipped", []):
@@ -151,6 +152,39 @@ def format_embed_table(result: dict) -> str:
         f"({result['best']['speedup_vs_naive']:.2f}x naive)",
     ]
     return "\n".join(lines)
+
+
+def _time_cache(model: str, cache_texts: Sequence[str], max_length: int, batch_size: int, say: Any) -> dict:
+    """Cache timing: cold (empty folder) vs warm (new extractor, same folder), default fast path."""
+    from textinterest.features import BertFeatureExtractor
+
+    cache_fast = "auto"
+    with tempfile.TemporaryDirectory(prefix="textinterest-bench-cache-") as tmp:
+        cold_ex = BertFeatureExtractor(model, max_length=max_length, batch_size=batch_size, device="cpu",
+                                       cache_dir=tmp, fast=cache_fast, progress=False)
+        cold_ex.embed(["warm-up text that is not in the set"])
+        say(f"  cache: cold run over {len(cache_texts)} texts", flush=True)
+        t0 = time.perf_counter()
+        cold_vectors = cold_ex.embed(cache_texts)
+        cold = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        warm_ex = BertFeatureExtractor(model, max_length=max_length, batch_size=batch_size, device="cpu",
+                                       cache_dir=tmp, fast=cache_fast, progress=False)
+        warm_vectors = warm_ex.embed(cache_texts)
+        warm = time.perf_counter() - t0
+        cache = {
+            "n": len(cache_texts),
+            "fast": cold_ex.fast_mode,
+            "cold_s": cold,
+            "warm_s": warm,
+            "warm_over_cold": warm / cold,
+            "warm_hits": warm_ex.stats["cache_hits"],
+            "warm_encoded": warm_ex.stats["encoded"],
+            "warm_equal_cold": bool(np.array_equal(warm_vectors, cold_vectors)),
+            "note": "cold includes encoding all texts (model already loaded); warm includes building a "
+                    "new extractor (config + weights hash lookup) and reading the cache",
+        }
+    return cache
 
 
 def run_embed_benchmark(
@@ -257,34 +291,8 @@ def run_embed_benchmark(
             "peak_rss_mb": rss[path],
         })
 
-    # cache: cold (empty folder) vs warm (new extractor, same folder), default fast path
-    cache_fast = "auto"
-    cache_texts = texts if not cache_n or cache_n == n else benchmark_texts(cache_n)[0]
-    with tempfile.TemporaryDirectory(prefix="textinterest-bench-cache-") as tmp:
-        cold_ex = BertFeatureExtractor(model, max_length=max_length, batch_size=batch_size, device="cpu",
-                                       cache_dir=tmp, fast=cache_fast, progress=False)
-        cold_ex.embed(["warm-up text that is not in the set"])
-        say(f"  cache: cold run over {len(cache_texts)} texts", flush=True)
-        t0 = time.perf_counter()
-        cold_vectors = cold_ex.embed(cache_texts)
-        cold = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        warm_ex = BertFeatureExtractor(model, max_length=max_length, batch_size=batch_size, device="cpu",
-                                       cache_dir=tmp, fast=cache_fast, progress=False)
-        warm_vectors = warm_ex.embed(cache_texts)
-        warm = time.perf_counter() - t0
-        cache = {
-            "n": len(cache_texts),
-            "fast": cold_ex.fast_mode,
-            "cold_s": cold,
-            "warm_s": warm,
-            "warm_over_cold": warm / cold,
-            "warm_hits": warm_ex.stats["cache_hits"],
-            "warm_encoded": warm_ex.stats["encoded"],
-            "warm_equal_cold": bool(np.array_equal(warm_vectors, cold_vectors)),
-            "note": "cold includes encoding all texts (model already loaded); warm includes building a "
-                    "new extractor (config + weights hash lookup) and reading the cache",
-        }
+    cache = _time_cache(model, texts if not cache_n or cache_n == n else benchmark_texts(cache_n)[0],
+                        max_length, batch_size, say)
 
     ok = [r for r in rows if r["path"] != "naive" and r["cos_mean"] >= 0.99]
     best = max(ok, key=lambda r: r["reviews_per_s"]) if ok else rows[0]
@@ -324,7 +332,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-length", type=_positive, default=128)
     p.add_argument("--batch-size", type=_positive, default=32)
     p.add_argument("--repeats", type=_positive, default=3)
-    p.add_argument("--cache-n", type=_positive, default=None, help="texts for the cold/warm cache timing (default: --n)")
+    p.add_argument("--cache-n", type=_positive, default=None,
+                   help="texts for the cold/warm cache timing (default: --n)")
     p.add_argument("--output", default=None, help="also write the JSON result here")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     return p.parse_args(argv)

@@ -82,7 +82,8 @@ def stage_embed(encoder: str, texts: list[str]) -> dict:
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
             for s in range(0, len(order), 128):
                 idx = order[s : s + 128]
-                enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=128, return_tensors="pt").to("cuda")
+                enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=128, return_tensors="pt")
+                enc = enc.to("cuda")
                 hidden = model(**enc).last_hidden_state.float()
                 mask = enc["attention_mask"].unsqueeze(-1).float()
                 out[idx] = ((hidden * mask).sum(1) / mask.sum(1)).cpu().numpy()
@@ -106,7 +107,8 @@ def stage_embed(encoder: str, texts: list[str]) -> dict:
 def stage_sentiment(encoder: str, epochs: int, out_dir: Path) -> dict:
     """The full fine-tune of the sentiment classifier (all layers, AMP) and the TF-IDF baseline."""
     out = out_dir / "sentiment_finetune.json"
-    cmd = [sys.executable, "-m", "textinterest.benchmarks.sentiment", "--mode", "finetune", "--device", "cuda", "--epochs", str(epochs),
+    cmd = [sys.executable, "-m", "textinterest.benchmarks.sentiment", "--mode", "finetune", "--device", "cuda",
+           "--epochs", str(epochs),
            "--model", encoder, "--json-out", str(out)]
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -122,7 +124,8 @@ def stage_joint(encoder: str, epochs: int, seeds: list[int], max_users: int | No
     start = time.perf_counter()
     result = run_evaluation(DATASET, seeds=seeds, encoder=encoder, device=device, tasks=("rating",),
                             models=("interest", "interest+joint"), epochs=epochs, tune=False, max_users=max_users,
-                            joint_layers=1 if device == "cpu" else None, joint_max_length=64 if device == "cpu" else 128)
+                            joint_layers=1 if device == "cpu" else None,
+                            joint_max_length=64 if device == "cpu" else 128)
     return {"results": result["results"], "timings": result.get("timings"), "seconds": time.perf_counter() - start}
 
 
@@ -131,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.dry_run_cpu:
         rec = Recorder(args.out)
-        rec["joint"] = stage_joint(args.encoder, args.joint_epochs, [int(s) for s in args.seeds.split(",")], args.max_users, "cpu")
+        seeds = [int(s) for s in args.seeds.split(",")]
+        rec["joint"] = stage_joint(args.encoder, args.joint_epochs, seeds, args.max_users, "cpu")
         return 0
     if not torch.cuda.is_available():
         print("no CUDA device: this script measures the GPU path", file=sys.stderr)
@@ -148,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     if "sentiment" in stages:
         rec["sentiment"] = stage_sentiment(args.encoder, args.sentiment_epochs, Path(args.out).resolve().parent)
     if "joint" in stages:
-        rec["joint"] = stage_joint(args.encoder, args.joint_epochs, [int(s) for s in args.seeds.split(",")], args.max_users, "cuda")
+        seeds = [int(s) for s in args.seeds.split(",")]
+        rec["joint"] = stage_joint(args.encoder, args.joint_epochs, seeds, args.max_users, "cuda")
     return 0
 
 

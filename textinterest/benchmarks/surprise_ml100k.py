@@ -46,7 +46,8 @@ OUTPUT = Path("benchmarks") / "results" / "surprise_ml100k.json"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="textinterest benchmark surprise_ml100k", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="textinterest benchmark surprise_ml100k",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-home", default=None, help="data folder (default: $TEXTINTEREST_DATA)")
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated Surprise algorithms")
     parser.add_argument("--skip-svdpp", action="store_true", help="leave out SVD++ (the slow one)")
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     payload = {
         "dataset": "movielens:100k",
-        "n_ratings": int(len(ratings)),
+        "n_ratings": len(ratings),
         "protocol": {
             "cv": f"surprise.model_selection.KFold(n_splits={args.n_splits}, random_state={args.seed})",
             "params": "Surprise defaults; random_state=seed for SVD, SVDpp, NMF; NormalPredictor seeded",
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     output.write_text(json.dumps(payload, indent=2) + "\n")
 
     print(f"MovieLens 100K, {args.n_splits}-fold CV (seed {args.seed}), tolerance ±{args.tolerance}")
-    print(f"| model | RMSE | ref | MAE | ref | fit s/fold | pass |\n|---|---|---|---|---|---|---|")
+    print("| model | RMSE | ref | MAE | ref | fit s/fold | pass |\n|---|---|---|---|---|---|---|")
     for name, row in results.items():
         ref = REFERENCE.get(name, {})
         print(
