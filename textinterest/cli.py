@@ -5,7 +5,7 @@ Sub-commands::
     textinterest data summary NAME [--json] [--data-home DIR] [--download]
     textinterest baselines NAME [--split leave-last-out|temporal|random] [--seed N] [--json]
     textinterest evaluate NAME [--split ...] [--seeds 3] [--json]
-    textinterest benchmark embed [--n N] [--json]
+    textinterest benchmark NAME [options]   (embed, cache_verify, joint_frozen_cache, ...)
     textinterest reproduce [--profile smoke|full] [--dataset NAME] [--output DIR] [--force] [--verify-data]
 
 Each handler imports what it needs when it runs, so ``textinterest --help`` stays instant.
@@ -25,7 +25,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from textinterest import cli_types as types
 from textinterest.constants import SEED, SPLITS
@@ -166,15 +166,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_benchmark_embed(args: argparse.Namespace) -> int:
-    from textinterest.benchmarks import run_embed_benchmark
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from textinterest.benchmarks import run
 
-    result = run_embed_benchmark(n=args.n, max_length=args.max_length, batch_size=args.batch_size,
-                                 repeats=args.repeats, json_out=args.output, verbose=not args.json,
-                                 cache_n=args.cache_n)
-    if args.json:
-        _print_json(result)
-    return 0
+    return run(args.benchmark_name, args.benchmark_args)
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
@@ -230,18 +225,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output", type=types.writable_file, default=None, help="also write the JSON result here")
     evaluate.set_defaults(handler=_cmd_evaluate)
 
-    benchmark = commands.add_parser("benchmark", help="performance benchmarks")
-    bench_commands = benchmark.add_subparsers(dest="benchmark_command", required=True, metavar="WHAT")
-    embed = bench_commands.add_parser("embed", help="embedding throughput: naive fp32 vs the fast paths, and the cache")
-    embed.add_argument("--n", type=types.positive_int, default=512, help="number of texts")
-    embed.add_argument("--max-length", type=types.positive_int, default=128)
-    embed.add_argument("--batch-size", type=types.positive_int, default=32)
-    embed.add_argument("--repeats", type=types.positive_int, default=3)
-    embed.add_argument("--cache-n", type=types.positive_int, default=None,
-                       help="texts for the cold/warm cache timing (default: --n)")
-    embed.add_argument("--output", type=types.writable_file, default=None, help="also write the JSON result here")
-    embed.add_argument("--json", action="store_true")
-    embed.set_defaults(handler=_cmd_benchmark_embed)
+    from textinterest.benchmarks import NAMES as BENCHMARKS
+
+    benchmark = commands.add_parser(
+        "benchmark", help="performance benchmarks (textinterest benchmark NAME --help)",
+        description="Run one benchmark; its options follow its name (textinterest benchmark NAME --help).",
+    )
+    benchmark.add_argument("benchmark_name", metavar="NAME", choices=BENCHMARKS, help=", ".join(BENCHMARKS))
+    benchmark.add_argument("benchmark_args", nargs=argparse.REMAINDER, metavar="...", help="the benchmark's options")
+    benchmark.set_defaults(handler=_cmd_benchmark)
 
     reproduce = commands.add_parser("reproduce", help="run every notebook with papermill and build reports/")
     reproduce.add_argument("--profile", default="smoke", help="parameter preset in notebooks/params/ (smoke or full)")
@@ -306,11 +298,7 @@ def _accept_debug_anywhere(parser: argparse.ArgumentParser) -> None:
                 _accept_debug_anywhere(sub)
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors: ``textinterest evaluate: error: argument --epochs: ...``."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+_Parser = types.OneLineParser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

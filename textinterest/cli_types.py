@@ -15,8 +15,16 @@ import re
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 MAX_SEED = 2**32 - 1  # numpy's and torch's seeds are unsigned 32-bit
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``textinterest evaluate: error: argument --epochs: ...``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def _integer(text: str) -> int:
