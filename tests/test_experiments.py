@@ -255,3 +255,48 @@ def test_held_out_text_duplicates_are_counted():
     test = pd.DataFrame({"user_id": ["a", "b", "a"], "text": ["same words", "same words", ""], "summary": ["", "", ""]})
     out = held_out_text_duplicates(train, test.iloc[:0], test)
     assert out == {"val_same_user_text_in_train": 0, "test_same_user_text_in_train": 1}
+
+
+def test_registry_adds_a_model_with_one_call_and_skips_missing_extras():
+    from textinterest.baselines import Popularity
+    from textinterest.models import registry
+    from textinterest.models.base import Capabilities
+
+    class Reversed(Popularity):
+        name = "reverse-popularity"
+
+        def score_items(self, user_ids):
+            return -super().score_items(user_ids)
+
+    registry.register(registry.ModelSpec("reverse-popularity", lambda ctx: Reversed(), tasks=("ranking",)))
+    registry.register(registry.ModelSpec("needs-extra", lambda ctx: Reversed(), tasks=("ranking",),
+                                         extra="nonexistent", requires=("textinterest_no_such_module",)))
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            registry.register(registry.ModelSpec("reverse-popularity", lambda ctx: Reversed()))
+        res = run_evaluation("made-up", dataset=_dataset(n_users=15), seeds=(0,), tune=False,
+                             models=("Popularity", "reverse-popularity", "needs-extra"))
+        rows = {r["model"]: r for r in res["results"]}
+        assert set(rows) == {"Popularity", "reverse-popularity"}
+        assert rows["reverse-popularity"]["ndcg@10"] != rows["Popularity"]["ndcg@10"]
+        assert "rmse" not in rows["reverse-popularity"]  # it serves ranking only
+        assert "nonexistent" in res["skipped"]["needs-extra"]
+    finally:
+        registry.unregister("reverse-popularity")
+        registry.unregister("needs-extra")
+    assert Capabilities(rating=False).serves("ranking") and not Capabilities(rating=False).serves("rating")
+    with pytest.raises(ValueError, match="tasks"):
+        registry.ModelSpec("bad", lambda ctx: None, tasks=("clustering",))
+
+
+def test_registry_holds_the_default_training_settings_once():
+    from textinterest.models import registry
+    from textinterest.models.cf import MFRecommender, SequentialRecommender
+    from textinterest.models.interest import InterestRecommender
+
+    for cls, name in ((MFRecommender, "mf"), (SequentialRecommender, "seq-lstm"), (InterestRecommender, "interest")):
+        task = "ranking" if name == "seq-lstm" else "rating"
+        assert cls(task=task).train_config == registry.get(name).train_config(), name
+    assert registry.get("mf").train_config(epochs=2).epochs == 2
+    with pytest.raises(ValueError, match="not trained"):
+        registry.get("SVD").train_config()
