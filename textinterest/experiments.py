@@ -33,7 +33,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from textinterest.constants import ITEM_COL, ITEM_TEXT_COL, RANKING_KS, RATING_COL, SEED, SUMMARY_COL, TEXT_COL, USER_COL
+from textinterest.constants import (
+    ITEM_COL,
+    ITEM_TEXT_COL,
+    RANKING_KS,
+    RATING_COL,
+    SEED,
+    SUMMARY_COL,
+    TEXT_COL,
+    USER_COL,
+)
 from textinterest.models import registry as _registry
 from textinterest.models.registry import INTEREST_GRID, INTEREST_VARIANTS
 from textinterest.utils import atomic_write_text, json_default, markdown_table

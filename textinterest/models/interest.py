@@ -1,4 +1,5 @@
 """LSTM dynamic interest decomposition and composition, combined with collaborative filtering.
+(Above 600 lines on purpose: the module, its batching and its explanations read as one unit.)
 
 For a user with training history (in time order, key ``(timestamp, source_order)``) each step is
 

@@ -319,8 +319,9 @@ def interest_base_config(train: Any, dataset: Any = None) -> Any:
 
     gt = getattr(dataset, "ground_truth", None) or {}
     n_items = train[ITEM_COL].nunique()
-    return InterestConfig(n_components=len(gt["topics"]) if "topics" in gt else 4,
-                          n_negatives=0 if n_items <= 512 else 256)
+    return InterestConfig(
+        n_components=len(gt["topics"]) if "topics" in gt else 4, n_negatives=0 if n_items <= 512 else 256
+    )
 
 
 def _interest_config(variant: str, ctx: BuildContext) -> Any:
@@ -347,9 +348,14 @@ def _joint(ctx: BuildContext) -> Recommender:
     from textinterest.models.joint import JointInterestRecommender
 
     return JointInterestRecommender(
-        _interest_config("interest+joint", ctx), ctx.features, task=ctx.task, train_config=ctx.train_config,
-        encoder=ctx.options.get("encoder", "default"), train_layers=ctx.options.get("joint_layers"),
-        max_length=ctx.options.get("joint_max_length", 128), name="interest+joint",
+        _interest_config("interest+joint", ctx),
+        ctx.features,
+        task=ctx.task,
+        train_config=ctx.train_config,
+        encoder=ctx.options.get("encoder", "default"),
+        train_layers=ctx.options.get("joint_layers"),
+        max_length=ctx.options.get("joint_max_length", 128),
+        name="interest+joint",
     )
 
 
@@ -394,26 +400,64 @@ def _register_builtins() -> None:
 
     for name in BASELINES:
         tasks = {"GlobalMean": ("rating",), "Popularity": ("ranking",)}.get(name, TASKS)
-        register(ModelSpec(name, _baseline_factory(name), tasks=tasks, group="baselines", fit_once=True,
-                           description="constant mean" if name == GlobalMean.name else
-                           "training popularity" if name == Popularity.name else f"Surprise {name}"))
-    register(ModelSpec("mf", _mf, train_defaults={"epochs": 60, "batch_size": 256, "lr": 5e-3, "patience": 3},
-                       description="ID-only biased matrix factorisation (MSE / BPR)"))
-    register(ModelSpec("seq-lstm", _seq_lstm, tasks=("ranking",),
-                       train_defaults={"epochs": 40, "batch_size": 64, "lr": 3e-3, "patience": 3},
-                       description="ID-only next-item LSTM"))
+        register(
+            ModelSpec(
+                name,
+                _baseline_factory(name),
+                tasks=tasks,
+                group="baselines",
+                fit_once=True,
+                description="constant mean"
+                if name == GlobalMean.name
+                else "training popularity"
+                if name == Popularity.name
+                else f"Surprise {name}",
+            )
+        )
+    register(
+        ModelSpec(
+            "mf",
+            _mf,
+            train_defaults={"epochs": 60, "batch_size": 256, "lr": 5e-3, "patience": 3},
+            description="ID-only biased matrix factorisation (MSE / BPR)",
+        )
+    )
+    register(
+        ModelSpec(
+            "seq-lstm",
+            _seq_lstm,
+            tasks=("ranking",),
+            train_defaults={"epochs": 40, "batch_size": 64, "lr": 3e-3, "patience": 3},
+            description="ID-only next-item LSTM",
+        )
+    )
     for variant, over in INTEREST_VARIANTS.items():
         full = variant == "interest"
-        register(ModelSpec(
-            variant, _interest_factory(variant), train_defaults=_INTEREST_TRAIN,
-            grid=INTEREST_GRID if full else (), tuned_by=None if full else "interest",
-            uses_text=over.get("use_text", True), uses_sentiment=over.get("use_sentiment", True),
-            report=_interest_report if full else None,
-            description="dynamic interest model" if full else f"ablation: {over}",
-        ))
-    register(ModelSpec("interest+joint", _joint, train_defaults={**_INTEREST_TRAIN, "batch_size": 32},
-                       tuned_by="interest", uses_text=True, uses_sentiment=True, default=False,
-                       description="interest model with its text encoder fine-tuned jointly (a GPU job)"))
+        register(
+            ModelSpec(
+                variant,
+                _interest_factory(variant),
+                train_defaults=_INTEREST_TRAIN,
+                grid=INTEREST_GRID if full else (),
+                tuned_by=None if full else "interest",
+                uses_text=over.get("use_text", True),
+                uses_sentiment=over.get("use_sentiment", True),
+                report=_interest_report if full else None,
+                description="dynamic interest model" if full else f"ablation: {over}",
+            )
+        )
+    register(
+        ModelSpec(
+            "interest+joint",
+            _joint,
+            train_defaults={**_INTEREST_TRAIN, "batch_size": 32},
+            tuned_by="interest",
+            uses_text=True,
+            uses_sentiment=True,
+            default=False,
+            description="interest model with its text encoder fine-tuned jointly (a GPU job)",
+        )
+    )
 
 
 _register_builtins()

@@ -18,6 +18,7 @@ from textinterest.evaluation import IdIndex
 
 __all__ = ["UserSequences", "seen_mask", "sample_negatives", "check_frame"]
 
+
 class UserSequences:
     """Each training user's interactions in time order, as positions into sorted arrays.
 
@@ -41,7 +42,11 @@ class UserSequences:
         self.rows = order.astype(np.int64)  # (n,) position in `train`
         self.user = users[order]  # (n,)
         self.item = items[order]  # (n,)
-        rating = pd.to_numeric(train[RATING_COL], errors="coerce").to_numpy(dtype=np.float64) if RATING_COL in train else np.full(len(train), np.nan)
+        rating = (
+            pd.to_numeric(train[RATING_COL], errors="coerce").to_numpy(dtype=np.float64)
+            if RATING_COL in train
+            else np.full(len(train), np.nan)
+        )
         self.rating = rating[order]  # (n,) NaN = unrated
         ts = train[TIME_COL].to_numpy(dtype=np.int64)[order]
         n_users = len(user_index)
@@ -161,7 +166,9 @@ def check_frame(df: pd.DataFrame, what: str, need_rating: bool = False) -> None:
         raise ValueError(f"{what} lacks column(s) {missing}; it has {list(df.columns)}")
 
 
-def sample_negatives(rng: np.random.Generator, users: np.ndarray, seen: set[int], n_items: int, tries: int = 5) -> np.ndarray:
+def sample_negatives(
+    rng: np.random.Generator, users: np.ndarray, seen: set[int], n_items: int, tries: int = 5
+) -> np.ndarray:
     """One item per user, uniformly among items the user did not interact with (approximately).
 
     Args:
@@ -176,9 +183,10 @@ def sample_negatives(rng: np.random.Generator, users: np.ndarray, seen: set[int]
     """
     neg = rng.integers(0, n_items, size=len(users))
     for _ in range(tries):
-        clash = np.fromiter((int(u) * n_items + int(i) in seen for u, i in zip(users, neg)), dtype=bool, count=len(users))
+        clash = np.fromiter(
+            (int(u) * n_items + int(i) in seen for u, i in zip(users, neg)), dtype=bool, count=len(users)
+        )
         if not clash.any():
             break
         neg[clash] = rng.integers(0, n_items, size=int(clash.sum()))
     return neg
-

@@ -20,7 +20,7 @@ from textinterest.constants import ITEM_COL, RATING_COL, USER_COL
 from textinterest.evaluation import IdIndex, evaluate_ranking, rmse
 from textinterest.models.base import TASKS, Capabilities, Recommender
 from textinterest.models.sequences import UserSequences, check_frame
-from textinterest.training import Trainer, TrainConfig, TrainResult, set_seed
+from textinterest.training import TrainConfig, Trainer, TrainResult, set_seed
 
 __all__ = ["TorchRecommender"]
 
@@ -44,7 +44,9 @@ class TorchRecommender(Recommender):
     name = "torch"
     capabilities = Capabilities(rating=True, ranking=True, trains_with_torch=True)
 
-    def __init__(self, task: str = "rating", train_config: TrainConfig | None = None, eval_batch_size: int = 512) -> None:
+    def __init__(
+        self, task: str = "rating", train_config: TrainConfig | None = None, eval_batch_size: int = 512
+    ) -> None:
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
         if not self.capabilities.serves(task):
@@ -132,7 +134,9 @@ class TorchRecommender(Recommender):
         self.module.eval()
         with torch.no_grad():
             for s in range(0, len(users), self.eval_batch_size):
-                out[s : s + self.eval_batch_size] = self._predict_idx(users[s : s + self.eval_batch_size], items[s : s + self.eval_batch_size])
+                out[s : s + self.eval_batch_size] = self._predict_idx(
+                    users[s : s + self.eval_batch_size], items[s : s + self.eval_batch_size]
+                )
         lo, hi = self.rating_range_
         return np.clip(out, lo, hi)
 
@@ -179,7 +183,6 @@ class TorchRecommender(Recommender):
 
     def _score_idx(self, users: np.ndarray) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
-
 
 
 def _default_train_config(name: str) -> TrainConfig:
