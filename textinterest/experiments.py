@@ -371,6 +371,54 @@ def _environment(device: str) -> dict[str, Any]:
             "threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
 
 
+def _result(run: _Run, name: str, split: str, df: pd.DataFrame, seeds: tuple[int, ...], runs: list[dict[str, Any]],
+            timings: dict[str, float], tuning: dict[str, Any], sentiment_info: dict[str, Any],
+            skipped: dict[str, str], max_users: int | None, progress: Any) -> dict[str, Any]:
+    """The result dict of :func:`run_evaluation` (see its docstring), with duplicate-text warnings."""
+    from textinterest.models import registry
+
+    parts, dataset, tasks, device = run.parts, run.dataset, run.tasks, run.device
+    train, val = parts.train, parts.val
+    encoder = run.options["encoder"]
+    duplicates = held_out_text_duplicates(train, val, parts.test)
+    warnings = []
+    if len(parts.test) and duplicates["test_same_user_text_in_train"] > 0.01 * len(parts.test):
+        warnings.append(
+            f"{duplicates['test_same_user_text_in_train']} of {len(parts.test)} test rows repeat a training review "
+            "of the same user word for word (e.g. one review posted for several product variants): models that "
+            "read the user's history can copy the rating, so these results overstate them"
+        )
+        _log(progress, "warning: " + warnings[-1])
+    # the hyper-parameters the first model with a grid (or borrowing one) trained with, per task
+    primary = next((spec for spec in run.specs if spec.grid or spec.tuned_by), None)
+    chosen = {task: run.context(primary, task, seeds[0]).params for task in tasks} if primary else {}
+    return {
+        "dataset": dataset.name if hasattr(dataset, "name") else name,
+        "split": split,
+        "n_train": int(len(train)),
+        "n_val": int(len(val)),
+        "n_test": int(len(parts.test)),
+        "n_users": int(df[USER_COL].nunique()),
+        "n_items": int(df[ITEM_COL].nunique()),
+        "max_users": max_users,
+        "seeds": list(seeds),
+        "tasks": list(tasks),
+        "results": _aggregate(runs, list(dict.fromkeys(r["model"] for r in runs))),
+        "runs": runs,
+        "timings": timings,
+        "cold_start": {**cold_start_counts(train, val, parts.test), **parts.info},
+        "duplicates": duplicates,
+        "warnings": warnings,
+        "skipped": skipped,
+        "sentiment": sentiment_info,
+        **run.extras,
+        "tuning": tuning,
+        "config": {"interest": asdict(registry.interest_base_config(train, dataset)), "chosen": chosen,
+                   "encoder": encoder},
+        "environment": _environment(device),
+    }
+
+
 def run_evaluation(
     name: str,
     *,
@@ -472,43 +520,8 @@ def run_evaluation(
             runs.append(_fit_and_test(spec, run, seed, progress))
             key = f"{spec.group or spec.name}_seconds"
             timings[key] = timings.get(key, 0.0) + time.perf_counter() - t
-    duplicates = held_out_text_duplicates(train, val, parts.test)
-    warnings = []
-    if len(parts.test) and duplicates["test_same_user_text_in_train"] > 0.01 * len(parts.test):
-        warnings.append(
-            f"{duplicates['test_same_user_text_in_train']} of {len(parts.test)} test rows repeat a training review "
-            "of the same user word for word (e.g. one review posted for several product variants): models that "
-            "read the user's history can copy the rating, so these results overstate them"
-        )
-        _log(progress, "warning: " + warnings[-1])
     timings["total_seconds"] = time.perf_counter() - t0
-    first_tuned = tuning.get("model")
-    chosen = {task: run.context(registry.get(first_tuned), task, seeds[0]).params for task in tasks} if first_tuned else {}
-    result = {
-        "dataset": dataset.name if hasattr(dataset, "name") else name,
-        "split": split,
-        "n_train": int(len(train)),
-        "n_val": int(len(val)),
-        "n_test": int(len(parts.test)),
-        "n_users": int(df[USER_COL].nunique()),
-        "n_items": int(df[ITEM_COL].nunique()),
-        "max_users": max_users,
-        "seeds": list(seeds),
-        "tasks": list(tasks),
-        "results": _aggregate(runs, list(dict.fromkeys(r["model"] for r in runs))),
-        "runs": runs,
-        "timings": timings,
-        "cold_start": {**cold_start_counts(train, val, parts.test), **parts.info},
-        "duplicates": duplicates,
-        "warnings": warnings,
-        "skipped": skipped,
-        "sentiment": sentiment_info,
-        **run.extras,
-        "tuning": tuning,
-        "config": {"interest": asdict(registry.interest_base_config(train, dataset)), "chosen": chosen,
-                   "encoder": encoder},
-        "environment": _environment(device),
-    }
+    result = _result(run, name, split, df, seeds, runs, timings, tuning, sentiment_info, skipped, max_users, progress)
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(result, indent=2, default=json_default))
     return result
