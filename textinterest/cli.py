@@ -201,11 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="re-apply a k-core filter after cleaning")
     summary.set_defaults(handler=_cmd_data_summary)
 
+    from textinterest.models import registry
+
     baselines = commands.add_parser("baselines", help="train and evaluate the CF baselines on one split")
     _add_data_arguments(baselines)
     baselines.add_argument("--split", choices=SPLITS, default="leave-last-out")
     baselines.add_argument("--seed", type=types.seed, default=SEED)
-    baselines.add_argument("--models", default=None, help="comma-separated subset, e.g. SVD,BaselineOnly")
+    baselines.add_argument("--models", default=None,
+                           help=f"comma-separated subset of {','.join(registry.groups()['baselines'])}")
     baselines.set_defaults(handler=_cmd_baselines)
 
     evaluate = commands.add_parser("evaluate", help="the interest model, its ablations and all baselines, over seeds")
@@ -218,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="'default' (packaged MiniLM), a Hugging Face id or a local folder")
     evaluate.add_argument("--device", type=types.device, default="auto")
     evaluate.add_argument("--max-users", type=types.positive_int, default=None, help="subsample users (quick runs)")
-    evaluate.add_argument("--models", default=None, help="comma-separated subset (default: all but interest+joint), e.g. baselines,mf,interest,interest+joint")
+    evaluate.add_argument("--models", default=None,
+                          help=f"comma-separated models or groups of the model registry (default: "
+                               f"{','.join(registry.default_names())}); valid: {', '.join(registry.valid_names())}")
     evaluate.add_argument("--tasks", type=types.name_list(("rating", "ranking")), default="rating,ranking",
                           help="rating and/or ranking")
     evaluate.add_argument("--epochs", type=types.positive_int, default=None, help="cap on training epochs")
