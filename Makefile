@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine (they create and fill .venv first):
 #   make reproduce   run every notebook (smoke profile) and build reports/smoke/
-#   make test        the whole test suite: unit tests, real-data tests, every notebook via nbval
+#   make test        ruff (lint + format check), then the whole test suite: unit tests, real-data tests, every notebook via nbval
 VENV ?= .venv
 PYTHON ?= python3
 CONSTRAINTS ?= .ci/constraints.txt
@@ -16,7 +16,7 @@ export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export TRANSFORMERS_VERBOSITY := error
 export TEXTINTEREST_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 
-.PHONY: install test unit reproduce clean
+.PHONY: install lint test unit reproduce clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,11 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 
 install: $(STAMP)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: $(STAMP) lint
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env tests notebooks
 
 unit: $(STAMP)
