@@ -145,6 +145,8 @@ def _colab_like_venv(venv: Path) -> Path:
 def test_notebook_00_installs_and_runs_on_a_simulated_colab(tmp_path, monkeypatch):
     from nbclient import NotebookClient
 
+    for name in ("PYTHONPATH", "PIP_REQUIRE_VIRTUALENV", "PIP_USER"):
+        monkeypatch.delenv(name, raising=False)
     python = _colab_like_venv(tmp_path / "venv")
     probe = "import sys, google.colab; import importlib.util as u; print(u.find_spec('textinterest'))"
     out = subprocess.run([str(python), "-c", probe], check=True, capture_output=True, text=True, cwd=tmp_path).stdout
@@ -158,8 +160,6 @@ def test_notebook_00_installs_and_runs_on_a_simulated_colab(tmp_path, monkeypatc
     nb.cells.append(nbformat.v4.new_code_cell("import textinterest\nprint('installed at', textinterest.__file__)"))
     work = tmp_path / "content"  # Colab's working folder: no checkout next to the notebook
     work.mkdir()
-    for name in ("PYTHONPATH", "PIP_REQUIRE_VIRTUALENV", "PIP_USER"):
-        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "venv" / "share" / "jupyter"))
     monkeypatch.setenv("PIP_NO_INDEX", "1")  # offline: every dependency is already there, as on Colab
     monkeypatch.setenv("PIP_NO_BUILD_ISOLATION", "0")  # build with the setuptools at hand
