@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import tomllib
 from pathlib import Path
 
 import nbformat
@@ -39,8 +38,14 @@ INSTALL_LINE = '    %pip install -q "textinterest @ git+{REPOSITORY}"'
 
 def repository_url() -> str:
     """``[project.urls] Repository`` from pyproject.toml (https://github.com/<owner>/<name>)."""
-    with open(ROOT / "pyproject.toml", "rb") as f:
-        url = tomllib.load(f)["project"]["urls"]["Repository"]
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: read the one line
+        section = (ROOT / "pyproject.toml").read_text().split("[project.urls]", 1)[1].split("\n[", 1)[0]
+        url = re.search(r'^Repository\s*=\s*"([^"]*)"', section, re.MULTILINE).group(1)
+    else:
+        with open(ROOT / "pyproject.toml", "rb") as f:
+            url = tomllib.load(f)["project"]["urls"]["Repository"]
     if not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", url):
         raise ValueError(f"pyproject.toml [project.urls] Repository must be https://github.com/<owner>/<name>, got {url!r}")
     return url
