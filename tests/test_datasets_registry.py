@@ -54,6 +54,7 @@ def test_data_home_from_environment(monkeypatch, tmp_path):
 
 def test_data_home_from_cache_env_then_user_cache_dir(monkeypatch, tmp_path):
     monkeypatch.delenv("TEXTINTEREST_DATA", raising=False)
+    monkeypatch.setattr(registry, "_checkout_data_dir", lambda: None)  # as in an installed copy
     monkeypatch.setenv("TEXTINTEREST_CACHE", str(tmp_path / "cache"))
     assert get_data_home() == tmp_path / "cache" / "data"
     monkeypatch.delenv("TEXTINTEREST_CACHE")
@@ -61,6 +62,18 @@ def test_data_home_from_cache_env_then_user_cache_dir(monkeypatch, tmp_path):
     home = get_data_home()
     assert home.parts[-2:] == ("textinterest", "data")
     assert not home.exists()  # resolving creates nothing
+
+
+def test_data_home_in_a_checkout_is_its_data_folder(monkeypatch, tmp_path):
+    monkeypatch.delenv("TEXTINTEREST_DATA", raising=False)
+    monkeypatch.setenv("TEXTINTEREST_CACHE", str(tmp_path / "cache"))
+    checkout = registry._checkout_data_dir()
+    if checkout is None:
+        pytest.skip("the package is not imported from a source checkout")
+    assert get_data_home() == checkout
+    assert (checkout.parent / "pyproject.toml").is_file() and (checkout / "README.md").is_file()
+    monkeypatch.setenv("TEXTINTEREST_DATA", str(tmp_path / "env"))
+    assert get_data_home() == tmp_path / "env"  # the variable still wins
 
 
 def test_import_is_light_and_touches_nothing(tmp_path):

@@ -57,7 +57,7 @@ def load_dataset(
         name: "amazon:<Category>", "amazon2018:<Category>", "goodreads:young_adult_10000",
             "yelp:sample", "movielens:100k" or "synthetic".
         data_home: folder laid out like the shared data folder; default ``$TEXTINTEREST_DATA``, then
-            ``$TEXTINTEREST_CACHE/data``, then the user cache folder (see ``registry.get_data_home``).
+            a checkout's ``data/``, then ``$TEXTINTEREST_CACHE/data``, then the user cache folder (see ``registry.get_data_home``).
         download: fetch a missing registered file from its publisher (checked by hash).
         kcore: keep only the k-core (every user and item with at least ``kcore`` interactions).
         **options: for files: ``errors`` ("raise" or "drop" bad records, default "raise") and

@@ -1,7 +1,8 @@
 """Where data files live, where they come from, and how they are checked.
 
 The data home is chosen, in this order, from: the ``data_home`` argument, the environment variable
-``TEXTINTEREST_DATA``, ``$TEXTINTEREST_CACHE/data``, and ``platformdirs.user_cache_dir("textinterest")/data``.
+``TEXTINTEREST_DATA``, the checkout's top-level ``data/`` folder when the package runs from a source
+checkout, ``$TEXTINTEREST_CACHE/data``, and ``platformdirs.user_cache_dir("textinterest")/data``.
 Inside it, files are laid out as in the registry below (``amazon2014/reviews_<Category>_5.json.gz``, ...).
 Nothing is created at import time; a folder is only made when a download writes into it.
 
@@ -193,7 +194,8 @@ def get_data_home(data_home: str | os.PathLike | None = None) -> Path:
     """The folder that holds (or will hold) the data files.
 
     Args:
-        data_home: explicit folder; when None, ``$TEXTINTEREST_DATA``, then ``$TEXTINTEREST_CACHE/data``,
+        data_home: explicit folder; when None, ``$TEXTINTEREST_DATA``, then the checkout's ``data/``
+            folder (only when the package runs from a source checkout), then ``$TEXTINTEREST_CACHE/data``,
             then ``platformdirs.user_cache_dir("textinterest")/data``. The folder is not created.
 
     Returns:
@@ -214,6 +216,9 @@ def _resolve_data_home(data_home: str | os.PathLike | None) -> tuple[Path, str]:
     env = os.environ.get(DATA_ENV)
     if env:
         return Path(env).expanduser(), f"from ${DATA_ENV}"
+    checkout = _checkout_data_dir()
+    if checkout is not None:
+        return checkout, f"the checkout's data folder; ${DATA_ENV} is not set"
     cache = os.environ.get(CACHE_ENV)
     if cache:
         return Path(cache).expanduser() / "data", f"from ${CACHE_ENV}/data; ${DATA_ENV} is not set"
@@ -223,6 +228,14 @@ def _resolve_data_home(data_home: str | os.PathLike | None) -> tuple[Path, str]:
         Path(platformdirs.user_cache_dir("textinterest")) / "data",
         f"the default user cache folder; ${DATA_ENV} is not set",
     )
+
+
+def _checkout_data_dir() -> Path | None:
+    """``<checkout>/data`` when this package is imported from a source checkout (not an installed copy)."""
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").is_file() and (root / ".git").exists() and (root / "data").is_dir():
+        return root / "data"
+    return None
 
 
 def _normalize_key(key_or_relpath: str) -> str:
