@@ -15,8 +15,8 @@ go to the server log, never to the client). ``textinterest serve`` binds to 127.
 otherwise: put an authenticating proxy in front before exposing it.
 """
 
-from __future__ import annotations
 
+# No "from __future__ import annotations" here: FastAPI reads the request body types at run time.
 import logging
 import threading
 from dataclasses import dataclass
