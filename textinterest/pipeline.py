@@ -23,7 +23,7 @@ import pandas as pd
 
 from textinterest.constants import ITEM_COL, RATING_COL, SEED
 
-__all__ = ["PIPELINE_MODELS", "fit_sentiment_head", "train_pipeline"]
+__all__ = ["PIPELINE_MODELS", "fit_on_split", "fit_sentiment_head", "train_pipeline"]
 
 PIPELINE_MODELS = ("interest", "mf", "seq-lstm")
 
@@ -103,10 +103,7 @@ def train_pipeline(
         ``(fitted model, metadata)``; metadata holds the data set, split sizes, test metrics and timings.
     """
     from textinterest.datasets.splits import split_interactions
-    from textinterest.experiments import TUNING_GRID, _evaluate_model, _subsample_users, build_text_features
-    from textinterest.models.cf import MFRecommender, SequentialRecommender
-    from textinterest.models.interest import InterestConfig, InterestRecommender
-    from textinterest.training import TrainConfig
+    from textinterest.experiments import _evaluate_model, _subsample_users
 
     if model not in PIPELINE_MODELS:
         raise ValueError(f"model must be one of {PIPELINE_MODELS}, got {model!r}")
@@ -126,6 +123,56 @@ def train_pipeline(
     say(f"split {split}: train {len(train)}, val {len(val)}, test {len(parts.test)}")
     meta: dict[str, Any] = {"dataset": name, "split": split, "seed": seed, "task": task, "model": model,
                             "n_train": len(train), "n_val": len(val), "n_test": len(parts.test), "max_users": max_users}
+    rec, fit_meta = fit_on_split(train, val, model=model, task=task, items=dataset.items,
+                                 ground_truth=getattr(dataset, "ground_truth", None), seed=seed, encoder=encoder,
+                                 max_length=max_length, epochs=epochs, device=device, interest_config=interest_config,
+                                 progress=say)
+    meta.update(fit_meta)
+    meta["metrics"] = _evaluate_model(rec, parts, task, (5, 10, 20))
+    say(f"test: {meta['metrics']}")
+    meta["total_seconds"] = time.perf_counter() - t0
+    if output is not None:
+        rec.save(output, metadata=meta)
+        say(f"saved to {output}")
+    return rec, meta
+
+
+def fit_on_split(
+    train: pd.DataFrame,
+    val: pd.DataFrame | None,
+    *,
+    model: str = "interest",
+    task: str = "ranking",
+    items: pd.DataFrame | None = None,
+    ground_truth: dict | None = None,
+    seed: int = 0,
+    encoder: str = "default",
+    max_length: int = 128,
+    epochs: int | None = None,
+    device: str = "cpu",
+    interest_config: dict[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """Fit one model on given training / validation rows (text features and sentiment head included).
+
+    Args:
+        train, val: training and validation interactions.
+        model, task, seed, encoder, max_length, epochs, device, interest_config: see :func:`train_pipeline`.
+        items: item metadata (``item_text`` replaces review means as item text when present).
+        ground_truth: the synthetic world's ground truth (K = its number of topics).
+        progress: called with one line per stage.
+
+    Returns:
+        ``(fitted model, {"fit_seconds", "sentiment"})``; a text model carries ``text_encoder_`` and
+        ``sentiment_model_`` so it can answer new users and be saved.
+    """
+    from textinterest.experiments import TUNING_GRID, build_text_features
+    from textinterest.models.cf import MFRecommender, SequentialRecommender
+    from textinterest.models.interest import InterestConfig, InterestRecommender
+    from textinterest.training import TrainConfig
+
+    say = progress or (lambda message: None)
+    meta: dict[str, Any] = {}
     base = {"seed": seed, "device": device, "progress": False}
     if epochs is not None:
         base["epochs"] = epochs
@@ -135,11 +182,11 @@ def train_pipeline(
 
         text_encoder = BertFeatureExtractor(encoder, max_length=max_length, device=device)
         say(f"embedding {len(train)} training reviews")
-        features = build_text_features(train, text_encoder, items=dataset.items)
+        features = build_text_features(train, text_encoder, items=items)
         say("fitting the frozen sentiment head on training reviews")
         clf, scores, meta["sentiment"] = fit_sentiment_head(train, features.texts, text_encoder, SEED, device)
         features = replace(features, sentiment=scores)
-        gt = getattr(dataset, "ground_truth", None) or {}
+        gt = ground_truth or {}
         l2, bias_l2 = MFRecommender.DEFAULT_REG[task]
         cfg = InterestConfig(n_components=len(gt["topics"]) if "topics" in gt else 4,
                              n_negatives=0 if train[ITEM_COL].nunique() <= 512 else 256, l2=l2, bias_l2=bias_l2,
@@ -155,14 +202,5 @@ def train_pipeline(
     t = time.perf_counter()
     rec.fit(train, val)
     meta["fit_seconds"] = time.perf_counter() - t
-    meta["metrics"] = _evaluate_model(rec, parts, task, (5, 10, 20))
-    say(f"test: {meta['metrics']}")
     rec.text_encoder_, rec.sentiment_model_ = text_encoder, clf
-    meta["total_seconds"] = time.perf_counter() - t0
-    if output is not None:
-        if model == "interest":
-            rec.save(output, encoder=text_encoder, sentiment=clf, metadata=meta)
-        else:
-            rec.save(output, metadata=meta)
-        say(f"saved to {output}")
     return rec, meta

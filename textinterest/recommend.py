@@ -35,6 +35,7 @@ __all__ = [
     "recommend_for_history",
     "explain",
     "history_scores",
+    "score_text_items",
 ]
 
 MAX_TEXT_CHARS = 20_000  # longer texts are refused: the encoder reads 128-512 tokens anyway
@@ -176,7 +177,7 @@ def _seen(model: Any, user: int) -> np.ndarray:
 
 
 def recommend(model: Any, user_id: Any, k: int = 10, exclude_seen: bool = True,
-              new_items: Mapping[Any, str] | None = None) -> list[dict[str, Any]]:
+              new_items: Mapping[Any, Any] | None = None) -> list[dict[str, Any]]:
     """Top-k items for a user of the training data.
 
     Args:
@@ -184,8 +185,8 @@ def recommend(model: Any, user_id: Any, k: int = 10, exclude_seen: bool = True,
         user_id: raw user id.
         k: number of items (> 0).
         exclude_seen: leave out the items the user reviewed in training.
-        new_items: interest model only: ``{item_id: text}`` of items the model has never seen, scored
-            from their text and ranked with the catalogue.
+        new_items: interest model only: ``{item_id: text or [review texts]}`` of items the model has
+            never seen, scored from their text and ranked with the catalogue.
 
     Returns:
         ``[{"item_id", "score", "rank", "known_item"}]``, best first.
@@ -229,26 +230,44 @@ def _catalogue_scores(model: Any, comps: torch.Tensor, users: torch.Tensor) -> n
 
 
 def _new_item_scores(model: Any, comps: torch.Tensor, users: torch.Tensor,
-                     new_items: Mapping[Any, str]) -> tuple[list[Any], np.ndarray]:
-    """Scores of items the model has never seen, from their text (no ID embedding, no CF item terms)."""
+                     new_items: Mapping[Any, Any]) -> tuple[list[Any], np.ndarray]:
+    """Scores of items the model has never seen, from their text: a description, or a list of reviews
+    whose vectors are averaged (the way the model builds a catalogue item's text vector)."""
     _require_interest(model, "scoring new items from their text")
     if not model.config.use_text:
         raise RequestError("this interest model does not read text (use_text=False): new items cannot be scored")
     ids = list(new_items)
-    texts = [new_items[i] for i in ids]
-    for item, text in zip(ids, texts):
-        if not isinstance(text, str) or not text.strip():
-            raise RequestError(f"new item {item!r}: its text must be a non-empty string")
-        if len(text) > MAX_TEXT_CHARS:
-            raise RequestError(f"new item {item!r}: text has {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}")
-    vectors = _embed(model, texts)
-    n = len(ids)
+    vectors = []
+    for item in ids:
+        texts = new_items[item]
+        texts = [texts] if isinstance(texts, str) else texts
+        if not isinstance(texts, Sequence) or not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+            raise RequestError(f"new item {item!r}: give a non-empty text or a non-empty list of texts")
+        if any(len(t) > MAX_TEXT_CHARS for t in texts):
+            raise RequestError(f"new item {item!r}: a text is over the limit of {MAX_TEXT_CHARS:,} characters")
+        vectors.append(_embed(model, list(texts)).mean(0))
+    return ids, score_text_items(model, comps, users, np.stack(vectors))
+
+
+def score_text_items(model: Any, comps: torch.Tensor, users: torch.Tensor, vectors: np.ndarray) -> np.ndarray:
+    """Scores of items known only by a text vector (no ID embedding, no CF item terms) for one user.
+
+    Args:
+        model: a fitted interest model.
+        comps: (1, C, H) the user's components.
+        users: (1,) 1-based user position (0 = a new user).
+        vectors: (N, D) the items' text vectors.
+
+    Returns:
+        (N,) scores on the catalogue's scale.
+    """
+    n = len(vectors)
     with torch.no_grad():
         out, _ = model.module.score(
             comps.expand(n, -1, -1), users.expand(n), torch.zeros(n, dtype=torch.long, device=model.device),
-            torch.as_tensor(vectors, device=model.device),
+            torch.as_tensor(np.asarray(vectors, np.float32), device=model.device),
         )
-    return ids, out.float().cpu().numpy()
+    return out.float().cpu().numpy()
 
 
 def _embed(model: Any, texts: list[str]) -> np.ndarray:
@@ -300,7 +319,7 @@ def _history_batch(model: Any, reviews: list[dict[str, Any]]) -> tuple[dict[str,
     return batch, meta
 
 
-def history_scores(model: Any, reviews: Any, new_items: Mapping[Any, str] | None = None) -> tuple[np.ndarray, dict]:
+def history_scores(model: Any, reviews: Any, new_items: Mapping[Any, Any] | None = None) -> tuple[np.ndarray, dict]:
     """Scores of every catalogue item (and of ``new_items``) for a new user's reviews.
 
     Returns:
@@ -339,7 +358,7 @@ def history_scores(model: Any, reviews: Any, new_items: Mapping[Any, str] | None
 
 
 def recommend_for_history(model: Any, reviews: Any, k: int = 10, exclude_seen: bool = True,
-                          new_items: Mapping[Any, str] | None = None) -> list[dict[str, Any]]:
+                          new_items: Mapping[Any, Any] | None = None) -> list[dict[str, Any]]:
     """Top-k items for a user the model never saw, from their reviews; nothing is retrained.
 
     Args:
@@ -348,7 +367,8 @@ def recommend_for_history(model: Any, reviews: Any, k: int = 10, exclude_seen: b
         reviews: ``[{"text", "timestamp", "rating" (optional), "item_id" (optional)}]``.
         k: number of items (> 0).
         exclude_seen: leave out the catalogue items named in the history.
-        new_items: interest model only: ``{item_id: text}`` of unseen items to rank with the catalogue.
+        new_items: interest model only: ``{item_id: text or [review texts]}`` of unseen items to rank
+            with the catalogue.
 
     Returns:
         ``[{"item_id", "score", "rank", "known_item"}]``, best first.

@@ -66,7 +66,7 @@ def _schemas(limits: Limits) -> tuple[type, type, type]:
         history: Union[list[Review], None] = Field(default=None, min_length=1, max_length=limits.max_reviews)  # noqa: UP007
         k: int = Field(default=10, ge=1, le=limits.max_k)
         exclude_seen: bool = True
-        new_items: Union[dict[str, str], None] = Field(default=None, max_length=limits.max_new_items)  # noqa: UP007
+        new_items: Union[dict[str, Union[str, list[str]]], None] = Field(default=None, max_length=limits.max_new_items)  # noqa: UP007
 
         @model_validator(mode="after")
         def one_user(self) -> "RecommendRequest":
