@@ -52,6 +52,7 @@ def _schemas(limits: Limits) -> tuple[type, type, type]:
     from pydantic import BaseModel, ConfigDict, Field, model_validator
 
     Id = Union[str, int]  # noqa: UP007 - pydantic needs a runtime type
+    NewItems = Union[dict[str, Union[str, list[str]]], None]  # noqa: UP007 - item id -> text or review texts
 
     class Review(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -66,7 +67,7 @@ def _schemas(limits: Limits) -> tuple[type, type, type]:
         history: Union[list[Review], None] = Field(default=None, min_length=1, max_length=limits.max_reviews)  # noqa: UP007
         k: int = Field(default=10, ge=1, le=limits.max_k)
         exclude_seen: bool = True
-        new_items: Union[dict[str, Union[str, list[str]]], None] = Field(default=None, max_length=limits.max_new_items)  # noqa: UP007
+        new_items: NewItems = Field(default=None, max_length=limits.max_new_items)
 
         @model_validator(mode="after")
         def one_user(self) -> "RecommendRequest":

@@ -1,0 +1,50 @@
+"""The serving measurements: tie-aware hits, deletion effects, and the whole run on a tiny world."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from serving_world import MAX_LENGTH, small_world, train_small
+from textinterest.serving_eval import deletion_effects, hit_at_k, run_serving_evaluation
+from tiny_models import build_tiny_model
+
+
+def test_hit_at_k_counts_ties_in_expectation():
+    assert hit_at_k(np.array([3.0, 2.0, 1.0]), 2, k=2) == 0.0
+    assert hit_at_k(np.array([3.0, 2.0, 1.0]), 1, k=2) == 1.0
+    assert hit_at_k(np.array([1.0, 1.0, 1.0, 1.0]), 0, k=2) == pytest.approx(0.5)
+    assert hit_at_k(np.array([5.0, -np.inf, 1.0, 1.0]), 3, k=2) == pytest.approx(0.5)
+
+
+def test_deleting_the_last_review_equals_scoring_the_shorter_history(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEXTINTEREST_CACHE", str(tmp_path / "cache"))
+    model, _ = train_small(tmp_path)
+    user, item = model.user_index.ids[6], model.item_index.ids[2]
+    weights, effect, full = deletion_effects(model, user, item)
+    u = 6
+    n = int(model.seq.lengths[u])
+    assert weights.shape == effect.shape == (min(n, model.config.max_history),)
+    s = int(model.seq.starts[u])
+    window = np.array([[u, s, s + n - 1, s + n - 1]])  # all but the last review
+    batch, _, _, _ = model._history(window)
+    with torch.no_grad():
+        comps, _, _ = model.module.final_components(batch)
+        shorter, _ = model.module.score(comps, model._tensor([u + 1]), model._tensor([2 + 1]))
+    assert effect[-1] == pytest.approx(abs(float(shorter[0]) - full), abs=1e-5)
+    assert (effect >= 0).all() and effect.max() > 0
+
+
+def test_run_on_a_tiny_world(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEXTINTEREST_CACHE", str(tmp_path / "cache"))
+    encoder = build_tiny_model(tmp_path / "encoder")
+    out = run_serving_evaluation("synthetic", dataset=small_world(), encoder=str(encoder), max_length=MAX_LENGTH,
+                                 epochs=1, latency_repeats=3, interest_config={"hidden": 16, "mf_dim": 8},
+                                 json_out=tmp_path / "out.json")
+    assert (tmp_path / "out.json").is_file()
+    assert out["sizes"]["cold_users"] == 8 and out["unseen_items"]["item_text_source"] == "description"
+    for m in (1, 2, 3):
+        assert out["cold_start"][f"history_{m}"]["interest"]["n"] > 0
+    assert out["faithfulness"]["n_users"] > 0 and out["faithfulness"]["mean_abs_change_top"] >= 0
+    assert 0 < out["latency"]["known_user_ms"]["p50"] <= out["latency"]["known_user_ms"]["p95"]
