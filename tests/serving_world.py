@@ -17,7 +17,9 @@ def small_world(seed: int = 1) -> Any:
     return make_synthetic(n_users=40, n_items=30, n_topics=3, min_reviews=4, max_reviews=8, seed=seed)
 
 
-def train_small(folder: Path, model: str = "interest", task: str = "ranking", encoder: Path | None = None) -> tuple[Any, dict]:
+def train_small(
+    folder: Path, model: str = "interest", task: str = "ranking", encoder: Path | None = None
+) -> tuple[Any, dict]:
     """Train ``model`` on :func:`small_world` (2 epochs) and save it to ``folder / 'artifact'``.
 
     Returns:
@@ -28,6 +30,13 @@ def train_small(folder: Path, model: str = "interest", task: str = "ranking", en
     if encoder is None:
         encoder = build_tiny_model(folder / "encoder")
     return train_pipeline(
-        "synthetic", output=folder / "artifact", dataset=small_world(), model=model, task=task, encoder=str(encoder),
-        max_length=MAX_LENGTH, epochs=2, interest_config={"hidden": 16, "mf_dim": 8},
+        "synthetic",
+        output=folder / "artifact",
+        dataset=small_world(),
+        model=model,
+        task=task,
+        encoder=str(encoder),
+        max_length=MAX_LENGTH,
+        epochs=2,
+        interest_config={"hidden": 16, "mf_dim": 8},
     )

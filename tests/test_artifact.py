@@ -1,4 +1,4 @@
-"""Saved recommenders: train -> save -> load (in a fresh process too) gives identical scores; bad folders are refused."""
+"""Saved recommenders: train -> save -> load (in a fresh process too) gives the same scores; bad folders are refused."""
 
 from __future__ import annotations
 
@@ -6,16 +6,15 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
 from serving_world import train_small
+from tiny_models import build_tiny_model
+
 from textinterest.models.artifact import MANIFEST, ArtifactError, load_recommender, read_manifest
 from textinterest.models.cf import MFRecommender, SequentialRecommender
 from textinterest.models.interest import InterestRecommender
-from tiny_models import build_tiny_model
 
 HISTORY = [
     {"text": "great guitar strings, the tuner works", "timestamp": 1_600_000_000, "rating": 5},
@@ -34,7 +33,9 @@ def trained(tmp_path_factory):
 
 def test_saved_folder_holds_json_and_safetensors_only(trained):
     folder, _, _ = trained
-    names = sorted(p.relative_to(folder / "artifact").as_posix() for p in (folder / "artifact").rglob("*") if p.is_file())
+    names = sorted(
+        p.relative_to(folder / "artifact").as_posix() for p in (folder / "artifact").rglob("*") if p.is_file()
+    )
     assert MANIFEST in names and "model.safetensors" in names and "history.safetensors" in names
     assert all(n.endswith((".json", ".safetensors")) for n in names), names
     manifest = read_manifest(folder / "artifact")
@@ -56,8 +57,13 @@ def test_load_in_a_fresh_process_gives_identical_scores(trained, tmp_path):
         f"json.dump(m.recommend_for_history({HISTORY!r}, k=30, exclude_seen=False), open(sys.argv[2], 'w'))\n"
     )
     env = {**os.environ, "TEXTINTEREST_CACHE": str(tmp_path / "cache"), "PYTHONPATH": os.pathsep.join(sys.path)}
-    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "s.npy"), str(tmp_path / "n.json")],
-                         env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "s.npy"), str(tmp_path / "n.json")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     loaded = np.load(tmp_path / "s.npy")
     assert loaded.shape == expected.shape

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from serving_world import MAX_LENGTH
-from textinterest.cli import main
 from tiny_models import build_tiny_model
+
+from textinterest.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -17,8 +17,25 @@ def trained(tmp_path_factory):
     encoder = build_tiny_model(folder / "encoder")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TEXTINTEREST_CACHE", str(folder / "cache"))
-        code = main(["train", "synthetic", "--output", str(folder / "model"), "--task", "ranking", "--max-users", "40",
-                     "--epochs", "2", "--encoder", str(encoder), "--max-length", str(MAX_LENGTH), "--json"])
+        code = main(
+            [
+                "train",
+                "synthetic",
+                "--output",
+                str(folder / "model"),
+                "--task",
+                "ranking",
+                "--max-users",
+                "40",
+                "--epochs",
+                "2",
+                "--encoder",
+                str(encoder),
+                "--max-length",
+                str(MAX_LENGTH),
+                "--json",
+            ]
+        )
         assert code == 0
         yield folder
 
@@ -43,10 +60,16 @@ def test_recommend_known_user_then_new_user_then_explain(trained, capsys):
     assert code == 0, err
     assert out["user_id"] == users[0] and len(out["items"]) == 5
     history = trained / "history.jsonl"
-    history.write_text("\n".join(json.dumps(r) for r in [
-        {"text": "the guitar strings sound bright", "timestamp": 1_600_000_000, "rating": 5},
-        {"text": "this drum kit is fine", "timestamp": "2021-01-01", "item_id": out["items"][0]["item_id"]},
-    ]) + "\n")
+    history.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"text": "the guitar strings sound bright", "timestamp": 1_600_000_000, "rating": 5},
+                {"text": "this drum kit is fine", "timestamp": "2021-01-01", "item_id": out["items"][0]["item_id"]},
+            ]
+        )
+        + "\n"
+    )
     code, new, err = run_json(capsys, ["recommend", model, "--history", str(history), "--k", "3", "--json"])
     assert code == 0, err
     assert len(new["items"]) == 3 and out["items"][0]["item_id"] not in {r["item_id"] for r in new["items"]}
@@ -57,10 +80,13 @@ def test_recommend_known_user_then_new_user_then_explain(trained, capsys):
     assert why["top_reviews"] and set(why["composition"]) >= {"long_term", "short_term"}
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--user", "nobody"], "not in the training data"),
-    (["--user", "u0000", "--k", "0"], "k must be a positive int"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--user", "nobody"], "not in the training data"),
+        (["--user", "u0000", "--k", "0"], "k must be a positive int"),
+    ],
+)
 def test_cli_errors_are_one_clear_line(trained, capsys, extra, message):
     code = main(["recommend", str(trained / "model"), *extra, "--json"])
     err = capsys.readouterr().err

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from serving_world import train_small
+
 from textinterest.models.interest import InterestRecommender
 from textinterest.recommend import (
     RequestError,
@@ -34,8 +34,15 @@ def own_history(model, user):
     u = int(model.user_index.index_of([user])[0])
     rows = range(int(seq.starts[u]), int(seq.starts[u] + seq.lengths[u]))
     times = model._train_df["timestamp"].to_numpy()
-    return [{"text": model._texts[r], "timestamp": int(times[r]), "rating": float(seq.rating[r]),
-             "item_id": model.item_index.ids[seq.item[r]]} for r in rows]
+    return [
+        {
+            "text": model._texts[r],
+            "timestamp": int(times[r]),
+            "rating": float(seq.rating[r]),
+            "item_id": model.item_index.ids[seq.item[r]],
+        }
+        for r in rows
+    ]
 
 
 def test_recommend_known_user_ranks_by_score_and_leaves_out_seen(model):
@@ -45,7 +52,9 @@ def test_recommend_known_user_ranks_by_score_and_leaves_out_seen(model):
     seen = {h["item_id"] for h in own_history(model, user)}
     assert len(out) == 5 and [r["rank"] for r in out] == [1, 2, 3, 4, 5]
     assert not seen & {r["item_id"] for r in out}
-    best_unseen = [model.item_index.ids[j] for j in np.argsort(-scores, kind="stable") if model.item_index.ids[j] not in seen]
+    best_unseen = [
+        model.item_index.ids[j] for j in np.argsort(-scores, kind="stable") if model.item_index.ids[j] not in seen
+    ]
     assert [r["item_id"] for r in out] == best_unseen[:5]
     with_seen = recommend(model, user, k=len(model.item_index), exclude_seen=False)
     assert seen <= {r["item_id"] for r in with_seen}
@@ -90,7 +99,9 @@ def test_new_user_with_a_training_users_reviews_gets_that_users_text_scores(mode
 
 def test_new_user_recommendations_follow_the_history(model):
     a = recommend_for_history(model, [{"text": "great guitar strings and tuner", "timestamp": 0, "rating": 5}], k=30)
-    b = recommend_for_history(model, [{"text": "terrible drum sticks, the snare broke", "timestamp": 0, "rating": 1}], k=30)
+    b = recommend_for_history(
+        model, [{"text": "terrible drum sticks, the snare broke", "timestamp": 0, "rating": 1}], k=30
+    )
     assert [r["score"] for r in a] != [r["score"] for r in b]
     named = recommend_for_history(model, [{"text": "fine", "timestamp": 0, "item_id": "i0004"}], k=30)
     assert "i0004" not in {r["item_id"] for r in named} and len(named) == len(model.item_index) - 1
@@ -111,7 +122,9 @@ def test_unseen_items_are_scored_from_their_text(model):
 def test_explain_matches_the_models_own_explanation(model):
     user, item = model.user_index.ids[1], model.item_index.ids[7]
     ours, theirs = explain(model, user, item, top_n=10), model.explain(user, item, top_n=10)
-    assert ours["score"] == pytest.approx(theirs["score"]) and ours["composition"] == pytest.approx(theirs["composition"])
+    assert ours["score"] == pytest.approx(theirs["score"]) and ours["composition"] == pytest.approx(
+        theirs["composition"]
+    )
     assert [r["weight"] for r in ours["top_reviews"]] == pytest.approx([r["weight"] for r in theirs["top_reviews"]])
     assert [r["item_id"] for r in ours["top_reviews"]] == [r["item"] for r in theirs["top_reviews"]]
 
@@ -136,8 +149,10 @@ def test_id_only_models_answer_new_users_from_their_items(tmp_path, monkeypatch)
     seq_model, _ = train_small(tmp_path, model="seq-lstm")
     user = seq_model.user_index.ids[5]
     s, e = int(seq_model.seq.starts[5]), int(seq_model.seq.starts[5] + seq_model.seq.lengths[5])
-    history = [{"item_id": seq_model.item_index.ids[i], "timestamp": t, "text": ""}
-               for t, i in enumerate(seq_model.seq.item[s:e])]
+    history = [
+        {"item_id": seq_model.item_index.ids[i], "timestamp": t, "text": ""}
+        for t, i in enumerate(seq_model.seq.item[s:e])
+    ]
     scores, _ = history_scores(seq_model, history)
     np.testing.assert_allclose(scores, seq_model.score_items([user])[0], atol=1e-6)
     with pytest.raises(RequestError, match="needs the interest model"):

@@ -9,11 +9,11 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
+from serving_world import train_small
 
-from serving_world import train_small  # noqa: E402
-from textinterest.models.interest import InterestRecommender  # noqa: E402
-from textinterest.serve import Limits, create_app  # noqa: E402
+from textinterest.models.interest import InterestRecommender
+from textinterest.serve import Limits, create_app
 
 REVIEW = {"text": "great guitar strings, the tuner holds", "timestamp": 1_600_000_000, "rating": 5}
 
@@ -48,7 +48,8 @@ def test_recommend_known_user_and_new_user(client, model):
     r = client.post("/recommend", json={"history": [REVIEW], "k": 3, "new_items": {"n1": "a guitar capo"}})
     assert r.status_code == 200, r.text
     assert [x["item_id"] for x in r.json()["items"]] == [
-        x["item_id"] for x in model.recommend_for_history([REVIEW], k=3, new_items={"n1": "a guitar capo"})]
+        x["item_id"] for x in model.recommend_for_history([REVIEW], k=3, new_items={"n1": "a guitar capo"})
+    ]
 
 
 def test_explain(client, model):
@@ -63,17 +64,20 @@ def test_explain(client, model):
     assert r.status_code == 404 and "not in the catalogue" in r.json()["error"]
 
 
-@pytest.mark.parametrize("body, status, words", [
-    ({"user_id": "nobody", "k": 3}, 404, "not in the training data"),
-    ({"history": [], "k": 3}, 422, "history"),
-    ({"user_id": "u0000", "k": 0}, 422, "k"),
-    ({"user_id": "u0000", "k": -5}, 422, "k"),
-    ({"k": 3}, 422, "exactly one of"),
-    ({"user_id": "u0000", "history": [REVIEW]}, 422, "exactly one of"),
-    ({"history": [{"text": "no time"}]}, 422, "timestamp"),
-    ({"history": [{**REVIEW, "text": "   "}]}, 422, "'text' is empty"),
-    ({"history": [REVIEW], "k": 10, "extra": 1}, 422, "extra"),
-])
+@pytest.mark.parametrize(
+    "body, status, words",
+    [
+        ({"user_id": "nobody", "k": 3}, 404, "not in the training data"),
+        ({"history": [], "k": 3}, 422, "history"),
+        ({"user_id": "u0000", "k": 0}, 422, "k"),
+        ({"user_id": "u0000", "k": -5}, 422, "k"),
+        ({"k": 3}, 422, "exactly one of"),
+        ({"user_id": "u0000", "history": [REVIEW]}, 422, "exactly one of"),
+        ({"history": [{"text": "no time"}]}, 422, "timestamp"),
+        ({"history": [{**REVIEW, "text": "   "}]}, 422, "'text' is empty"),
+        ({"history": [REVIEW], "k": 10, "extra": 1}, 422, "extra"),
+    ],
+)
 def test_bad_requests_get_clear_4xx(client, body, status, words):
     r = client.post("/recommend", json=body)
     assert r.status_code == status, r.text

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from serving_world import MAX_LENGTH, small_world, train_small
-from textinterest.serving_eval import deletion_effects, hit_at_k, run_serving_evaluation
 from tiny_models import build_tiny_model
+
+from textinterest.serving_eval import deletion_effects, hit_at_k, run_serving_evaluation
 
 
 def test_hit_at_k_counts_ties_in_expectation():
@@ -39,9 +39,16 @@ def test_deleting_the_last_review_equals_scoring_the_shorter_history(tmp_path, m
 def test_run_on_a_tiny_world(tmp_path, monkeypatch):
     monkeypatch.setenv("TEXTINTEREST_CACHE", str(tmp_path / "cache"))
     encoder = build_tiny_model(tmp_path / "encoder")
-    out = run_serving_evaluation("synthetic", dataset=small_world(), encoder=str(encoder), max_length=MAX_LENGTH,
-                                 epochs=1, latency_repeats=3, interest_config={"hidden": 16, "mf_dim": 8},
-                                 json_out=tmp_path / "out.json")
+    out = run_serving_evaluation(
+        "synthetic",
+        dataset=small_world(),
+        encoder=str(encoder),
+        max_length=MAX_LENGTH,
+        epochs=1,
+        latency_repeats=3,
+        interest_config={"hidden": 16, "mf_dim": 8},
+        json_out=tmp_path / "out.json",
+    )
     assert (tmp_path / "out.json").is_file()
     assert out["sizes"]["cold_users"] == 8 and out["unseen_items"]["item_text_source"] == "description"
     for m in (1, 2, 3):

@@ -73,9 +73,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     say = None if args.json else (lambda message: print(f"[train] {message}", file=sys.stderr, flush=True))
     _, meta = train_pipeline(
-        args.name, output=args.output, model=args.model, task=args.task, split=args.split, seed=args.seed,
-        encoder=args.encoder, max_length=args.max_length, data_home=args.data_home, max_users=args.max_users, epochs=args.epochs,
-        device=args.device, progress=say,
+        args.name,
+        output=args.output,
+        model=args.model,
+        task=args.task,
+        split=args.split,
+        seed=args.seed,
+        encoder=args.encoder,
+        max_length=args.max_length,
+        data_home=args.data_home,
+        max_users=args.max_users,
+        epochs=args.epochs,
+        device=args.device,
+        progress=say,
     )
     if args.json:
         _print_json({"output": str(args.output), **meta})
@@ -90,7 +100,9 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 
     model = _load(args)
     if args.history is not None:
-        items = recommend_for_history(model, read_history_file(args.history), args.k, exclude_seen=not args.include_seen)
+        items = recommend_for_history(
+            model, read_history_file(args.history), args.k, exclude_seen=not args.include_seen
+        )
         who: dict[str, Any] = {"history": str(args.history)}
     else:
         user = _raw_id(model.user_index, args.user)
@@ -116,8 +128,10 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(out)
     else:
-        print(f"user {out['user_id']} · item {out['item_id']} · score {out['score']:.4f} "
-              f"(CF {out['cf_term']:.4f}, text {out['text_term']:.4f})")
+        print(
+            f"user {out['user_id']} · item {out['item_id']} · score {out['score']:.4f} "
+            f"(CF {out['cf_term']:.4f}, text {out['text_term']:.4f})"
+        )
         print("composition: " + ", ".join(f"{k} {v:.2f}" for k, v in out["composition"].items()))
         for r in out["top_reviews"]:
             text = (r["text"] or "")[:100]
@@ -145,7 +159,9 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_serving_commands(commands: Any) -> None:
     """Add ``train``, ``recommend``, ``explain`` and ``serve`` to the ``textinterest`` sub-command parser."""
-    train = commands.add_parser("train", help="train one model on a data set and save it (model, encoder reference, histories)")
+    train = commands.add_parser(
+        "train", help="train one model on a data set and save it (model, encoder reference, histories)"
+    )
     train.add_argument("name", help="data set name, e.g. synthetic, amazon:Musical_Instruments")
     train.add_argument("--output", required=True, help="artifact folder to write")
     train.add_argument("--task", choices=("ranking", "rating"), default="ranking")

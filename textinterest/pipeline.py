@@ -14,9 +14,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,8 +29,9 @@ __all__ = ["PIPELINE_MODELS", "fit_on_split", "fit_sentiment_head", "train_pipel
 PIPELINE_MODELS = ("interest", "mf", "seq-lstm")
 
 
-def fit_sentiment_head(train: pd.DataFrame, texts: list[str], encoder: Any, seed: int = SEED,
-                       device: str = "cpu") -> tuple[Any, np.ndarray | None, dict[str, Any]]:
+def fit_sentiment_head(
+    train: pd.DataFrame, texts: list[str], encoder: Any, seed: int = SEED, device: str = "cpu"
+) -> tuple[Any, np.ndarray | None, dict[str, Any]]:
     """Fit ``SentimentClassifier(mode="frozen")`` on the rated training reviews (binary labels).
 
     Args:
@@ -45,7 +47,11 @@ def fit_sentiment_head(train: pd.DataFrame, texts: list[str], encoder: Any, seed
     """
     from textinterest.sentiment import SentimentClassifier, sentiment_labels
 
-    ratings = pd.to_numeric(train[RATING_COL], errors="coerce").to_numpy() if RATING_COL in train else np.full(len(train), np.nan)
+    ratings = (
+        pd.to_numeric(train[RATING_COL], errors="coerce").to_numpy()
+        if RATING_COL in train
+        else np.full(len(train), np.nan)
+    )
     labels = np.asarray(sentiment_labels(ratings, scheme="binary"))
     usable = np.flatnonzero(labels >= 0)
     if usable.size < 20 or len(np.unique(labels[usable])) < 2:
@@ -53,12 +59,24 @@ def fit_sentiment_head(train: pd.DataFrame, texts: list[str], encoder: Any, seed
     perm = np.random.default_rng(seed).permutation(usable)
     n_val = max(len(perm) // 10, 1)
     val_idx, fit_idx = perm[:n_val], perm[n_val:]
-    clf = SentimentClassifier(encoder.model_name, mode="frozen", fast=None, seed=seed, device=device,
-                              max_length=encoder.max_length, cache_dir=encoder.cache_root)
+    clf = SentimentClassifier(
+        encoder.model_name,
+        mode="frozen",
+        fast=None,
+        seed=seed,
+        device=device,
+        max_length=encoder.max_length,
+        cache_dir=encoder.cache_root,
+    )
     clf.fit([texts[i] for i in fit_idx], labels[fit_idx], [texts[i] for i in val_idx], labels[val_idx])
     scores = np.clip(np.asarray(clf.score(texts), dtype=np.float32), -1.0, 1.0)
-    info = {"status": "ok", "mode": "frozen", "n_fit": int(fit_idx.size), "n_val": int(val_idx.size),
-            "val_accuracy": float(((scores[val_idx] > 0).astype(int) == labels[val_idx]).mean())}
+    info = {
+        "status": "ok",
+        "mode": "frozen",
+        "n_fit": int(fit_idx.size),
+        "n_val": int(val_idx.size),
+        "val_accuracy": float(((scores[val_idx] > 0).astype(int) == labels[val_idx]).mean()),
+    }
     return clf, scores, info
 
 
@@ -121,12 +139,32 @@ def train_pipeline(
     parts = split_interactions(_subsample_users(dataset.interactions, max_users, SEED), how=split, seed=SEED)
     train, val = parts.train, parts.val
     say(f"split {split}: train {len(train)}, val {len(val)}, test {len(parts.test)}")
-    meta: dict[str, Any] = {"dataset": name, "split": split, "seed": seed, "task": task, "model": model,
-                            "n_train": len(train), "n_val": len(val), "n_test": len(parts.test), "max_users": max_users}
-    rec, fit_meta = fit_on_split(train, val, model=model, task=task, items=dataset.items,
-                                 ground_truth=getattr(dataset, "ground_truth", None), seed=seed, encoder=encoder,
-                                 max_length=max_length, epochs=epochs, device=device, interest_config=interest_config,
-                                 progress=say)
+    meta: dict[str, Any] = {
+        "dataset": name,
+        "split": split,
+        "seed": seed,
+        "task": task,
+        "model": model,
+        "n_train": len(train),
+        "n_val": len(val),
+        "n_test": len(parts.test),
+        "max_users": max_users,
+    }
+    rec, fit_meta = fit_on_split(
+        train,
+        val,
+        model=model,
+        task=task,
+        items=dataset.items,
+        ground_truth=getattr(dataset, "ground_truth", None),
+        seed=seed,
+        encoder=encoder,
+        max_length=max_length,
+        epochs=epochs,
+        device=device,
+        interest_config=interest_config,
+        progress=say,
+    )
     meta.update(fit_meta)
     meta["metrics"] = _evaluate_model(rec, parts, task, (5, 10, 20))
     say(f"test: {meta['metrics']}")
@@ -188,9 +226,13 @@ def fit_on_split(
         features = replace(features, sentiment=scores)
         gt = ground_truth or {}
         l2, bias_l2 = MFRecommender.DEFAULT_REG[task]
-        cfg = InterestConfig(n_components=len(gt["topics"]) if "topics" in gt else 4,
-                             n_negatives=0 if train[ITEM_COL].nunique() <= 512 else 256, l2=l2, bias_l2=bias_l2,
-                             **TUNING_GRID[0])
+        cfg = InterestConfig(
+            n_components=len(gt["topics"]) if "topics" in gt else 4,
+            n_negatives=0 if train[ITEM_COL].nunique() <= 512 else 256,
+            l2=l2,
+            bias_l2=bias_l2,
+            **TUNING_GRID[0],
+        )
         cfg = replace(cfg, **(interest_config or {}))
         tc = TrainConfig(**{"epochs": 40, "batch_size": 64, "lr": 3e-3, "patience": 3, **base})
         rec: Any = InterestRecommender(cfg, features, task=task, train_config=tc)

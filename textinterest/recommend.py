@@ -26,16 +26,16 @@ import numpy as np
 import torch
 
 __all__ = [
-    "MAX_TEXT_CHARS",
     "MAX_REVIEWS",
+    "MAX_TEXT_CHARS",
     "RequestError",
     "UnknownUserError",
-    "validate_history",
-    "recommend",
-    "recommend_for_history",
     "explain",
     "history_scores",
+    "recommend",
+    "recommend_for_history",
     "score_text_items",
+    "validate_history",
 ]
 
 MAX_TEXT_CHARS = 20_000  # longer texts are refused: the encoder reads 128-512 tokens anyway
@@ -79,8 +79,9 @@ def _timestamp(value: Any, where: str) -> int:
     raise RequestError(f"{where}: 'timestamp' must be a number or an ISO 8601 string, got {type(value).__name__}")
 
 
-def validate_history(reviews: Any, *, max_reviews: int = MAX_REVIEWS, max_text_chars: int = MAX_TEXT_CHARS,
-                     need_text: bool = True) -> list[dict[str, Any]]:
+def validate_history(
+    reviews: Any, *, max_reviews: int = MAX_REVIEWS, max_text_chars: int = MAX_TEXT_CHARS, need_text: bool = True
+) -> list[dict[str, Any]]:
     """Check a new user's reviews and return them in time order (ties keep the given order).
 
     Args:
@@ -118,15 +119,25 @@ def validate_history(reviews: Any, *, max_reviews: int = MAX_REVIEWS, max_text_c
             raise RequestError(f"{where}: 'text' is empty; this model reads the review text")
         rating = review.get("rating")
         if rating is not None:
-            if isinstance(rating, bool) or not isinstance(rating, (int, float, np.integer, np.floating)) \
-                    or not math.isfinite(float(rating)):
+            if (
+                isinstance(rating, bool)
+                or not isinstance(rating, (int, float, np.integer, np.floating))
+                or not math.isfinite(float(rating))
+            ):
                 raise RequestError(f"{where}: 'rating' must be a finite number or null, got {rating!r}")
             rating = float(rating)
         item = review.get("item_id")
         if item is not None and (isinstance(item, bool) or not isinstance(item, (str, int, np.integer))):
             raise RequestError(f"{where}: 'item_id' must be a string or int, got {type(item).__name__}")
-        out.append({"text": text, "timestamp": _timestamp(review.get("timestamp"), where), "rating": rating,
-                    "item_id": item, "position": j})
+        out.append(
+            {
+                "text": text,
+                "timestamp": _timestamp(review.get("timestamp"), where),
+                "rating": rating,
+                "item_id": item,
+                "position": j,
+            }
+        )
     return sorted(out, key=lambda r: (r["timestamp"], r["position"]))
 
 
@@ -143,8 +154,14 @@ def _item_position(model: Any, item: Any) -> int:
     return int(model.item_index.index_of([item])[0])
 
 
-def _top_k(model: Any, scores: np.ndarray, k: int, exclude: np.ndarray, extra_ids: Sequence[Any] = (),
-           extra_scores: np.ndarray | None = None) -> list[dict[str, Any]]:
+def _top_k(
+    model: Any,
+    scores: np.ndarray,
+    k: int,
+    exclude: np.ndarray,
+    extra_ids: Sequence[Any] = (),
+    extra_scores: np.ndarray | None = None,
+) -> list[dict[str, Any]]:
     ids = model.item_index.ids
     scores = np.asarray(scores, np.float64).copy()
     scores[exclude] = -np.inf
@@ -154,8 +171,10 @@ def _top_k(model: Any, scores: np.ndarray, k: int, exclude: np.ndarray, extra_id
     finite = np.flatnonzero(np.isfinite(scores))
     order = finite[np.argsort(-scores[finite], kind="stable")][:k]
     n_known = len(model.item_index)
-    return [{"item_id": ids[j], "score": float(scores[j]), "rank": r + 1, "known_item": bool(j < n_known)}
-            for r, j in enumerate(order)]
+    return [
+        {"item_id": ids[j], "score": float(scores[j]), "rank": r + 1, "known_item": bool(j < n_known)}
+        for r, j in enumerate(order)
+    ]
 
 
 def _item_positions(model: Any, reviews: list[dict[str, Any]]) -> np.ndarray:
@@ -170,14 +189,15 @@ def _item_positions(model: Any, reviews: list[dict[str, Any]]) -> np.ndarray:
 def _seen(model: Any, user: int) -> np.ndarray:
     seq = model.seq
     start, n = int(seq.starts[user]), int(seq.lengths[user])
-    return np.unique(seq.item[start:start + n])
+    return np.unique(seq.item[start : start + n])
 
 
 # --------------------------------------------------------------------------- known users
 
 
-def recommend(model: Any, user_id: Any, k: int = 10, exclude_seen: bool = True,
-              new_items: Mapping[Any, Any] | None = None) -> list[dict[str, Any]]:
+def recommend(
+    model: Any, user_id: Any, k: int = 10, exclude_seen: bool = True, new_items: Mapping[Any, Any] | None = None
+) -> list[dict[str, Any]]:
     """Top-k items for a user of the training data.
 
     Args:
@@ -229,8 +249,9 @@ def _catalogue_scores(model: Any, comps: torch.Tensor, users: torch.Tensor) -> n
     return out[0].float().cpu().numpy()
 
 
-def _new_item_scores(model: Any, comps: torch.Tensor, users: torch.Tensor,
-                     new_items: Mapping[Any, Any]) -> tuple[list[Any], np.ndarray]:
+def _new_item_scores(
+    model: Any, comps: torch.Tensor, users: torch.Tensor, new_items: Mapping[Any, Any]
+) -> tuple[list[Any], np.ndarray]:
     """Scores of items the model has never seen, from their text: a description, or a list of reviews
     whose vectors are averaged (the way the model builds a catalogue item's text vector)."""
     _require_interest(model, "scoring new items from their text")
@@ -264,7 +285,9 @@ def score_text_items(model: Any, comps: torch.Tensor, users: torch.Tensor, vecto
     n = len(vectors)
     with torch.no_grad():
         out, _ = model.module.score(
-            comps.expand(n, -1, -1), users.expand(n), torch.zeros(n, dtype=torch.long, device=model.device),
+            comps.expand(n, -1, -1),
+            users.expand(n),
+            torch.zeros(n, dtype=torch.long, device=model.device),
             torch.as_tensor(np.asarray(vectors, np.float32), device=model.device),
         )
     return out.float().cpu().numpy()
@@ -273,8 +296,10 @@ def score_text_items(model: Any, comps: torch.Tensor, users: torch.Tensor, vecto
 def _embed(model: Any, texts: list[str]) -> np.ndarray:
     encoder = getattr(model, "text_encoder_", None)
     if encoder is None:
-        raise RequestError("this model has no text encoder attached: load it from a saved folder "
-                           "(Class.load) or set model.text_encoder_ to the encoder it was trained with")
+        raise RequestError(
+            "this model has no text encoder attached: load it from a saved folder "
+            "(Class.load) or set model.text_encoder_ to the encoder it was trained with"
+        )
     return np.asarray(encoder.embed(texts), dtype=np.float32)
 
 
@@ -284,7 +309,7 @@ def _embed(model: Any, texts: list[str]) -> np.ndarray:
 def _history_batch(model: Any, reviews: list[dict[str, Any]]) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
     """The model's input batch (B = 1) for a validated history (last ``max_history`` reviews kept)."""
     cfg = model.config
-    kept = reviews[-cfg.max_history:]
+    kept = reviews[-cfg.max_history :]
     n = len(kept)
     if cfg.use_text:
         review = _embed(model, [r["text"] for r in kept])  # (n, D)
@@ -299,7 +324,9 @@ def _history_batch(model: Any, reviews: list[dict[str, Any]]) -> tuple[dict[str,
         if clf is not None:
             sentiment = np.clip(np.asarray(clf.score([r["text"] for r in kept]), np.float32), -1.0, 1.0)
         elif manifest.get("sentiment_input") in ("classifier", "given"):
-            raise RequestError("the model was trained with sentiment scores but has no sentiment head to score new reviews")
+            raise RequestError(
+                "the model was trained with sentiment scores but has no sentiment head to score new reviews"
+            )
     items = _item_positions(model, kept)
     rating = np.array([np.nan if r["rating"] is None else r["rating"] for r in kept], np.float64)
     rated = np.isfinite(rating)
@@ -307,15 +334,27 @@ def _history_batch(model: Any, reviews: list[dict[str, Any]]) -> tuple[dict[str,
     ts = np.array([r["timestamp"] for r in kept], np.int64)
     gap = np.diff(ts, prepend=ts[:1]).astype(np.float64) / 86400.0
     log_gap = np.log1p(np.clip(gap, 0.0, None))
-    f = lambda a: torch.as_tensor(np.asarray(a, np.float32)[None, :], device=model.device)  # noqa: E731
+    f = lambda a: torch.as_tensor(np.asarray(a, np.float32)[None, :], device=model.device)
     batch = {
         "review": torch.as_tensor(review[None], device=model.device),  # (1, n, D)
         "items": torch.as_tensor(np.where(items >= 0, items + 1, 0)[None], device=model.device),  # (1, n)
-        "sentiment": f(sentiment), "rating": f(rating_feat), "rated": f(rated), "log_gap": f(log_gap),
+        "sentiment": f(sentiment),
+        "rating": f(rating_feat),
+        "rated": f(rated),
+        "log_gap": f(log_gap),
         "mask": torch.ones(1, n, dtype=torch.bool, device=model.device),
     }
-    meta = [{"item_id": r["item_id"], "timestamp": r["timestamp"], "rating": r["rating"], "text": r["text"],
-             "position": r["position"], "sentiment": float(s)} for r, s in zip(kept, sentiment)]
+    meta = [
+        {
+            "item_id": r["item_id"],
+            "timestamp": r["timestamp"],
+            "rating": r["rating"],
+            "text": r["text"],
+            "position": r["position"],
+            "sentiment": float(s),
+        }
+        for r, s in zip(kept, sentiment)
+    ]
     return batch, meta
 
 
@@ -346,19 +385,22 @@ def history_scores(model: Any, reviews: Any, new_items: Mapping[Any, Any] | None
         if new_items:
             _require_interest(model, "scoring new items from their text")
         known = items[items >= 0]
-        info["n_used"] = int(len(known))
+        info["n_used"] = len(known)
         if type(model).__name__ == "SequentialRecommender":
-            known = known[-model.max_history:]
+            known = known[-model.max_history :]
             seq_items = torch.as_tensor((known + 1)[None], device=model.device)
             states = model.module.states(seq_items)  # (1, n + 1, H)
             return model.module.logits(states[:, -1])[0].float().cpu().numpy(), info
         # ID-only MF knows nothing of a new user: item biases only (a popularity-like order)
         info["n_used"] = 0
-        return model.module.score_all(torch.zeros(1, dtype=torch.long, device=model.device))[0].float().cpu().numpy(), info
+        return model.module.score_all(torch.zeros(1, dtype=torch.long, device=model.device))[
+            0
+        ].float().cpu().numpy(), info
 
 
-def recommend_for_history(model: Any, reviews: Any, k: int = 10, exclude_seen: bool = True,
-                          new_items: Mapping[Any, Any] | None = None) -> list[dict[str, Any]]:
+def recommend_for_history(
+    model: Any, reviews: Any, k: int = 10, exclude_seen: bool = True, new_items: Mapping[Any, Any] | None = None
+) -> list[dict[str, Any]]:
     """Top-k items for a user the model never saw, from their reviews; nothing is retrained.
 
     Args:
@@ -402,8 +444,15 @@ def _step_weights(cfg: Any, gamma: np.ndarray, beta: np.ndarray, den: np.ndarray
     return weights, prior
 
 
-def explain(model: Any, user_id: Any = None, item_id: Any = None, *, history: Any = None, item_text: str | None = None,
-            top_n: int = 3) -> dict[str, Any]:
+def explain(
+    model: Any,
+    user_id: Any = None,
+    item_id: Any = None,
+    *,
+    history: Any = None,
+    item_text: str | None = None,
+    top_n: int = 3,
+) -> dict[str, Any]:
     """Why an item scores what it does for a user (known, or given by their reviews).
 
     Args:
@@ -434,7 +483,9 @@ def explain(model: Any, user_id: Any = None, item_id: Any = None, *, history: An
     cfg = model.config
     item = _item_position(model, item_id)
     if item < 0 and item_text is None:
-        raise RequestError(f"item {item_id!r} is not in the catalogue of this model; pass its text (item_text) to score it")
+        raise RequestError(
+            f"item {item_id!r} is not in the catalogue of this model; pass its text (item_text) to score it"
+        )
     model.module.eval()
     with torch.no_grad():
         if history is not None:
@@ -459,16 +510,28 @@ def explain(model: Any, user_id: Any = None, item_id: Any = None, *, history: An
     names = component_names(cfg)
     top = []
     for j in np.argsort(-weights, kind="stable")[:top_n]:
-        top.append({**{k: meta[j][k] for k in ("item_id", "timestamp", "rating", "text", "position")},
-                    "weight": float(weights[j]), "component": names[int(np.argmax(gamma[j]))]})
+        top.append(
+            {
+                **{k: meta[j][k] for k in ("item_id", "timestamp", "rating", "text", "position")},
+                "weight": float(weights[j]),
+                "component": names[int(np.argmax(gamma[j]))],
+            }
+        )
     score = float(total[0])
     if model.task == "rating":
         score = float(np.clip(score, *model.rating_range_))
     return {
-        "user_id": user_id if history is None else None, "item_id": item_id, "score": score,
-        "cf_term": float(cf[0]), "text_term": float(total[0] - cf[0]), "history_length": n,
-        "known_user": user >= 0, "known_item": item >= 0 and item_text is None,
-        "composition": {name: float(b) for name, b in zip(names, beta)}, "prior_share": prior, "top_reviews": top,
+        "user_id": user_id if history is None else None,
+        "item_id": item_id,
+        "score": score,
+        "cf_term": float(cf[0]),
+        "text_term": float(total[0] - cf[0]),
+        "history_length": n,
+        "known_user": user >= 0,
+        "known_item": item >= 0 and item_text is None,
+        "composition": {name: float(b) for name, b in zip(names, beta)},
+        "prior_share": prior,
+        "top_reviews": top,
         "weights": [float(w) for w in weights],
     }
 
@@ -485,7 +548,13 @@ def _known_history(model: Any, user: int) -> tuple[dict[str, torch.Tensor], list
     meta = []
     for j, r in enumerate(pos[0][mask[0]]):
         r = int(r)
-        meta.append({"item_id": model.item_index.ids[seq.item[r]], "timestamp": int(times[seq.rows[r]]),
-                     "rating": None if not np.isfinite(seq.rating[r]) else float(seq.rating[r]),
-                     "text": None if texts is None else texts[r], "position": j})
+        meta.append(
+            {
+                "item_id": model.item_index.ids[seq.item[r]],
+                "timestamp": int(times[seq.rows[r]]),
+                "rating": None if not np.isfinite(seq.rating[r]) else float(seq.rating[r]),
+                "text": None if texts is None else texts[r],
+                "position": j,
+            }
+        )
     return batch, meta

@@ -15,12 +15,11 @@ go to the server log, never to the client). ``textinterest serve`` binds to 127.
 otherwise: put an authenticating proxy in front before exposing it.
 """
 
-
 # No "from __future__ import annotations" here: FastAPI reads the request body types at run time.
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from textinterest.recommend import RequestError, UnknownUserError, explain, recommend, recommend_for_history
 
@@ -51,20 +50,20 @@ class Limits:
 def _schemas(limits: Limits) -> tuple[type, type, type]:
     from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-    Id = Union[str, int]  # noqa: UP007 - pydantic needs a runtime type
-    NewItems = Union[dict[str, Union[str, list[str]]], None]  # noqa: UP007 - item id -> text or review texts
+    Id = str | int
+    NewItems = dict[str, str | list[str]] | None  # item id -> its text, or its review texts
 
     class Review(BaseModel):
         model_config = ConfigDict(extra="forbid")
         text: str = Field(min_length=1, max_length=limits.max_text_chars)
-        timestamp: Union[int, float, str]  # noqa: UP007
-        rating: Union[float, None] = None  # noqa: UP007
-        item_id: Union[Id, None] = None  # noqa: UP007
+        timestamp: int | float | str
+        rating: float | None = None
+        item_id: Id | None = None
 
     class RecommendRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        user_id: Union[Id, None] = None  # noqa: UP007
-        history: Union[list[Review], None] = Field(default=None, min_length=1, max_length=limits.max_reviews)  # noqa: UP007
+        user_id: Id | None = None
+        history: list[Review] | None = Field(default=None, min_length=1, max_length=limits.max_reviews)
         k: int = Field(default=10, ge=1, le=limits.max_k)
         exclude_seen: bool = True
         new_items: NewItems = Field(default=None, max_length=limits.max_new_items)
@@ -77,10 +76,10 @@ def _schemas(limits: Limits) -> tuple[type, type, type]:
 
     class ExplainRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        user_id: Union[Id, None] = None  # noqa: UP007
-        history: Union[list[Review], None] = Field(default=None, min_length=1, max_length=limits.max_reviews)  # noqa: UP007
+        user_id: Id | None = None
+        history: list[Review] | None = Field(default=None, min_length=1, max_length=limits.max_reviews)
         item_id: Id
-        item_text: Union[str, None] = Field(default=None, min_length=1, max_length=limits.max_text_chars)  # noqa: UP007
+        item_text: str | None = Field(default=None, min_length=1, max_length=limits.max_text_chars)
         top_n: int = Field(default=3, ge=0, le=50)
 
         @model_validator(mode="after")
@@ -171,14 +170,21 @@ def create_app(model: Any, limits: Limits | None = None) -> Any:
     _, RecommendRequest, ExplainRequest = _schemas(limits)
     manifest = getattr(model, "artifact_", None) or {}
     lock = threading.Lock()  # one forward pass at a time: torch already uses every core for one
-    app = FastAPI(title="textinterest", version=str(manifest.get("versions", {}).get("textinterest", "")),
-                  docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="textinterest",
+        version=str(manifest.get("versions", {}).get("textinterest", "")),
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         # the offending input is not echoed back: it may be a multi-megabyte text
-        details = [{"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "problem": e.get("msg", "")}
-                   for e in exc.errors()]
+        details = [
+            {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "problem": e.get("msg", "")}
+            for e in exc.errors()
+        ]
         first = details[0] if details else {"field": "", "problem": "invalid request"}
         message = f"{first['field']}: {first['problem']}" if first["field"] else first["problem"]
         return JSONResponse({"error": message, "details": details[:20]}, status_code=422)
@@ -199,17 +205,29 @@ def create_app(model: Any, limits: Limits | None = None) -> Any:
     @app.get("/health")
     def health() -> dict[str, Any]:
         encoder = manifest.get("encoder") or {}
-        return {"status": "ok", "model": manifest.get("kind", getattr(model, "name", "")), "task": model.task,
-                "n_users": len(model.user_index), "n_items": len(model.item_index),
-                "format_version": manifest.get("format_version"),
-                "encoder": {"model": encoder.get("model"), "content_hash": encoder.get("content_hash")} if encoder else None}
+        return {
+            "status": "ok",
+            "model": manifest.get("kind", getattr(model, "name", "")),
+            "task": model.task,
+            "n_users": len(model.user_index),
+            "n_items": len(model.item_index),
+            "format_version": manifest.get("format_version"),
+            "encoder": {"model": encoder.get("model"), "content_hash": encoder.get("content_hash")}
+            if encoder
+            else None,
+        }
 
     @app.post("/recommend")
     def recommend_endpoint(body: RecommendRequest) -> dict[str, Any]:  # type: ignore[valid-type]
         with lock:
             if body.history is not None:
-                items = recommend_for_history(model, [r.model_dump() for r in body.history], body.k,
-                                              exclude_seen=body.exclude_seen, new_items=body.new_items)
+                items = recommend_for_history(
+                    model,
+                    [r.model_dump() for r in body.history],
+                    body.k,
+                    exclude_seen=body.exclude_seen,
+                    new_items=body.new_items,
+                )
             else:
                 items = recommend(model, body.user_id, body.k, exclude_seen=body.exclude_seen, new_items=body.new_items)
         return _clean({"user_id": body.user_id, "k": body.k, "items": items})
@@ -219,8 +237,9 @@ def create_app(model: Any, limits: Limits | None = None) -> Any:
         history = None if body.history is None else [r.model_dump() for r in body.history]
         with lock:
             try:
-                out = explain(model, body.user_id, body.item_id, history=history, item_text=body.item_text,
-                              top_n=body.top_n)
+                out = explain(
+                    model, body.user_id, body.item_id, history=history, item_text=body.item_text, top_n=body.top_n
+                )
             except RequestError as exc:
                 if "not in the catalogue" in str(exc):
                     return JSONResponse({"error": str(exc)}, status_code=404)

@@ -35,8 +35,9 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,7 +45,7 @@ import torch
 
 from textinterest.constants import ITEM_COL, ITEM_TEXT_COL, RATING_COL, SEED, TIME_COL, USER_COL
 
-__all__ = ["run_serving_evaluation", "deletion_effects", "hit_at_k"]
+__all__ = ["deletion_effects", "hit_at_k", "run_serving_evaluation"]
 
 
 def hit_at_k(scores: np.ndarray, target: int, k: int = 10) -> float:
@@ -59,10 +60,18 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     from textinterest.experiments import review_texts
 
     texts = review_texts(df)
-    ratings = pd.to_numeric(df[RATING_COL], errors="coerce").to_numpy() if RATING_COL in df else np.full(len(df), np.nan)
-    return [{"text": t if t.strip() else "(no text)", "timestamp": int(ts), "item_id": item,
-             "rating": None if not np.isfinite(r) else float(r)}
-            for t, ts, item, r in zip(texts, df[TIME_COL].to_numpy(), df[ITEM_COL].to_numpy(), ratings)]
+    ratings = (
+        pd.to_numeric(df[RATING_COL], errors="coerce").to_numpy() if RATING_COL in df else np.full(len(df), np.nan)
+    )
+    return [
+        {
+            "text": t if t.strip() else "(no text)",
+            "timestamp": int(ts),
+            "item_id": item,
+            "rating": None if not np.isfinite(r) else float(r),
+        }
+        for t, ts, item, r in zip(texts, df[TIME_COL].to_numpy(), df[ITEM_COL].to_numpy(), ratings)
+    ]
 
 
 def _ordered(df: pd.DataFrame) -> pd.DataFrame:
@@ -82,15 +91,19 @@ def _summary(values: list[float], seed: int = 0) -> dict[str, Any]:
         return {"n": 0, "mean": None}
     rng = np.random.default_rng(seed)
     boot = rng.choice(arr, size=(1000, arr.size)).mean(1)
-    return {"n": int(arr.size), "mean": float(arr.mean()), "ci95": [float(np.quantile(boot, 0.025)),
-                                                                   float(np.quantile(boot, 0.975))]}
+    return {
+        "n": int(arr.size),
+        "mean": float(arr.mean()),
+        "ci95": [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))],
+    }
 
 
 # --------------------------------------------------------------------------- 1. cold-start users
 
 
-def _cold_start(model: Any, cold: pd.DataFrame, counts: np.ndarray, item_vectors: np.ndarray,
-                say: Callable[[str], None]) -> dict[str, Any]:
+def _cold_start(
+    model: Any, cold: pd.DataFrame, counts: np.ndarray, item_vectors: np.ndarray, say: Callable[[str], None]
+) -> dict[str, Any]:
     from textinterest.recommend import history_scores
 
     out: dict[str, Any] = {}
@@ -105,19 +118,24 @@ def _cold_start(model: Any, cold: pd.DataFrame, counts: np.ndarray, item_vectors
         for m in (1, 2, 3):
             if len(recs) < m + 1:
                 continue
-            history = recs[-1 - m:-1]
+            history = recs[-1 - m : -1]
             scores, info = history_scores(model, history)
             vectors = model.text_encoder_.embed([r["text"] for r in history])
             exclude = info["exclude"]
-            for name, s in (("interest", scores), ("popularity", counts.copy()),
-                            ("text_profile", _cosine(np.asarray(vectors, np.float64).mean(0), item_vectors))):
+            for name, s in (
+                ("interest", scores),
+                ("popularity", counts.copy()),
+                ("text_profile", _cosine(np.asarray(vectors, np.float64).mean(0), item_vectors)),
+            ):
                 s = np.asarray(s, np.float64).copy()
                 s[exclude] = -np.inf
                 cases[m][name].append(hit_at_k(s, target))
     for m, per in cases.items():
         out[f"history_{m}"] = {name: _summary(v, m) for name, v in per.items()}
-        say(f"cold start, {m} review(s): " + ", ".join(f"{k} {v['mean']:.4f}" for k, v in out[f'history_{m}'].items()
-                                                       if v["mean"] is not None))
+        say(
+            f"cold start, {m} review(s): "
+            + ", ".join(f"{k} {v['mean']:.4f}" for k, v in out[f"history_{m}"].items() if v["mean"] is not None)
+        )
     out["skipped_target_unseen_item"] = skipped
     return out
 
@@ -125,8 +143,16 @@ def _cold_start(model: Any, cold: pd.DataFrame, counts: np.ndarray, item_vectors
 # --------------------------------------------------------------------------- 2. unseen items
 
 
-def _unseen_item_vectors(model: Any, held: list[Any], full: pd.DataFrame, items: pd.DataFrame | None,
-                         user: Any, before: int, review_vec: dict[int, np.ndarray], mean: np.ndarray) -> tuple[np.ndarray, str]:
+def _unseen_item_vectors(
+    model: Any,
+    held: list[Any],
+    full: pd.DataFrame,
+    items: pd.DataFrame | None,
+    user: Any,
+    before: int,
+    review_vec: dict[int, np.ndarray],
+    mean: np.ndarray,
+) -> tuple[np.ndarray, str]:
     described = {}
     if items is not None and ITEM_TEXT_COL in items.columns:
         described = {i: t for i, t in zip(items[ITEM_COL], items[ITEM_TEXT_COL]) if isinstance(t, str) and t.strip()}
@@ -141,8 +167,16 @@ def _unseen_item_vectors(model: Any, held: list[Any], full: pd.DataFrame, items:
     return out, "earlier reviews by other users"
 
 
-def _unseen_items(model: Any, test: pd.DataFrame, held: list[Any], full: pd.DataFrame, items: pd.DataFrame | None,
-                  counts: np.ndarray, item_vectors: np.ndarray, say: Callable[[str], None]) -> dict[str, Any]:
+def _unseen_items(
+    model: Any,
+    test: pd.DataFrame,
+    held: list[Any],
+    full: pd.DataFrame,
+    items: pd.DataFrame | None,
+    counts: np.ndarray,
+    item_vectors: np.ndarray,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
     from textinterest.experiments import review_texts
     from textinterest.recommend import _known_components, _seen, score_text_items
 
@@ -150,7 +184,9 @@ def _unseen_items(model: Any, test: pd.DataFrame, held: list[Any], full: pd.Data
     cases = test[test[ITEM_COL].isin(held_set) & test[USER_COL].isin(set(model.user_index.ids))]
     # vectors of every review of an unseen item (for the time-safe item text), embedded once
     rows = full[full[ITEM_COL].isin(held_set)]
-    vecs = np.asarray(model.text_encoder_.embed([t if t.strip() else "(no text)" for t in review_texts(rows)]), np.float32)
+    vecs = np.asarray(
+        model.text_encoder_.embed([t if t.strip() else "(no text)" for t in review_texts(rows)]), np.float32
+    )
     review_vec = {int(label): v for label, v in zip(rows.index, vecs)}
     mean = model.module.item_text[0].cpu().numpy()
     held_pos = {item: j for j, item in enumerate(held)}
@@ -159,7 +195,9 @@ def _unseen_items(model: Any, test: pd.DataFrame, held: list[Any], full: pd.Data
     model.module.eval()
     for _, row in cases.iterrows():
         u = int(model.user_index.index_of([row[USER_COL]])[0])
-        new_vecs, source = _unseen_item_vectors(model, held, full, items, row[USER_COL], int(row[TIME_COL]), review_vec, mean)
+        new_vecs, source = _unseen_item_vectors(
+            model, held, full, items, row[USER_COL], int(row[TIME_COL]), review_vec, mean
+        )
         comps, users = _known_components(model, u)
         with torch.no_grad():
             catalogue, _ = model.module.score(comps, users)
@@ -176,7 +214,10 @@ def _unseen_items(model: Any, test: pd.DataFrame, held: list[Any], full: pd.Data
     out = {name: _summary(v) for name, v in per.items()}
     out["item_text_source"] = source
     out["n_unseen_items"] = len(held)
-    say("unseen items: " + ", ".join(f"{k} {v['mean']:.4f}" for k, v in out.items() if isinstance(v, dict) and v["mean"] is not None))
+    say(
+        "unseen items: "
+        + ", ".join(f"{k} {v['mean']:.4f}" for k, v in out.items() if isinstance(v, dict) and v["mean"] is not None)
+    )
     return out
 
 
@@ -244,7 +285,9 @@ def _faithfulness(model: Any, test: pd.DataFrame, seed: int, say: Callable[[str]
     boot = np.random.default_rng(seed + 1).integers(0, len(top_a), size=(1000, len(top_a)))
     ratios = top_a[boot].mean(1) / np.maximum(rand_a[boot].mean(1), 1e-12)
     out = {
-        "n_users": len(top), "mean_abs_change_top": float(top_a.mean()), "mean_abs_change_random": float(rand_a.mean()),
+        "n_users": len(top),
+        "mean_abs_change_top": float(top_a.mean()),
+        "mean_abs_change_random": float(rand_a.mean()),
         "ratio": float(top_a.mean() / max(rand_a.mean(), 1e-12)),
         "ratio_ci95": [float(np.quantile(ratios, 0.025)), float(np.quantile(ratios, 0.975))],
         "mean_abs_change_best_single": float(np.mean(best)),
@@ -282,11 +325,17 @@ def _latency(model: Any, cold: pd.DataFrame, seed: int, repeats: int, say: Calla
             t = time.perf_counter()
             recommend_for_history(loaded, history, 10)
             new.append(time.perf_counter() - t)
-    ms = lambda xs, q: float(np.quantile(np.asarray(xs) * 1000.0, q))  # noqa: E731
-    out = {"repeats": repeats, "known_user_ms": {"p50": ms(known, 0.5), "p95": ms(known, 0.95)},
-           "new_user_5_reviews_ms": {"p50": ms(new, 0.5), "p95": ms(new, 0.95)},
-           "torch_threads": torch.get_num_threads(), "cpu": cpu_model(), "n_items": len(model.item_index)}
-    say(f"latency: known p50 {out['known_user_ms']['p50']:.1f} ms, new user p50 {out['new_user_5_reviews_ms']['p50']:.1f} ms")
+    ms = lambda xs, q: float(np.quantile(np.asarray(xs) * 1000.0, q))
+    out = {
+        "repeats": repeats,
+        "known_user_ms": {"p50": ms(known, 0.5), "p95": ms(known, 0.95)},
+        "new_user_5_reviews_ms": {"p50": ms(new, 0.5), "p95": ms(new, 0.95)},
+        "torch_threads": torch.get_num_threads(),
+        "cpu": cpu_model(),
+        "n_items": len(model.item_index),
+    }
+    known_p50, new_p50 = out["known_user_ms"]["p50"], out["new_user_5_reviews_ms"]["p50"]
+    say(f"latency: known user p50 {known_p50:.1f} ms, new user (5 reviews) p50 {new_p50:.1f} ms")
     return out
 
 
@@ -347,17 +396,38 @@ def run_serving_evaluation(
     parts = split_interactions(df[~df[USER_COL].isin(cold_users)], how="leave-last-out", seed=SEED)
     train = parts.train[~parts.train[ITEM_COL].isin(set(held))]
     val = parts.val[~parts.val[ITEM_COL].isin(set(held))]
-    sizes = {"n_users": len(users), "n_items": len(items), "cold_users": len(cold_users), "unseen_items": len(held),
-             "n_train": len(train), "n_val": len(val), "n_test": len(parts.test)}
+    sizes = {
+        "n_users": len(users),
+        "n_items": len(items),
+        "cold_users": len(cold_users),
+        "unseen_items": len(held),
+        "n_train": len(train),
+        "n_val": len(val),
+        "n_test": len(parts.test),
+    }
     say(f"{name}: {sizes}")
-    model, fit_meta = fit_on_split(train, val, model="interest", task="ranking", items=dataset.items,
-                                   ground_truth=getattr(dataset, "ground_truth", None), seed=seed, encoder=encoder,
-                                   max_length=max_length, epochs=epochs, interest_config=interest_config, progress=say)
+    model, fit_meta = fit_on_split(
+        train,
+        val,
+        model="interest",
+        task="ranking",
+        items=dataset.items,
+        ground_truth=getattr(dataset, "ground_truth", None),
+        seed=seed,
+        encoder=encoder,
+        max_length=max_length,
+        epochs=epochs,
+        interest_config=interest_config,
+        progress=say,
+    )
     counts = np.bincount(model.seq.item, minlength=len(model.item_index)).astype(np.float64)
     item_vectors = model.module.item_text[1:].cpu().numpy().astype(np.float64)
-    result: dict[str, Any] = {"dataset": name, "protocol": {"cold_share": cold_share, "item_share": item_share,
-                                                            "seed": seed, "k": 10, "task": "ranking"},
-                              "sizes": sizes, "fit": fit_meta}
+    result: dict[str, Any] = {
+        "dataset": name,
+        "protocol": {"cold_share": cold_share, "item_share": item_share, "seed": seed, "k": 10, "task": "ranking"},
+        "sizes": sizes,
+        "fit": fit_meta,
+    }
     result["cold_start"] = _cold_start(model, cold, counts, item_vectors, say)
     result["unseen_items"] = _unseen_items(model, parts.test, held, df, dataset.items, counts, item_vectors, say)
     result["faithfulness"] = _faithfulness(model, parts.test[~parts.test[ITEM_COL].isin(set(held))], seed, say)
@@ -380,9 +450,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encoder", default="default")
     parser.add_argument("--latency-repeats", type=int, default=200)
     args = parser.parse_args(argv)
-    result = run_serving_evaluation(args.name, encoder=args.encoder, seed=args.seed, epochs=args.epochs,
-                                    latency_repeats=args.latency_repeats, json_out=args.output,
-                                    progress=lambda m: print(f"[serving_eval] {m}", file=sys.stderr, flush=True))
+    result = run_serving_evaluation(
+        args.name,
+        encoder=args.encoder,
+        seed=args.seed,
+        epochs=args.epochs,
+        latency_repeats=args.latency_repeats,
+        json_out=args.output,
+        progress=lambda m: print(f"[serving_eval] {m}", file=sys.stderr, flush=True),
+    )
     print(json.dumps({k: result[k] for k in ("cold_start", "unseen_items", "faithfulness", "latency")}, indent=1))
     return 0
 

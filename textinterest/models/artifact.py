@@ -37,8 +37,15 @@ from textinterest.constants import ITEM_COL, ORDER_COL, RATING_COL, TIME_COL, US
 from textinterest.evaluation import IdIndex
 from textinterest.utils import atomic_write_text, json_default
 
-__all__ = ["FORMAT_VERSION", "MANIFEST", "ArtifactError", "save_recommender", "load_recommender", "encoder_reference",
-           "read_manifest"]
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "ArtifactError",
+    "encoder_reference",
+    "load_recommender",
+    "read_manifest",
+    "save_recommender",
+]
 
 FORMAT_VERSION = 1
 MANIFEST = "textinterest_artifact.json"
@@ -193,15 +200,20 @@ def save_recommender(
         "n_items": len(model.item_index),
         "n_history_rows": len(seq),
         "uses_text": bool(uses_text),
-        "sentiment_input": ("classifier" if sentiment is not None else "given") if uses_text and model.features
-        is not None and model.features.sentiment is not None else "zeros",
+        "sentiment_input": ("classifier" if sentiment is not None else "given")
+        if uses_text and model.features is not None and model.features.sentiment is not None
+        else "zeros",
         "encoder": encoder_reference(encoder) if uses_text else None,
         "sentiment": sentiment_ref,
         "train_result": model.train_result_.to_dict() if model.train_result_ is not None else None,
         "training": metadata or {},
         "files": files,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "versions": {"textinterest": _package_version(), "torch": torch.__version__, "python": platform.python_version()},
+        "versions": {
+            "textinterest": _package_version(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
     }
     atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1, default=json_default) + "\n")
     return folder
@@ -230,7 +242,9 @@ def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:
     """
     path = Path(directory) / MANIFEST
     if not path.is_file():
-        raise ArtifactError(f"{path} not found: {directory} is not a saved recommender (see textinterest train --output)")
+        raise ArtifactError(
+            f"{path} not found: {directory} is not a saved recommender (see textinterest train --output)"
+        )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
@@ -279,8 +293,14 @@ def _make_encoder(reference: dict[str, Any], encoder: Any, device: str, cache_di
         name = reference["model"] if encoder is None else encoder
         try:
             # no on-disk cache: texts sent by users are not written to disk
-            encoder = BertFeatureExtractor(name, pooling=reference["pooling"], max_length=reference["max_length"],
-                                           device=device, use_cache=False, cache_dir=cache_dir)
+            encoder = BertFeatureExtractor(
+                name,
+                pooling=reference["pooling"],
+                max_length=reference["max_length"],
+                device=device,
+                use_cache=False,
+                cache_dir=cache_dir,
+            )
         except (OSError, ValueError) as exc:
             raise ArtifactError(
                 f"cannot open the model's text encoder {name!r}: {exc}. Pass encoder=<folder> (CLI: --encoder)"
@@ -327,10 +347,15 @@ def load_recommender(
     vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
     arrays = load_numpy(str(folder / "history.safetensors"))
     users, items = np.asarray(vocab["users"], dtype=object), np.asarray(vocab["items"], dtype=object)
-    train = pd.DataFrame({
-        USER_COL: users[arrays["user"]], ITEM_COL: items[arrays["item"]], RATING_COL: arrays["rating"],
-        TIME_COL: arrays["timestamp"], ORDER_COL: np.arange(len(arrays["user"]), dtype=np.int64),
-    })
+    train = pd.DataFrame(
+        {
+            USER_COL: users[arrays["user"]],
+            ITEM_COL: items[arrays["item"]],
+            RATING_COL: arrays["rating"],
+            TIME_COL: arrays["timestamp"],
+            ORDER_COL: np.arange(len(arrays["user"]), dtype=np.int64),
+        }
+    )
     text_encoder = sentiment = None
     if manifest["uses_text"]:
         from textinterest.models.interest import TextFeatures
@@ -362,17 +387,26 @@ def _new_model(kind: str, manifest: dict[str, Any]) -> Any:
     tc = TrainConfig(**{**manifest["train_config"], "device": "cpu", "progress": False})
     task, batch, cfg = manifest["task"], manifest["eval_batch_size"], manifest["config"]
     if kind == "interest":
-        return InterestRecommender(InterestConfig(**cfg), task=task, train_config=tc, eval_batch_size=batch,
-                                   name=manifest.get("name"))
+        return InterestRecommender(
+            InterestConfig(**cfg), task=task, train_config=tc, eval_batch_size=batch, name=manifest.get("name")
+        )
     if kind == "mf":
-        return MFRecommender(task, dim=cfg["dim"], l2=cfg["l2"], bias_l2=cfg["bias_l2"], train_config=tc,
-                             eval_batch_size=batch)
-    return SequentialRecommender(task, hidden=cfg["hidden"], dropout=cfg["dropout"], max_history=cfg["max_history"],
-                                 train_config=tc, eval_batch_size=batch)
+        return MFRecommender(
+            task, dim=cfg["dim"], l2=cfg["l2"], bias_l2=cfg["bias_l2"], train_config=tc, eval_batch_size=batch
+        )
+    return SequentialRecommender(
+        task,
+        hidden=cfg["hidden"],
+        dropout=cfg["dropout"],
+        max_history=cfg["max_history"],
+        train_config=tc,
+        eval_batch_size=batch,
+    )
 
 
-def _restore_fit(model: Any, manifest: dict[str, Any], train: pd.DataFrame, users: IdIndex, items: IdIndex,
-                 device: torch.device) -> None:
+def _restore_fit(
+    model: Any, manifest: dict[str, Any], train: pd.DataFrame, users: IdIndex, items: IdIndex, device: torch.device
+) -> None:
     """Rebuild the fitted state ``fit`` leaves behind, from the saved histories (no training)."""
     from textinterest.models.cf import UserSequences
 
@@ -404,8 +438,7 @@ def _load_sentiment(folder: Path, encoder: Any, device: str) -> Any:
     if not folder.is_dir():
         raise ArtifactError(f"sentiment head folder missing: {folder}")
     clf = SentimentClassifier.load(folder, device=device)
-    same = (clf.mode == "frozen" and clf.max_length == encoder.max_length
-            and clf.model_name == encoder.model_name)
+    same = clf.mode == "frozen" and clf.max_length == encoder.max_length and clf.model_name == encoder.model_name
     if same:
         clf._extractor = encoder  # one encoder in memory; the head reads the same vectors
     return clf
