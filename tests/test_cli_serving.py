@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from serving_world import MAX_LENGTH
-from tiny_models import build_tiny_model
+from serving_world import MAX_LENGTH, root
 
 from textinterest.cli import main
 
@@ -14,9 +13,9 @@ from textinterest.cli import main
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
-    encoder = build_tiny_model(folder / "encoder")
+    encoder = root() / "encoder"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TEXTINTEREST_CACHE", str(folder / "cache"))
+        mp.setenv("TEXTINTEREST_CACHE", str(root() / "cache"))
         code = main(
             [
                 "train",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from serving_world import train_small
+from serving_world import root, trained
 
 from textinterest.models.interest import InterestRecommender
 from textinterest.recommend import (
@@ -20,12 +20,10 @@ from textinterest.recommend import (
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("rec")
+def model():
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TEXTINTEREST_CACHE", str(folder / "cache"))
-        train_small(folder)
-        yield InterestRecommender.load(folder / "artifact")
+        mp.setenv("TEXTINTEREST_CACHE", str(root() / "cache"))
+        yield InterestRecommender.load(trained()[2])
 
 
 def own_history(model, user):
@@ -144,9 +142,8 @@ def test_explain_weights_and_prior_account_for_the_whole_interest(model):
         explain(model, "nobody", model.item_index.ids[0])
 
 
-def test_id_only_models_answer_new_users_from_their_items(tmp_path, monkeypatch):
-    monkeypatch.setenv("TEXTINTEREST_CACHE", str(tmp_path / "cache"))
-    seq_model, _ = train_small(tmp_path, model="seq-lstm")
+def test_id_only_models_answer_new_users_from_their_items():
+    seq_model = trained("seq-lstm")[0]
     user = seq_model.user_index.ids[5]
     s, e = int(seq_model.seq.starts[5]), int(seq_model.seq.starts[5] + seq_model.seq.lengths[5])
     history = [

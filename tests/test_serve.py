@@ -10,7 +10,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
 from fastapi.testclient import TestClient
-from serving_world import train_small
+from serving_world import root, trained
 
 from textinterest.models.interest import InterestRecommender
 from textinterest.serve import Limits, create_app
@@ -19,12 +19,10 @@ REVIEW = {"text": "great guitar strings, the tuner holds", "timestamp": 1_600_00
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("serve")
+def model():
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TEXTINTEREST_CACHE", str(folder / "cache"))
-        train_small(folder)
-        yield InterestRecommender.load(folder / "artifact")
+        mp.setenv("TEXTINTEREST_CACHE", str(root() / "cache"))
+        yield InterestRecommender.load(trained()[2])
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from serving_world import MAX_LENGTH, small_world, train_small
-from tiny_models import build_tiny_model
+from serving_world import MAX_LENGTH, root, small_world, trained
 
 from textinterest.serving_eval import deletion_effects, hit_at_k, run_serving_evaluation
 
@@ -18,9 +17,8 @@ def test_hit_at_k_counts_ties_in_expectation():
     assert hit_at_k(np.array([5.0, -np.inf, 1.0, 1.0]), 3, k=2) == pytest.approx(0.5)
 
 
-def test_deleting_the_last_review_equals_scoring_the_shorter_history(tmp_path, monkeypatch):
-    monkeypatch.setenv("TEXTINTEREST_CACHE", str(tmp_path / "cache"))
-    model, _ = train_small(tmp_path)
+def test_deleting_the_last_review_equals_scoring_the_shorter_history():
+    model = trained()[0]
     user, item = model.user_index.ids[6], model.item_index.ids[2]
     weights, effect, full = deletion_effects(model, user, item)
     u = 6
@@ -37,12 +35,11 @@ def test_deleting_the_last_review_equals_scoring_the_shorter_history(tmp_path, m
 
 
 def test_run_on_a_tiny_world(tmp_path, monkeypatch):
-    monkeypatch.setenv("TEXTINTEREST_CACHE", str(tmp_path / "cache"))
-    encoder = build_tiny_model(tmp_path / "encoder")
+    monkeypatch.setenv("TEXTINTEREST_CACHE", str(root() / "cache"))
     out = run_serving_evaluation(
         "synthetic",
         dataset=small_world(),
-        encoder=str(encoder),
+        encoder=str(root() / "encoder"),
         max_length=MAX_LENGTH,
         epochs=1,
         latency_repeats=3,
