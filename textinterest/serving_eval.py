@@ -45,7 +45,7 @@ import torch
 
 from textinterest.constants import ITEM_COL, ITEM_TEXT_COL, RATING_COL, SEED, TIME_COL, USER_COL
 
-__all__ = ["deletion_effects", "hit_at_k", "run_serving_evaluation"]
+__all__ = ["deletion_effects", "hit_at_k", "measure_latency", "run_serving_evaluation"]
 
 
 def hit_at_k(scores: np.ndarray, target: int, k: int = 10) -> float:
@@ -302,38 +302,60 @@ def _faithfulness(model: Any, test: pd.DataFrame, seed: int, say: Callable[[str]
 # --------------------------------------------------------------------------- 4. latency
 
 
-def _latency(model: Any, cold: pd.DataFrame, seed: int, repeats: int, say: Callable[[str], None]) -> dict[str, Any]:
+def measure_latency(folder: str | Path, reviews: pd.DataFrame, repeats: int = 200, seed: int = 0) -> dict[str, Any]:
+    """p50 / p95 of ``recommend`` (k = 10) for known users and for new users with 5 reviews.
+
+    Args:
+        folder: a saved recommender (loaded here, as a server would: no embedding cache).
+        reviews: interactions whose texts make the new users' histories (5 drawn at random per call).
+        repeats: timed calls of each kind (after 3 warm-up calls).
+        seed: seed of the draws.
+
+    Returns:
+        wall-clock and process CPU milliseconds (p50, p95) of both kinds of call, the threads,
+        the CPU and the load average during the run (other jobs on the machine lengthen wall time).
+    """
+    import os
+
     from textinterest.models.artifact import load_recommender
     from textinterest.recommend import recommend, recommend_for_history
     from textinterest.utils import cpu_model
 
     rng = np.random.default_rng(seed)
+    loaded = load_recommender(folder)
+    users = rng.choice(loaded.user_index.ids, size=repeats)
+    pool = _records(reviews)
+    histories = [[pool[j] for j in rng.choice(len(pool), size=5, replace=False)] for _ in range(repeats)]
+    for j in range(3):  # warm-up: the first calls load the encoder and allocate
+        recommend(loaded, users[j], 10)
+        recommend_for_history(loaded, histories[j], 10)
+    times: dict[str, list[tuple[float, float]]] = {"known_user": [], "new_user_5_reviews": []}
+    load_before = os.getloadavg()[0]
+    for user, history in zip(users, histories):
+        for kind, call in (
+            ("known_user", lambda u=user: recommend(loaded, u, 10)),
+            ("new_user_5_reviews", lambda h=history: recommend_for_history(loaded, h, 10)),
+        ):
+            wall, cpu = time.perf_counter(), time.process_time()
+            call()
+            times[kind].append((time.perf_counter() - wall, time.process_time() - cpu))
+    out: dict[str, Any] = {"repeats": repeats, "n_items": len(loaded.item_index)}
+    for kind, pairs in times.items():
+        arr = np.asarray(pairs) * 1000.0  # (repeats, 2) ms
+        out[f"{kind}_ms"] = {
+            "p50": float(np.quantile(arr[:, 0], 0.5)),
+            "p95": float(np.quantile(arr[:, 0], 0.95)),
+            "cpu_p50": float(np.quantile(arr[:, 1], 0.5)),
+            "cpu_p95": float(np.quantile(arr[:, 1], 0.95)),
+        }
+    out.update(torch_threads=torch.get_num_threads(), cpu=cpu_model(), load_average=[load_before, os.getloadavg()[0]])
+    return out
+
+
+def _latency(model: Any, cold: pd.DataFrame, seed: int, repeats: int, say: Callable[[str], None]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="textinterest-latency-") as tmp:
         model.save(tmp)
-        loaded = load_recommender(tmp)
-        users = rng.choice(loaded.user_index.ids, size=repeats)
-        pool = _records(cold)
-        histories = [[pool[j] for j in rng.choice(len(pool), size=5, replace=False)] for _ in range(repeats)]
-        for j in range(3):  # warm-up: first calls load the encoder and allocate
-            recommend(loaded, users[j], 10)
-            recommend_for_history(loaded, histories[j], 10)
-        known, new = [], []
-        for user, history in zip(users, histories):
-            t = time.perf_counter()
-            recommend(loaded, user, 10)
-            known.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            recommend_for_history(loaded, history, 10)
-            new.append(time.perf_counter() - t)
-    ms = lambda xs, q: float(np.quantile(np.asarray(xs) * 1000.0, q))
-    out = {
-        "repeats": repeats,
-        "known_user_ms": {"p50": ms(known, 0.5), "p95": ms(known, 0.95)},
-        "new_user_5_reviews_ms": {"p50": ms(new, 0.5), "p95": ms(new, 0.95)},
-        "torch_threads": torch.get_num_threads(),
-        "cpu": cpu_model(),
-        "n_items": len(model.item_index),
-    }
+        out = measure_latency(tmp, cold, repeats, seed)
     known_p50, new_p50 = out["known_user_ms"]["p50"], out["new_user_5_reviews_ms"]["p50"]
     say(f"latency: known user p50 {known_p50:.1f} ms, new user (5 reviews) p50 {new_p50:.1f} ms")
     return out
@@ -449,7 +471,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--encoder", default="default")
     parser.add_argument("--latency-repeats", type=int, default=200)
+    parser.add_argument(
+        "--latency-of",
+        default=None,
+        metavar="DIR",
+        help="only time a saved model (new users' texts drawn from data set NAME)",
+    )
     args = parser.parse_args(argv)
+    if args.latency_of is not None:
+        from textinterest.datasets import load_dataset
+
+        result = measure_latency(args.latency_of, load_dataset(args.name).interactions, args.latency_repeats, args.seed)
+        if args.output:
+            from textinterest.utils import atomic_write_text, json_default
+
+            atomic_write_text(args.output, json.dumps(result, indent=1, default=json_default) + "\n")
+        print(json.dumps(result, indent=1))
+        return 0
     result = run_serving_evaluation(
         args.name,
         encoder=args.encoder,

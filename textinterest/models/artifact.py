@@ -360,7 +360,7 @@ def load_recommender(
     if manifest["uses_text"]:
         from textinterest.models.interest import TextFeatures
 
-        text_encoder = _make_encoder(manifest["encoder"], encoder, device, None)
+        text_encoder = RecentVectors(_make_encoder(manifest["encoder"], encoder, device, None))
         texts = None
         if (folder / "texts.json").is_file():
             texts = json.loads((folder / "texts.json").read_text(encoding="utf-8"))
@@ -442,3 +442,39 @@ def _load_sentiment(folder: Path, encoder: Any, device: str) -> Any:
     if same:
         clf._extractor = encoder  # one encoder in memory; the head reads the same vectors
     return clf
+
+
+class RecentVectors:
+    """An encoder that remembers the vectors of its most recent texts (in memory, ``size`` texts).
+
+    The review vectors and the sentiment head read the same texts one after the other; without a
+    disk cache (user texts are not written to disk) this saves the second pass through the encoder.
+    Every other attribute is the wrapped encoder's.
+
+    Args:
+        encoder: a :class:`~textinterest.features.BertFeatureExtractor`.
+        size: how many texts to remember.
+    """
+
+    def __init__(self, encoder: Any, size: int = 256) -> None:
+        from collections import OrderedDict
+
+        self.encoder, self.size = encoder, size
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["encoder"], name)
+
+    def embed(self, texts: Any) -> np.ndarray:
+        """Vectors of ``texts`` (N, D), encoding only those not seen recently."""
+        texts = list(texts)
+        missing = list(dict.fromkeys(t for t in texts if t not in self._recent))
+        if missing:
+            for text, vector in zip(missing, np.asarray(self.encoder.embed(missing), np.float32)):
+                self._recent[text] = vector
+        for text in texts:
+            self._recent.move_to_end(text)
+        out = np.stack([self._recent[t] for t in texts]) if texts else np.zeros((0, self.encoder.dim), np.float32)
+        while len(self._recent) > max(self.size, len(texts)):
+            self._recent.popitem(last=False)
+        return out
