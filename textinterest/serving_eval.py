@@ -45,7 +45,7 @@ import torch
 
 from textinterest.constants import ITEM_COL, ITEM_TEXT_COL, RATING_COL, SEED, TIME_COL, USER_COL
 
-__all__ = ["deletion_effects", "hit_at_k", "measure_latency", "run_serving_evaluation"]
+__all__ = ["deletion_effects", "format_tables", "hit_at_k", "measure_latency", "run_serving_evaluation"]
 
 
 def hit_at_k(scores: np.ndarray, target: int, k: int = 10) -> float:
@@ -462,6 +462,66 @@ def run_serving_evaluation(
     return result
 
 
+def format_tables(results: list[dict[str, Any]]) -> str:
+    """Markdown tables (HR@10 by case, faithfulness, latency) of one or more :func:`run_serving_evaluation` results."""
+    from textinterest.utils import markdown_table
+
+    def cell(summary: dict[str, Any]) -> str:
+        return "–" if summary.get("mean") is None else f"{summary['mean']:.3f}"
+
+    rows = []
+    for r in results:
+        cases = [(f"cold user, {m} review(s)", r["cold_start"][f"history_{m}"]) for m in (1, 2, 3)]
+        cases.append(("unseen item", r["unseen_items"]))
+        for label, per in cases:
+            rows.append(
+                [
+                    r["dataset"],
+                    label,
+                    per["interest"]["n"],
+                    cell(per["interest"]),
+                    cell(per["popularity"]),
+                    cell(per["text_profile"]),
+                ]
+            )
+    hr = markdown_table(["data", "case", "n", "interest", "popularity", "text profile"], rows)
+    faith = markdown_table(
+        [
+            "data",
+            "users",
+            "mean abs change: top review",
+            "random other review",
+            "ratio (95% CI)",
+            "best single review",
+            "top is the most influential",
+            "Spearman(weight, effect)",
+        ],
+        [
+            [
+                r["dataset"],
+                f["n_users"],
+                f"{f['mean_abs_change_top']:.4f}",
+                f"{f['mean_abs_change_random']:.4f}",
+                f"{f['ratio']:.2f} ({f['ratio_ci95'][0]:.2f}–{f['ratio_ci95'][1]:.2f})",
+                f"{f['mean_abs_change_best_single']:.4f}",
+                f"{f['share_top_is_most_influential']:.0%}",
+                "–" if f["mean_spearman_weight_vs_effect"] is None else f"{f['mean_spearman_weight_vs_effect']:.2f}",
+            ]
+            for r in results
+            for f in [r["faithfulness"]]
+        ],
+    )
+    lat_rows = []
+    for r in results:
+        lat = r["latency"]
+        for kind, label in (("known_user_ms", "known user"), ("new_user_5_reviews_ms", "new user, 5 reviews")):
+            t = lat[kind]
+            cpu = f"{t['cpu_p50']:.0f} / {t['cpu_p95']:.0f}" if "cpu_p50" in t else "–"
+            lat_rows.append([r["dataset"], label, f"{t['p50']:.0f} / {t['p95']:.0f}", cpu])
+    latency = markdown_table(["data", "recommend(k=10) for", "wall ms p50 / p95", "CPU ms p50 / p95"], lat_rows)
+    return "\n\n".join([hr, faith, latency])
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m textinterest.serving_eval NAME [--output FILE] [--seed N] [--epochs N]``."""
     parser = argparse.ArgumentParser(prog="python -m textinterest.serving_eval", description=__doc__.split("\n")[0])
@@ -497,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         json_out=args.output,
         progress=lambda m: print(f"[serving_eval] {m}", file=sys.stderr, flush=True),
     )
-    print(json.dumps({k: result[k] for k in ("cold_start", "unseen_items", "faithfulness", "latency")}, indent=1))
+    print(format_tables([result]))
     return 0
 
 
