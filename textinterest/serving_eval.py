@@ -537,7 +537,34 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="only time a saved model (new users' texts drawn from data set NAME)",
     )
+    parser.add_argument(
+        "--faithfulness-of",
+        default=None,
+        metavar="DIR",
+        help="only the deletion test of a model saved by 'textinterest train NAME' (same split)",
+    )
+    parser.add_argument("--max-users", type=int, default=None, help="with --faithfulness-of: a seeded sample of users")
     args = parser.parse_args(argv)
+    if args.faithfulness_of is not None:
+        from textinterest.datasets import load_dataset
+        from textinterest.datasets.splits import split_interactions
+        from textinterest.models.artifact import load_recommender
+
+        model = load_recommender(args.faithfulness_of)
+        test = split_interactions(load_dataset(args.name).interactions, how="leave-last-out", seed=SEED).test
+        if args.max_users is not None and args.max_users < len(test):
+            test = test.sample(n=args.max_users, random_state=args.seed)
+        result = {
+            "dataset": args.name,
+            "model": str(args.faithfulness_of),
+            "faithfulness": _faithfulness(model, test, args.seed, lambda m: print(m, file=sys.stderr)),
+        }
+        if args.output:
+            from textinterest.utils import atomic_write_text, json_default
+
+            atomic_write_text(args.output, json.dumps(result, indent=1, default=json_default) + "\n")
+        print(json.dumps(result, indent=1))
+        return 0
     if args.latency_of is not None:
         from textinterest.datasets import load_dataset
 
