@@ -255,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
                            help="the profile's GPU settings or its 'without_gpu' ones "
                                 "(auto: GPU settings when CUDA is available)")
     reproduce.set_defaults(handler=_cmd_reproduce)
+
+    from textinterest.cli_serving import add_serving_commands
+
+    add_serving_commands(commands)
     return parser
 
 

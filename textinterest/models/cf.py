@@ -172,6 +172,31 @@ class MFRecommender(TorchRecommender):
     def _score_idx(self, users: np.ndarray) -> np.ndarray:
         return self.module.score_all(self._tensor(users + 1)).float().cpu().numpy()
 
+    def save(self, path: Any, *, metadata: dict | None = None) -> Any:
+        """Save the fitted model to a folder (see :func:`textinterest.models.artifact.save_recommender`)."""
+        from textinterest.models.artifact import save_recommender
+
+        return save_recommender(self, path, metadata=metadata)
+
+    @classmethod
+    def load(cls, path: Any, *, device: str = "cpu") -> "MFRecommender":
+        """Load a saved model (see :func:`textinterest.models.artifact.load_recommender`)."""
+        from textinterest.models.artifact import load_recommender
+
+        return load_recommender(path, device=device, expect=cls)
+
+    def recommend(self, user_id: Any, k: int = 10, exclude_seen: bool = True) -> list[dict[str, Any]]:
+        """Top-k items for a training user (see :func:`textinterest.recommend.recommend`)."""
+        from textinterest.recommend import recommend
+
+        return recommend(self, user_id, k, exclude_seen)
+
+    def recommend_for_history(self, reviews: Any, k: int = 10, exclude_seen: bool = True) -> list[dict[str, Any]]:
+        """Top-k items for a new user's reviews (see :func:`textinterest.recommend.recommend_for_history`)."""
+        from textinterest.recommend import recommend_for_history
+
+        return recommend_for_history(self, reviews, k, exclude_seen)
+
 
 # --------------------------------------------------------------------------- sequential LSTM (IDs only)
 
@@ -284,3 +309,28 @@ class SequentialRecommender(TorchRecommender):
         states = self.module.states(items)  # (B, T+1, H)
         last = states[torch.arange(len(win), device=self.device), self._tensor(mask.sum(1))]  # (B, H)
         return self.module.logits(last).float().cpu().numpy()
+
+    def save(self, path: Any, *, metadata: dict | None = None) -> Any:
+        """Save the fitted model to a folder (see :func:`textinterest.models.artifact.save_recommender`)."""
+        from textinterest.models.artifact import save_recommender
+
+        return save_recommender(self, path, metadata=metadata)
+
+    @classmethod
+    def load(cls, path: Any, *, device: str = "cpu") -> "SequentialRecommender":
+        """Load a saved model (see :func:`textinterest.models.artifact.load_recommender`)."""
+        from textinterest.models.artifact import load_recommender
+
+        return load_recommender(path, device=device, expect=cls)
+
+    def recommend(self, user_id: Any, k: int = 10, exclude_seen: bool = True) -> list[dict[str, Any]]:
+        """Top-k items for a training user (see :func:`textinterest.recommend.recommend`)."""
+        from textinterest.recommend import recommend
+
+        return recommend(self, user_id, k, exclude_seen)
+
+    def recommend_for_history(self, reviews: Any, k: int = 10, exclude_seen: bool = True) -> list[dict[str, Any]]:
+        """Top-k items for a new user's reviews (see :func:`textinterest.recommend.recommend_for_history`)."""
+        from textinterest.recommend import recommend_for_history
+
+        return recommend_for_history(self, reviews, k, exclude_seen)

@@ -811,6 +811,33 @@ class InterestRecommender(TorchRecommender):
             "prior_share": prior, "top_reviews": top,
         }
 
+    # ------------------------------------------------------------------ saving and serving
+
+    def save(self, path: Any, *, encoder: Any = None, sentiment: Any = None, metadata: dict | None = None) -> Any:
+        """Save the fitted pipeline to a folder (see :func:`textinterest.models.artifact.save_recommender`)."""
+        from textinterest.models.artifact import save_recommender
+
+        return save_recommender(self, path, encoder=encoder, sentiment=sentiment, metadata=metadata)
+
+    @classmethod
+    def load(cls, path: Any, *, encoder: Any = None, device: str = "cpu") -> "InterestRecommender":
+        """Load a saved pipeline (see :func:`textinterest.models.artifact.load_recommender`)."""
+        from textinterest.models.artifact import load_recommender
+
+        return load_recommender(path, encoder=encoder, device=device, expect=cls)
+
+    def recommend(self, user_id: Any, k: int = 10, exclude_seen: bool = True, **kwargs: Any) -> list[dict[str, Any]]:
+        """Top-k items for a training user (see :func:`textinterest.recommend.recommend`)."""
+        from textinterest.recommend import recommend
+
+        return recommend(self, user_id, k, exclude_seen, **kwargs)
+
+    def recommend_for_history(self, reviews: Any, k: int = 10, **kwargs: Any) -> list[dict[str, Any]]:
+        """Top-k items for a new user's reviews (see :func:`textinterest.recommend.recommend_for_history`)."""
+        from textinterest.recommend import recommend_for_history
+
+        return recommend_for_history(self, reviews, k, **kwargs)
+
 
 # --------------------------------------------------------------------------- topic recovery
 
