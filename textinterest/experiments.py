@@ -332,9 +332,9 @@ def run_evaluation(
     if needs_text:
         t = time.perf_counter()
         if extractor is None:
-            from textinterest.features import BertFeatureExtractor
+            from textinterest.hashing import make_extractor  # "hashing[:D]" or a BERT encoder
 
-            extractor = BertFeatureExtractor(encoder, device=device, progress=bool(progress) if progress is not None else None)
+            extractor = make_extractor(encoder, device=device, progress=bool(progress) if progress is not None else None)
         texts = review_texts(train)
         _log(progress, f"embedding {len(texts)} training reviews")
         features = build_text_features(train, extractor, items=dataset.items)
