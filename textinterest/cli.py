@@ -210,6 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--output", default=None, help="also write the JSON result here")
     embed.add_argument("--json", action="store_true")
     embed.set_defaults(handler=_cmd_benchmark_embed)
+    from textinterest.scale import add_parser as add_scale_parser
+
+    add_scale_parser(bench_commands)
+
+    from textinterest.distributed import add_parser as add_embed_parser
+
+    add_embed_parser(commands)
 
     reproduce = commands.add_parser("reproduce", help="run every notebook with papermill and build reports/")
     reproduce.add_argument("--profile", default="smoke", help="parameter preset in notebooks/params/ (smoke or full)")
