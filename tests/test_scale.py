@@ -237,3 +237,46 @@ def test_scale_benchmark_end_to_end(tmp_path):
     assert plot_scale(result, tmp_path / "scale.png").stat().st_size > 1000
     again = run_scale_benchmark([400, 800], n_items=60, verbose=False, fit_from=0, reuse=out)
     assert again["sizes"] == result["sizes"]  # complete sizes of the earlier run are kept, not rerun
+
+
+# --------------------------------------------------------------------------- textinterest embed (local and Ray)
+
+
+def test_embed_command_fills_the_cache(tmp_path, monkeypatch, capsys):
+    from textinterest.cli import main
+
+    monkeypatch.setenv("TEXTINTEREST_CACHE", str(tmp_path))
+    assert main(["embed", "synthetic:30x20", "--encoder", "hashing:32", "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["n_cached_before"] == 0 and first["n_embedded"] == first["n_unique"] > 30 * 8
+    assert main(["embed", "synthetic:30x20", "--encoder", "hashing:32", "--json"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["n_embedded"] == 0 and second["n_cached_before"] == first["n_unique"]
+    enc = HashingEncoder(dim=32, cache_dir=tmp_path / "embeddings")
+    enc.embed(load_dataset("synthetic:30x20").interactions[TEXT_COL].tolist())
+    assert enc.stats["encoded"] == 0  # the evaluation path reads what the command wrote
+
+
+@pytest.mark.slow
+def test_ray_engine_on_a_two_worker_cluster_gives_the_single_process_vectors(tmp_path):
+    ray = pytest.importorskip("ray", reason="the Ray engine needs the optional extra: pip install 'textinterest[scale]'")
+    from ray.cluster_utils import Cluster
+
+    from textinterest.distributed import embed_to_cache
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    for _ in range(2):
+        cluster.add_node(num_cpus=1)
+    try:
+        ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
+        assert sum(1 for node in ray.nodes() if node["Alive"]) == 3
+        texts = load_dataset("synthetic:40x30").interactions[TEXT_COL].tolist() + ["", "dup", "dup"]
+        report = embed_to_cache(texts, "hashing:64", engine="ray", num_actors=2, batch_size=64, cache_dir=tmp_path)
+        assert report["n_embedded"] == report["n_unique"] == len(set(texts))
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    from_cache = HashingEncoder(dim=64, cache_dir=tmp_path)
+    vectors = from_cache.embed(texts)
+    assert from_cache.stats["encoded"] == 0 and from_cache.stats["cache_hits"] == len(set(texts))
+    np.testing.assert_array_equal(vectors, HashingEncoder(dim=64, use_cache=False).embed(texts))

@@ -68,6 +68,7 @@ def _ray_embed(texts: list[str], encoder: str, options: dict[str, Any], *, addre
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
         started = True
     try:
+        ray.data.DataContext.get_current().enable_progress_bars = False
         ds = ray.data.from_items([{"row": i, "text": t} for i, t in enumerate(texts)],
                                  override_num_blocks=max(num_actors * 2, 1))
         out = ds.map_batches(_EmbedActor, fn_constructor_args=(encoder, options), batch_size=batch_size,
