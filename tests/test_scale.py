@@ -280,3 +280,42 @@ def test_ray_engine_on_a_two_worker_cluster_gives_the_single_process_vectors(tmp
     vectors = from_cache.embed(texts)
     assert from_cache.stats["encoded"] == 0 and from_cache.stats["cache_hits"] == len(set(texts))
     np.testing.assert_array_equal(vectors, HashingEncoder(dim=64, use_cache=False).embed(texts))
+
+
+# --------------------------------------------------------------------------- accelerator paths (checked on CPU)
+
+
+def test_token_budget_batches():
+    from textinterest.gpu_embed import token_budget_batches
+
+    lengths = [5, 50, 3, 12, 12, 40, 7, 100, 1]
+    batches = token_budget_batches(lengths, max_tokens=60, max_batch=3)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch) <= 3
+        assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= 60
+    assert [lengths[i] for i in batches[0]] == [1, 3, 5]  # shortest first, as many as fit
+    assert any(len(b) == 1 and lengths[b[0]] == 100 for b in batches)  # over the budget: alone
+    with pytest.raises(ValueError):
+        token_budget_batches(lengths, max_tokens=0)
+
+
+def test_overlapped_embedder_matches_the_extractor(tmp_path):
+    from tiny_models import build_tiny_model
+
+    from textinterest.features import BertFeatureExtractor
+    from textinterest.gpu_embed import OverlappedEmbedder, compare_throughput
+
+    folder = build_tiny_model(tmp_path / "tiny")
+    texts = [("great guitar string " * (i % 9 + 1)).strip() for i in range(70)] + ["", "cheap cable broke"]
+    reference = BertFeatureExtractor(str(folder), device="cpu", use_cache=False, fast=None, progress=False).embed(texts)
+    emb = OverlappedEmbedder(str(folder), device="cpu", max_tokens=64, max_batch=16, chunk=20, prefetch=2, warmup=1)
+    vectors = emb.embed(texts)
+    np.testing.assert_allclose(vectors, reference, atol=1e-5)
+    assert emb.stats["batches"] > 70 * 2 / 64  # the budget split the work
+    assert emb.stats["real_tokens"] <= emb.stats["padded_tokens"]
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        OverlappedEmbedder(str(folder), device="cpu", dtype="bf16")
+    report = compare_throughput(texts, str(folder), device="cpu", repeats=1)
+    assert set(report["results"]) == {"fp32"} and len(report["skipped"]) == 2
+    assert report["results"]["fp32"]["forward_per_s"] > 0 and report["results"]["fp32"]["embedder_per_s"] > 0
