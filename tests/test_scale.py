@@ -1,4 +1,4 @@
-"""Scale paths: the vectorised synthetic world, the hashing encoder, bounded ranking, KNN refusal, the scale benchmark."""
+"""Scale paths: vectorised synthetic world, hashing encoder, bounded ranking, KNN refusal, scale benchmark, Ray."""
 
 from __future__ import annotations
 
@@ -51,8 +51,10 @@ def test_vectorised_text_matches_topic_and_rating(big_world):
     for j in range(0, len(df), 97):
         words = TOPICS[gt["topics"][topics[j]]]
         assert sum(w in texts[j] for w in words) >= 2, texts[j]
-    pos = df[df[RATING_COL] >= 4][TEXT_COL].str.contains("great|excellent|fantastic|superb|reliable|wonderful|solid|impressive")
-    neg = df[df[RATING_COL] <= 2][TEXT_COL].str.contains("disappointing|poor|awful|flimsy|cheap|useless|terrible|frustrating")
+    good = "great|excellent|fantastic|superb|reliable|wonderful|solid|impressive"
+    bad = "disappointing|poor|awful|flimsy|cheap|useless|terrible|frustrating"
+    pos = df[df[RATING_COL] >= 4][TEXT_COL].str.contains(good)
+    neg = df[df[RATING_COL] <= 2][TEXT_COL].str.contains(bad)
     assert pos.all() and neg.all()
     assert (df["summary"].str.len() > 3).all() and (df[TEXT_COL].str.len() > 40).all()
     assert "  " not in " ".join(texts[:500])  # written clean: the generator skips the text cleaning pass
@@ -259,7 +261,8 @@ def test_embed_command_fills_the_cache(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_ray_engine_on_a_two_worker_cluster_gives_the_single_process_vectors(tmp_path):
-    ray = pytest.importorskip("ray", reason="the Ray engine needs the optional extra: pip install 'textinterest[scale]'")
+    ray = pytest.importorskip("ray", reason="the Ray engine needs the optional extra 'scale': "
+                                            "pip install 'textinterest[scale]'")
     from ray.cluster_utils import Cluster
 
     from textinterest.distributed import embed_to_cache

@@ -174,7 +174,8 @@ def add_parser(commands: Any) -> None:
     embed = commands.add_parser("embed", help="embed a data set's reviews into the cache (one process or Ray)")
     embed.add_argument("name", help="data set name, e.g. amazon:Musical_Instruments, synthetic:50000x2000")
     embed.add_argument("--data-home", default=None, help="data folder (default: $TEXTINTEREST_DATA)")
-    embed.add_argument("--encoder", default="default", help="hashing, hashing:D, 'default' (MiniLM), a hub id or folder")
+    embed.add_argument("--encoder", default="default",
+                       help="hashing, hashing:D, 'default' (MiniLM), a hub id or folder")
     embed.add_argument("--engine", choices=ENGINES, default="local")
     embed.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     embed.add_argument("--num-actors", type=int, default=2, help="Ray actors (each holds one encoder)")

@@ -56,7 +56,8 @@ def token_budget_batches(lengths: Sequence[int], max_tokens: int, max_batch: int
     while start < len(order):
         end = start + 1
         # sorted ascending: the batch's padded length is the length of its last text
-        while end < len(order) and end - start < max_batch and (end - start + 1) * max(lengths[order[end]], 1) <= max_tokens:
+        while (end < len(order) and end - start < max_batch
+               and (end - start + 1) * max(lengths[order[end]], 1) <= max_tokens):
             end += 1
         batches.append(order[start:end])
         start = end
@@ -101,7 +102,8 @@ class OverlappedEmbedder:
         if dtype != "fp32" and not self.device.startswith("cuda"):
             raise ValueError(f"dtype={dtype!r} needs a CUDA device (on a CPU half precision is slower); use 'fp32'")
         self.model_name, self.dtype, self.max_length = model, dtype, int(max_length)
-        self.max_tokens, self.max_batch, self.chunk, self.prefetch = int(max_tokens), int(max_batch), int(chunk), int(prefetch)
+        self.max_tokens, self.max_batch = int(max_tokens), int(max_batch)
+        self.chunk, self.prefetch = int(chunk), int(prefetch)
         self.warmup, self.attention = int(warmup), attention
         self._base = BertFeatureExtractor(model, device=self.device, max_length=max_length, use_cache=False,
                                           progress=False)
@@ -140,7 +142,9 @@ class OverlappedEmbedder:
     def _batches(self, texts: list[str]) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
         """(positions, padded inputs) for every token-budget batch, chunk by chunk."""
         tok = self.tokenizer
-        keep = ["input_ids", "attention_mask"] + (["token_type_ids"] if "token_type_ids" in tok.model_input_names else [])
+        keep = ["input_ids", "attention_mask"]
+        if "token_type_ids" in tok.model_input_names:
+            keep.append("token_type_ids")
         for lo in range(0, len(texts), self.chunk):
             enc = tok(texts[lo : lo + self.chunk], truncation=True, max_length=self.max_length, padding=False,
                       return_attention_mask=True)
@@ -282,7 +286,8 @@ def compare_throughput(texts: Sequence[str], model: str = "default", *, device: 
             continue
         resolved = emb.device
         emb.embed(texts[: min(len(texts), 64)])  # load and warm up
-        batches = [(idx, {k: torch.from_numpy(v).to(emb.device) for k, v in b.items()}) for idx, b in emb._batches(texts)]
+        batches = [(idx, {k: torch.from_numpy(v).to(emb.device) for k, v in b.items()})
+                   for idx, b in emb._batches(texts)]
         best_forward = best_embed = float("inf")
         for _ in range(max(1, repeats)):
             emb._sync()

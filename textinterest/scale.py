@@ -395,7 +395,8 @@ def cmd_benchmark_scale(args: argparse.Namespace) -> int:
 def add_parser(bench_commands: Any) -> None:
     """Register ``benchmark scale`` on the ``benchmark`` sub-command parsers."""
     scale = bench_commands.add_parser("scale", help="time and peak memory per pipeline stage from 10k to 1M reviews")
-    scale.add_argument("--sizes", default=",".join(str(s) for s in DEFAULT_SIZES), help="review counts, comma-separated")
+    scale.add_argument("--sizes", default=",".join(str(s) for s in DEFAULT_SIZES),
+                       help="review counts, comma-separated")
     scale.add_argument("--items", type=int, default=2000, help="catalogue size (the same at every size)")
     scale.add_argument("--encoder", default="hashing", help="text encoder: hashing, hashing:D or a BERT encoder")
     scale.add_argument("--output", default=None, help="write the JSON result here (e.g. benchmarks/results/scale.json)")

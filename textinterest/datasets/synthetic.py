@@ -142,8 +142,9 @@ def _review_text(words: tuple[str, ...], rating: float, u: np.ndarray) -> tuple[
     return " ".join(sentences), summary[0].upper() + summary[1:]
 
 
-def _make_items(rng: np.random.Generator, n_items: int, n_topics: int, topic_names: list[str],
-                vocab: list[tuple[str, ...]]) -> tuple[np.ndarray, np.ndarray, list[str], pd.DataFrame, list[np.ndarray]]:
+def _make_items(
+    rng: np.random.Generator, n_items: int, n_topics: int, topic_names: list[str], vocab: list[tuple[str, ...]]
+) -> tuple[np.ndarray, np.ndarray, list[str], pd.DataFrame, list[np.ndarray]]:
     """Item topics, hidden qualities, ids, the item table and the items of each topic."""
     item_topic = rng.permutation(np.arange(n_items) % n_topics)
     quality = rng.normal(0.0, 0.6, n_items)
