@@ -326,8 +326,13 @@ def format_scale_table(result: dict[str, Any]) -> str:
     header += ["exponent CPU", "exponent wall"]
 
     def fit(stage: str, key: str) -> str:
-        value = result["exponents"][stage][key]["fit"]
-        return "–" if value is None else f"{value:.2f}"
+        entry = result["exponents"][stage][key]
+        if entry["fit"] is None:
+            return "–"
+        text = f"{entry['fit']:.2f}"
+        if entry["fit_sizes"] and entry["fit_sizes"][0] < result["config"]["fit_from"]:
+            text += f" ({entry['fit_sizes'][0]:,}–{entry['fit_sizes'][-1]:,})"  # the larger sizes are missing
+        return text
 
     rows = []
     for stage in STAGES:
