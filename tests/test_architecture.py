@@ -29,17 +29,26 @@ STAGES: dict[str, int] = {
     "textinterest.item_vectors": 2,
     "textinterest.encoder_layers": 2,
     "textinterest.sentiment": 2,
+    "textinterest.hashing": 2,
+    "textinterest.gpu_embed": 2,
     # 3 models
     "textinterest.models": 3,
     "textinterest.baselines": 3,
+    "textinterest.recommend": 3,
     # 4 the evaluation protocol
     "textinterest.experiments": 4,
+    "textinterest.pipeline": 4,
+    "textinterest.serving_eval": 4,
+    "textinterest.scale": 4,
+    "textinterest.distributed": 4,
     # 5 reporting
     "textinterest.reporting": 5,
     "textinterest.reproduce": 5,
     # applications on top of everything
     "textinterest.cli": 9,
     "textinterest.cli_types": 9,
+    "textinterest.cli_serving": 9,
+    "textinterest.serve": 9,
     "textinterest.benchmarks": 9,
     "textinterest.__main__": 9,
     "textinterest": 9,
@@ -67,7 +76,12 @@ def imported_modules(path: Path) -> set[str]:
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
             # "from textinterest import features" imports the submodule
-            found.update(f"{node.module}.{a.name}" for a in node.names if node.module == "textinterest")
+            if node.module == "textinterest":
+                found.update(
+                    f"textinterest.{a.name}"
+                    for a in node.names
+                    if (PACKAGE / f"{a.name}.py").exists() or (PACKAGE / a.name).is_dir()
+                )
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
     return {m for m in found if m == "textinterest" or m.startswith("textinterest.")}

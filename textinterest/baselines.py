@@ -77,6 +77,15 @@ _SEEDED = ("SVD", "SVDpp", "NMF", "CoClustering")  # algorithms with a random_st
 _QUIET = ("BaselineOnly", "KNNBaseline", "KNNBasic", "KNNWithMeans", "KNNWithZScore")  # verbose=True by default
 DEFAULT_MODELS = ("GlobalMean", "Popularity", "BaselineOnly", "SVD", "SVDpp", "KNNBaseline", "NMF", "NormalPredictor")
 KNN_DENSE_LIMIT = 50_000_000  # max n_users * n_items for the vectorized KNNBaseline ranking
+KNN_BYTES_PER_PAIR = 24  # Surprise's KNN similarity build: about 24 bytes per pair of users (or items)
+
+
+def knn_memory_limit_bytes() -> float:
+    """Largest similarity build a Surprise KNN may start: half the machine's memory (inf when unknown)."""
+    from textinterest.utils import memory_gib
+
+    total = memory_gib()
+    return float("inf") if total is None else total * 2**30 / 2
 _KNN_BATCH_CELLS = 5_000_000  # neighbours x items x users per vectorized KNN block
 
 
@@ -237,6 +246,16 @@ class SurpriseModel(_Base):
         reader = surprise.Reader(rating_scale=self.rating_scale)
         data = surprise.Dataset.load_from_df(rated[[USER_COL, ITEM_COL, RATING_COL]], reader)
         trainset = data.build_full_trainset()
+        if self.name.startswith("KNN"):
+            n = trainset.n_users if self._user_based else trainset.n_items
+            need, limit = KNN_BYTES_PER_PAIR * float(n) ** 2, knn_memory_limit_bytes()
+            if need > limit:
+                what = "users" if self._user_based else "items"
+                raise MemoryError(
+                    f"{self.name} on {n:,} {what} would need about {need / 2**30:,.1f} GiB for its similarity "
+                    f"matrix (~{KNN_BYTES_PER_PAIR} B x {what}^2), more than the {limit / 2**30:,.1f} GiB allowed "
+                    f"(half of this machine's memory); leave it out (e.g. --models without {self.name}) or "
+                    f"sample fewer {what}")
         self.algo_ = getattr(surprise, self.name)(**self.params)
         start = time.perf_counter()
         self.algo_.fit(trainset)

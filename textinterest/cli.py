@@ -240,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("benchmark_args", nargs=argparse.REMAINDER, metavar="...", help="the benchmark's options")
     benchmark.set_defaults(handler=_cmd_benchmark)
 
+    from textinterest.distributed import add_parser as add_embed_parser
+
+    add_embed_parser(commands)
+
     reproduce = commands.add_parser("reproduce", help="run every notebook with papermill and build reports/")
     reproduce.add_argument("--profile", default="smoke", help="parameter preset in notebooks/params/ (smoke or full)")
     reproduce.add_argument("--dataset", default=None, help="override the DATASET parameter of every notebook")

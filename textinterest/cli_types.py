@@ -159,12 +159,17 @@ def existing_dir(text: str) -> str:
 
 
 def encoder_name(text: str) -> str:
-    """'default', an existing local model folder, or a hub id whose config is in the local Hugging Face cache.
+    """'default', 'hashing[:D]', an existing local model folder, or a hub id cached by Hugging Face.
 
     Nothing is downloaded at run time, so a hub id that is not cached would only fail later, after
     the data is loaded; it is refused here instead.
     """
     if text == "default":
+        return text
+    if text == "hashing" or text.startswith("hashing:"):
+        dim = text.partition(":")[2]
+        if dim and not (dim.isdigit() and int(dim) > 0):
+            raise argparse.ArgumentTypeError(f"expected 'hashing' or 'hashing:D' with D a positive integer, got {text!r}")
         return text
     path = Path(text).expanduser()
     if path.is_dir():

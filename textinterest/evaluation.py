@@ -269,6 +269,7 @@ def evaluate_ranking(
     batch_size: int = 1024,
     *,
     ties: str = "expected",
+    max_cells: int = 2**24,
 ) -> dict:
     """Full-ranking evaluation of every test row, batching users through ``score_fn``.
 
@@ -292,6 +293,9 @@ def evaluate_ranking(
         ks: cutoffs.
         batch_size: users scored per call to ``score_fn``.
         ties: see :func:`ranking_metrics`.
+        max_cells: cap on users x items scored at once: with many items the batch shrinks to
+            ``max_cells // n_items`` users (at least 1), so memory stays bounded by the catalogue size,
+            never by users x items. The metrics do not depend on the batch size.
 
     Returns:
         ``{"hr@K", "ndcg@K" for K in ks, "mrr", "n_users", "n_cases", "n_unknown_user",
@@ -300,9 +304,10 @@ def evaluate_ranking(
     ks = _check_ks(ks)
     if ties not in TIES:
         raise ValueError(f"unknown ties={ties!r}; valid values: {', '.join(TIES)}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if batch_size < 1 or max_cells < 1:
+        raise ValueError(f"batch_size and max_cells must be >= 1, got {batch_size}, {max_cells}")
     n_items = len(item_index)
+    batch_size = max(1, min(int(batch_size), int(max_cells) // max(n_items, 1)))
     n_users = len(user_index)
     names = [m for k in ks for m in (f"hr@{k}", f"ndcg@{k}")] + ["mrr"]
 

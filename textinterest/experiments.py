@@ -295,9 +295,9 @@ def _text_features(run: _Run, extractor: Any, encoder: str, sentiment: str, prog
     train = run.parts.train
     t = time.perf_counter()
     if extractor is None:
-        from textinterest.features import BertFeatureExtractor
+        from textinterest.hashing import make_extractor  # "hashing[:D]" or a BERT encoder
 
-        extractor = BertFeatureExtractor(encoder, device=run.device, progress=bool(progress) if progress is not None else None)
+        extractor = make_extractor(encoder, device=run.device, progress=bool(progress) if progress is not None else None)
     _log(progress, f"embedding {len(train)} training reviews")
     run.features = build_text_features(train, extractor, items=run.dataset.items)
     timings["embed_seconds"] = time.perf_counter() - t

@@ -28,6 +28,7 @@ import numpy as np
 
 from textinterest.constants import SEED
 from textinterest.features import BertFeatureExtractor, configure_threads, quiet_transformers, validate_texts
+from textinterest.hashing import is_hashing, make_extractor
 
 logger = logging.getLogger(__name__)
 
@@ -269,6 +270,8 @@ class SentimentClassifier:
     ) -> None:
         if mode not in ("finetune", "frozen"):
             raise ValueError(f"mode must be 'finetune' or 'frozen', got {mode!r}")
+        if mode == "finetune" and is_hashing(model):
+            raise ValueError(f"the {model!r} encoder has no weights to fine-tune; use mode='frozen'")
         if not isinstance(num_labels, int) or num_labels < 2:
             raise ValueError(f"num_labels must be an int >= 2, got {num_labels!r}")
         if class_weights not in ("balanced", None):
@@ -310,6 +313,8 @@ class SentimentClassifier:
     @property
     def extractor(self) -> BertFeatureExtractor:
         """Frozen-mode encoder (mean pooling, cached)."""
+        if self._extractor is None and is_hashing(self.model_name):
+            self._extractor = make_extractor(self.model_name, cache_dir=self.cache_dir)
         if self._extractor is None:
             self._extractor = BertFeatureExtractor(
                 self.model_name, pooling="mean", max_length=self.max_length, batch_size=32,
@@ -318,7 +323,7 @@ class SentimentClassifier:
         return self._extractor
 
     def _features(self, texts: list[str]) -> np.ndarray:
-        x = self.extractor.embed(texts).astype(np.float64)
+        x = self.extractor.embed(texts)  # float32: a float64 copy doubles memory at scale for no gain
         return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
     def _load_finetune_model(self) -> None:

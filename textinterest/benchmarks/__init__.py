@@ -9,6 +9,7 @@ go to ``benchmarks/results/``.
 * ``joint_frozen_cache``: joint fine-tuning with and without the frozen-block cache.
 * ``surprise_ml100k``: Surprise's published MovieLens 100K table through our adapters.
 * ``sentiment``: TF-IDF + logistic regression vs a BERT classifier on Musical Instruments.
+* ``scale``: time and peak memory per pipeline stage from 10k to 1M reviews (:mod:`textinterest.scale`).
 * ``gpu_check``: the GPU path in one run (embedding, sentiment fine-tune, joint fine-tuning).
 """
 
@@ -18,7 +19,7 @@ import importlib
 from collections.abc import Sequence
 from typing import Any
 
-NAMES = ("embed", "cache_verify", "joint_frozen_cache", "surprise_ml100k", "sentiment", "gpu_check")
+NAMES = ("embed", "cache_verify", "joint_frozen_cache", "surprise_ml100k", "sentiment", "gpu_check", "scale")
 
 __all__ = [
     "NAMES",

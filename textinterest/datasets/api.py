@@ -55,14 +55,16 @@ def load_dataset(
 
     Args:
         name: "amazon:<Category>", "amazon2018:<Category>", "goodreads:young_adult_10000",
-            "yelp:sample", "movielens:100k" or "synthetic".
+            "yelp:sample", "movielens:100k", "synthetic" or "synthetic:USERSxITEMS" (e.g.
+            "synthetic:50000x2000", about a million reviews).
         data_home: folder laid out like the shared data folder; default ``$TEXTINTEREST_DATA``, then
             a checkout's ``data/``, then ``$TEXTINTEREST_CACHE/data``, then the user cache folder (see ``registry.get_data_home``).
         download: fetch a missing registered file from its publisher (checked by hash).
         kcore: keep only the k-core (every user and item with at least ``kcore`` interactions).
         **options: for files: ``errors`` ("raise" or "drop" bad records, default "raise") and
             ``verify`` (check hashes, default True). For "synthetic": ``n_users``, ``n_items``,
-            ``n_topics``, ``seed``, ``min_reviews``, ``max_reviews``, ``stay_prob``, ``on_topic_prob``.
+            ``n_topics``, ``seed``, ``min_reviews``, ``max_reviews``, ``stay_prob``, ``on_topic_prob``,
+            ``vectorised``.
 
     Returns:
         A ``ReviewDataset``: interactions in source order, item metadata where the source has it,
@@ -78,6 +80,17 @@ def load_dataset(
     if not isinstance(name, str):
         raise _unknown(repr(name))
     family, sep, variant = name.strip().partition(":")
+    if family == "synthetic" and sep:  # "synthetic:USERSxITEMS"
+        from textinterest.datasets.synthetic import parse_size
+
+        try:
+            sized = parse_size(variant)
+        except ValueError as exc:
+            raise _unknown(name) from exc
+        clash = sorted(set(sized) & set(options))
+        if clash:
+            raise TypeError(f"{name!r} already sets {clash}; pass them either in the name or as options")
+        options, sep = {**options, **sized}, ""
     if family not in _FAMILIES or (family == "synthetic") == bool(sep):
         raise _unknown(name)
     _, module, function = _FAMILIES[family]

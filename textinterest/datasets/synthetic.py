@@ -89,8 +89,25 @@ _SUMMARY = {
     "neg": ("Disappointing {a}", "Poor {a}", "Awful {a}", "Cheap {a}", "Do not buy this {a}"),
     "mix": ("Okay {a}", "Decent {a}", "Average {a}", "It is fine", "Mixed feelings"),
 }
+#: expected review count above which ``make_synthetic`` uses the vectorised generator by default
+VECTORISED_FROM = 50_000
 _START = 1388534400  # 2014-01-01 00:00:00 UTC
 _DAY = 86400
+
+
+def parse_size(variant: str) -> dict[str, int]:
+    """Options of a sized synthetic name: "50000x2000" (USERSxITEMS) -> ``{"n_users": 50000, "n_items": 2000}``.
+
+    Args:
+        variant: the part of "synthetic:USERSxITEMS" after the colon (``_`` allowed as a digit separator).
+
+    Raises:
+        ValueError: the variant is not two positive integers joined by "x".
+    """
+    users, sep, items = variant.replace("_", "").lower().partition("x")
+    if not (sep and users.isdigit() and items.isdigit() and int(users) > 0 and int(items) > 0):
+        raise ValueError(f"synthetic size {variant!r} is not USERSxITEMS (e.g. synthetic:50000x2000)")
+    return {"n_users": int(users), "n_items": int(items)}
 
 
 def _pick(options, u: float):
@@ -125,46 +142,10 @@ def _review_text(words: tuple[str, ...], rating: float, u: np.ndarray) -> tuple[
     return " ".join(sentences), summary[0].upper() + summary[1:]
 
 
-def make_synthetic(
-    n_users: int = 400,
-    n_items: int = 300,
-    n_topics: int = 6,
-    seed: int = SEED,
-    *,
-    min_reviews: int = 8,
-    max_reviews: int = 30,
-    stay_prob: float = 0.8,
-    on_topic_prob: float = 0.9,
-    kcore: int | None = None,
-) -> ReviewDataset:
-    """Generate the synthetic review world (see the module docstring).
-
-    Args:
-        n_users: number of users (>= 1).
-        n_items: number of items (>= n_topics).
-        n_topics: number of topics, 1 to ``len(TOPICS)`` (10).
-        seed: seed of the numpy Generator; the same arguments give the same data.
-        min_reviews, max_reviews: each user writes between these many reviews (inclusive; capped by n_items).
-        stay_prob: probability that the active interest stays the same from one review to the next.
-        on_topic_prob: probability that a review's item comes from the active topic.
-        kcore: keep only the k-core (``review_topic`` stays aligned with the kept rows).
-
-    Returns:
-        A ``ReviewDataset`` named "synthetic" with item metadata and ``ground_truth``.
-    """
-    if not 1 <= n_topics <= len(TOPICS):
-        raise ValueError(f"n_topics must be between 1 and {len(TOPICS)}, got {n_topics}")
-    if n_users < 1 or n_items < n_topics:
-        raise ValueError(f"need n_users >= 1 and n_items >= n_topics, got n_users={n_users}, n_items={n_items}")
-    if not 1 <= min_reviews <= max_reviews:
-        raise ValueError(f"need 1 <= min_reviews <= max_reviews, got {min_reviews}, {max_reviews}")
-    if not (0.0 <= stay_prob <= 1.0 and 0.0 <= on_topic_prob <= 1.0):
-        raise ValueError("stay_prob and on_topic_prob must be probabilities")
-    rng = np.random.default_rng(seed)
-    topic_names = list(TOPICS)[:n_topics]
-    vocab = [TOPICS[t] for t in topic_names]
-
-    # items
+def _make_items(
+    rng: np.random.Generator, n_items: int, n_topics: int, topic_names: list[str], vocab: list[tuple[str, ...]]
+) -> tuple[np.ndarray, np.ndarray, list[str], pd.DataFrame, list[np.ndarray]]:
+    """Item topics, hidden qualities, ids, the item table and the items of each topic."""
     item_topic = rng.permutation(np.arange(n_items) % n_topics)
     quality = rng.normal(0.0, 0.6, n_items)
     item_u = rng.random((n_items, 8))
@@ -182,6 +163,67 @@ def make_synthetic(
          "topic": [topic_names[t] for t in item_topic]}
     ).astype({ITEM_COL: "str", ITEM_TEXT_COL: "str", "title": "str", "topic": "str"})
     by_topic = [np.flatnonzero(item_topic == t) for t in range(n_topics)]
+
+    return item_topic, quality, item_ids, items, by_topic
+
+
+def make_synthetic(
+    n_users: int = 400,
+    n_items: int = 300,
+    n_topics: int = 6,
+    seed: int = SEED,
+    *,
+    min_reviews: int = 8,
+    max_reviews: int = 30,
+    stay_prob: float = 0.8,
+    on_topic_prob: float = 0.9,
+    kcore: int | None = None,
+    vectorised: bool | None = None,
+) -> ReviewDataset:
+    """Generate the synthetic review world (see the module docstring).
+
+    Args:
+        n_users: number of users (>= 1).
+        n_items: number of items (>= n_topics).
+        n_topics: number of topics, 1 to ``len(TOPICS)`` (10).
+        seed: seed of the numpy Generator; the same arguments give the same data.
+        min_reviews, max_reviews: each user writes between these many reviews (inclusive; capped by n_items).
+        stay_prob: probability that the active interest stays the same from one review to the next.
+        on_topic_prob: probability that a review's item comes from the active topic.
+        kcore: keep only the k-core (``review_topic`` stays aligned with the kept rows).
+        vectorised: draw the reviews with whole-array numpy operations
+            (:mod:`textinterest.datasets.synthetic_fast`: about a million reviews in a minute) instead
+            of one review at a time. Both follow the same model but consume the random stream
+            differently, so they give different worlds for one seed. None (default) picks the
+            vectorised generator above ``VECTORISED_FROM`` expected reviews, so the small teaching
+            worlds stay exactly as they were.
+
+    Returns:
+        A ``ReviewDataset`` named "synthetic" with item metadata and ``ground_truth``.
+    """
+    if not 1 <= n_topics <= len(TOPICS):
+        raise ValueError(f"n_topics must be between 1 and {len(TOPICS)}, got {n_topics}")
+    if n_users < 1 or n_items < n_topics:
+        raise ValueError(f"need n_users >= 1 and n_items >= n_topics, got n_users={n_users}, n_items={n_items}")
+    if not 1 <= min_reviews <= max_reviews:
+        raise ValueError(f"need 1 <= min_reviews <= max_reviews, got {min_reviews}, {max_reviews}")
+    if not (0.0 <= stay_prob <= 1.0 and 0.0 <= on_topic_prob <= 1.0):
+        raise ValueError("stay_prob and on_topic_prob must be probabilities")
+    rng = np.random.default_rng(seed)
+    topic_names = list(TOPICS)[:n_topics]
+    vocab = [TOPICS[t] for t in topic_names]
+
+    item_topic, quality, item_ids, items, by_topic = _make_items(rng, n_items, n_topics, topic_names, vocab)
+    if vectorised is None:
+        vectorised = n_users * (min_reviews + max_reviews) / 2 > VECTORISED_FROM
+    if vectorised:
+        from textinterest.datasets.synthetic_fast import generate_reviews
+
+        cols, user_topics, user_bias = generate_reviews(
+            rng, n_users, item_topic, quality, item_ids, vocab, min_reviews=min_reviews, max_reviews=max_reviews,
+            stay_prob=stay_prob, on_topic_prob=on_topic_prob)
+        return _assemble(cols, items, item_topic, quality, item_ids, topic_names, user_topics, user_bias,
+                         n_users, n_items, n_topics, seed, kcore, text_columns=())
 
     # users and their reviews
     cols: dict[str, list] = {USER_COL: [], ITEM_COL: [], RATING_COL: [], TIME_COL: [], TEXT_COL: [],
@@ -226,12 +268,21 @@ def make_synthetic(
             cols[ORDER_COL].append(len(cols[ORDER_COL]))
             cols["_review_topic"].append(active)
 
+    return _assemble(cols, items, item_topic, quality, item_ids, topic_names, user_topics, user_bias,
+                     n_users, n_items, n_topics, seed, kcore, text_columns=(TEXT_COL, SUMMARY_COL))
+
+
+def _assemble(cols: dict, items: pd.DataFrame, item_topic: np.ndarray, quality: np.ndarray, item_ids: list[str],
+              topic_names: list[str], user_topics: dict[str, list[int]], user_bias: dict[str, float],
+              n_users: int, n_items: int, n_topics: int, seed: int, kcore: int | None,
+              text_columns: tuple[str, ...]) -> ReviewDataset:
+    """Clean the generated columns and wrap them with the items and the ground truth."""
     report = CleaningReport(
         source=f"synthetic(n_users={n_users}, n_items={n_items}, n_topics={n_topics}, seed={seed})",
         n_read=len(cols[ORDER_COL]),
     )
     df = finalize(make_frame(cols, {"_review_topic": "int64"}), report, kcore=kcore,
-                  text_columns=(TEXT_COL, SUMMARY_COL))
+                  text_columns=text_columns)
     review_topic = df["_review_topic"].to_numpy(dtype=np.int64)
     df = df.drop(columns="_review_topic")
     if kcore is not None:
