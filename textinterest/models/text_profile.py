@@ -94,28 +94,31 @@ class TextProfileRecommender:
     """Static text profile: ``score(u, i) = cos(mean of u's review vectors, item i's text vector)``; ranking only.
 
     Args:
-        extractor: object with ``embed(texts) -> (N, D)``; needed unless :meth:`fit` gets ``vectors``.
+        extractor: object with ``embed(texts) -> (N, D)``; needed unless ``vectors`` is given here or to :meth:`fit`.
         time_safe: item text from reviews written before each user's prediction time (see the module docstring).
         task: must be "ranking".
+        vectors: (len(train), D) review vectors of the frame :meth:`fit` will get (e.g. ``TextFeatures.review_vectors``).
     """
 
     name = "text-profile"
 
-    def __init__(self, extractor: Any = None, *, time_safe: bool = True, task: str = "ranking") -> None:
+    def __init__(self, extractor: Any = None, *, time_safe: bool = True, task: str = "ranking", vectors: np.ndarray | None = None) -> None:
         if task != "ranking":
             raise ValueError(f"text-profile only ranks items; task must be 'ranking', got {task!r}")
-        self.extractor, self.time_safe, self.task = extractor, bool(time_safe), task
+        self.extractor, self.time_safe, self.task, self.vectors = extractor, bool(time_safe), task, vectors
         self.prediction_times_: dict[Any, int] = {}
         self.n_fallback_ = 0
         self._items: TimeSafeItemText | None = None
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, vectors: np.ndarray | None = None) -> "TextProfileRecommender":
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, vectors: np.ndarray | None = None,
+            **inputs: Any) -> "TextProfileRecommender":
         """Build the user profiles and the item text from ``train``.
 
         Args:
             train: training interactions (user, item, timestamp, text / summary).
             val: ignored (nothing to tune).
-            vectors: (len(train), D) review vectors aligned with ``train``; default: embed the texts.
+            vectors: (len(train), D) review vectors aligned with ``train``; default: the constructor's, else embed the texts.
+            **inputs: other side information (ignored).
 
         Returns:
             self
@@ -125,6 +128,7 @@ class TextProfileRecommender:
             raise ValueError(f"train lacks column(s) {missing}; it has {list(train.columns)}")
         if len(train) == 0:
             raise ValueError("cannot fit on an empty training table")
+        vectors = self.vectors if vectors is None else vectors
         if vectors is None:
             if self.extractor is None:
                 raise ValueError("text-profile needs an extractor (embed(texts)) or fit(..., vectors=...)")

@@ -89,12 +89,13 @@ class CornacRecommender:
     def __repr__(self) -> str:
         return f"CornacRecommender({self.model_name!r}, task={self.task!r}, {self.params})"
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None) -> "CornacRecommender":
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, **inputs: Any) -> "CornacRecommender":
         """Fit on ``train`` (``val`` is accepted for the shared interface; Cornac trains a fixed number of iterations).
 
         Args:
             train: training interactions with user, item, rating (and text for HFT / CTR).
             val: ignored.
+            **inputs: side information (ignored).
 
         Returns:
             self
