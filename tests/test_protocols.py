@@ -71,3 +71,18 @@ def test_slices():
         slice_masks(train, ["zed"], test)
     with pytest.raises(ValueError, match="protocol"):
         fit_for_test(_seq, train, test, "cheat")
+
+
+def test_a_model_without_early_stopping_is_fitted_once_on_the_history():
+    from textinterest.models.text_profile import TextProfileRecommender
+
+    split = split_interactions(_chain(), "leave-last-out")
+    frames = []
+
+    def factory(frame):
+        frames.append(len(frame))
+        return TextProfileRecommender(vectors=np.ones((len(frame), 2), dtype=np.float32))
+
+    model, history, info = fit_for_test(factory, split.train, split.val)
+    assert frames == [len(split.train), len(split.train) + len(split.val)] and info["refit"]
+    assert len(model.user_index) == split.train["user_id"].nunique() and len(history) == frames[-1]

@@ -60,10 +60,16 @@ def fit_for_test(factory: Callable[[pd.DataFrame], Any], train: pd.DataFrame, va
     Returns:
         ``(model, history, info)``: the model to score test with, the rows whose items are its
         users' history (exclude them from the candidates), and ``{"protocol", "refit", "epochs",
-        "val_metric"}`` (epochs / val_metric when the model early-stops on validation).
+        "val_metric"}`` (epochs / val_metric when the model early-stops on validation). A model
+        without a ``train_config`` (no early stopping) is fitted once, directly on the history.
     """
     _check_protocol(protocol)
-    model = factory(train).fit(train, val)
+    model = factory(train)
+    if protocol == "val-in-history" and val is not None and len(val) and not hasattr(model, "train_config"):
+        # nothing is chosen on validation while fitting (no early stopping): fit once, on the whole history
+        history = pd.concat([train, val], ignore_index=True)
+        return factory(history).fit(history), history, {"protocol": protocol, "refit": True}
+    model.fit(train, val)
     result = getattr(model, "train_result_", None)
     info: dict[str, Any] = {"protocol": protocol, "refit": False}
     if result is not None and result.best_epoch >= 0:
