@@ -70,3 +70,32 @@ def test_bad_input():
         paired_test([1.0, np.nan], [1.0, 2.0])
     with pytest.raises(ValueError, match="one entry per row"):
         per_user_squared_error(["a"], [1.0, 2.0], [1.0, 2.0])
+
+
+def test_store_and_compare_to_best():
+    from textinterest.significance import PerUserStore, compare_to_best
+
+    rng = np.random.default_rng(0)
+    users = np.array([f"u{i}" for i in range(300)], dtype=object)
+    store = PerUserStore()
+    base = rng.uniform(size=300)
+    for seed in range(2):
+        perm = rng.permutation(300)  # seeds may list users in another order
+        store.add("ours", "ranking", users[perm], {"ndcg@10": (base + 0.2)[perm]})
+        store.add("strong", "ranking", users[perm], {"ndcg@10": (base + 0.1 * seed)[perm]})
+        store.add("weak", "ranking", users, {"ndcg@10": base - 0.3})
+        store.add("other-users", "ranking", users[:10], {"ndcg@10": np.ones(10)})
+        store.add("ours-ablation", "ranking", users, {"ndcg@10": base + 0.5})
+        store.add("ours", "rating", users, {"se": np.full(300, 1.0)})
+        store.add("mf", "rating", users, {"se": np.full(300, 0.81) + rng.normal(scale=0.01, size=300)})
+    order, mean = store.mean("strong", "ranking")
+    np.testing.assert_allclose(mean["ndcg@10"], (base + 0.05)[[int(u[1:]) for u in order]])
+    res = compare_to_best(store, "ours", exclude=("ours-ablation",), n_boot=500)
+    assert res["ndcg@10"]["best_other"] == "strong" and res["ndcg@10"]["diff"] == pytest.approx(0.15)
+    assert res["ndcg@10"]["p_wilcoxon"] < 1e-6
+    weak_only = compare_to_best(store, "ours", exclude=("ours-ablation", "strong"), n_boot=500)
+    assert weak_only["ndcg@10"]["best_other"] == "weak" and weak_only["ndcg@10"]["diff"] == pytest.approx(0.5)
+    assert res["rmse"]["best_other"] == "mf" and res["rmse"]["diff"] > 0.09  # ours is worse on RMSE
+    assert "mrr" not in res
+    with pytest.raises(ValueError, match="values for"):
+        store.add("x", "ranking", users, {"ndcg@10": np.zeros(3)})

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from textinterest.constants import ITEM_COL, RANKING_KS, USER_COL
 from textinterest.evaluation import IdIndex, _ranking_per_row
 
-__all__ = ["per_user_ranking", "per_user_squared_error", "paired_test"]
+__all__ = ["per_user_ranking", "per_user_squared_error", "paired_test", "PerUserStore", "compare_to_best"]
 
 STATISTICS = ("mean", "rmse")
 
@@ -157,3 +157,75 @@ def paired_test(a: Sequence[float], b: Sequence[float], *, statistic: str = "mea
         "diff": float(_stat(a, statistic) - _stat(b, statistic)), "ci_low": float(lo), "ci_high": float(hi),
         "p_bootstrap": p_boot, "p_wilcoxon": p_wilcoxon, "n_boot": int(n_boot),
     }
+
+
+class PerUserStore:
+    """Per-user test values of every (model, task), one entry per seed, averaged over seeds on demand."""
+
+    def __init__(self) -> None:
+        self._data: dict[tuple[str, str], list[tuple[np.ndarray, dict[str, np.ndarray]]]] = {}
+
+    def add(self, model: str, task: str, users: Sequence[Any], values: dict[str, np.ndarray]) -> None:
+        """Record one seed's per-user values (``{"ndcg@10": (n,), ...}`` or ``{"se": (n,)}``) of ``model`` on ``task``."""
+        users = np.asarray(users, dtype=object)
+        for name, v in values.items():
+            if np.shape(v) != users.shape:
+                raise ValueError(f"{model}/{task}: {name} has {np.size(v)} values for {users.size} users")
+        self._data.setdefault((model, task), []).append((users, {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}))
+
+    def keys(self) -> list[tuple[str, str]]:
+        """The recorded (model, task) pairs, in insertion order."""
+        return list(self._data)
+
+    def mean(self, model: str, task: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Seed-averaged per-user values, users in the first seed's order (every seed must have the same users)."""
+        entries = self._data[(model, task)]
+        users = entries[0][0]
+        order = pd.Index(users)
+        out: dict[str, list[np.ndarray]] = {}
+        for seed_users, values in entries:
+            pos = order.get_indexer(seed_users)
+            if len(seed_users) != len(users) or (pos < 0).any():
+                raise ValueError(f"{model}/{task}: seeds were scored on different users")
+            for name, v in values.items():
+                aligned = np.empty(len(users))
+                aligned[pos] = v
+                out.setdefault(name, []).append(aligned)
+        return users, {name: np.mean(vs, axis=0) for name, vs in out.items()}
+
+
+def compare_to_best(store: PerUserStore, reference: str, metrics: Sequence[str] = ("ndcg@10", "hr@10", "mrr", "rmse"),
+                    exclude: Sequence[str] = (), n_boot: int = 10_000, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Paired test of ``reference`` against the best other model of each metric (seed-averaged per-user values).
+
+    Ranking metrics read the "ranking" entries (higher = better); ``"rmse"`` reads the "rating"
+    entries' per-user squared errors ``"se"`` (lower = better). Models named in ``exclude`` (e.g. the
+    reference's own ablations) are not candidates for "best other".
+
+    Returns:
+        ``{metric: {"reference", "best_other", **paired_test(reference, best_other)}}``; a metric the
+        reference or every other model lacks is left out.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for metric in metrics:
+        task, key = ("rating", "se") if metric == "rmse" else ("ranking", metric)
+        if (reference, task) not in store.keys():
+            continue
+        ref_users, ref_values = store.mean(reference, task)
+        best = None
+        for model, t in store.keys():
+            if t != task or model == reference or model in exclude:
+                continue
+            users, values = store.mean(model, t)
+            pos = pd.Index(users).get_indexer(ref_users)
+            if key not in values or len(users) != len(ref_users) or (pos < 0).any():
+                continue  # scored on other users: not comparable pairwise
+            v = values[key][pos]
+            score = -np.sqrt(v.mean()) if metric == "rmse" else v.mean()
+            if best is None or score > best[0]:
+                best = (score, model, v)
+        if best is None:
+            continue
+        test = paired_test(ref_values[key], best[2], statistic="rmse" if metric == "rmse" else "mean", n_boot=n_boot, seed=seed)
+        out[metric] = {"reference": reference, "best_other": best[1], **test}
+    return out
