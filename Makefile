@@ -1,10 +1,11 @@
 # Two commands do everything on a fresh machine (they create and fill .venv first):
 #   make reproduce   run every notebook (smoke profile) and build reports/smoke/
-#   make test        the whole test suite: unit tests, real-data tests, every notebook via nbval
+#   make test        ruff (lint + format check), then the whole test suite: unit tests, real-data tests, every notebook via nbval
 VENV ?= .venv
 PYTHON ?= python3
 CONSTRAINTS ?= .ci/constraints.txt
 PROFILE ?= smoke
+REPRODUCE_ARGS ?=  # e.g. --force, --verify-data, --dataset amazon:Musical_Instruments
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.textinterest-installed
 
@@ -15,7 +16,7 @@ export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export TRANSFORMERS_VERBOSITY := error
 export TEXTINTEREST_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 
-.PHONY: install test unit reproduce clean
+.PHONY: install lint test unit reproduce clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,14 +28,18 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 
 install: $(STAMP)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: $(STAMP) lint
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env tests notebooks
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not realdata" tests
 
 reproduce: $(STAMP)
-	$(BIN)/textinterest reproduce --profile $(PROFILE)
+	$(BIN)/textinterest reproduce --profile $(PROFILE) $(REPRODUCE_ARGS)
 
 clean:
 	rm -rf $(VENV) reports/smoke

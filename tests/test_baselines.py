@@ -138,7 +138,7 @@ def test_global_mean_and_popularity():
     df.loc[0, RATING_COL] = np.nan
     gm = GlobalMean().fit(df)
     np.testing.assert_allclose(gm.predict(df.head(3)), df[RATING_COL].mean())
-    assert gm.n_unrated_dropped_ == 1 and not gm.ranks_items
+    assert gm.n_unrated_dropped_ == 1 and not gm.capabilities.ranking and gm.capabilities.rating
     pop = Popularity().fit(df)
     counts = df[ITEM_COL].value_counts()
     row = pop.score_items(["u1"])[0]

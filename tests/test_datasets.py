@@ -244,14 +244,15 @@ def test_text_cleaning_is_counted_per_row(tmp_path, write_lines, make_review):
 
 def test_exact_duplicates_and_user_item_duplicates(tmp_path, write_lines, make_review):
     r = make_review.amazon2014
+    T0 = 1_300_000_000
     lines = [
-        r(0, reviewerID="U1", asin="I1", unixReviewTime=200, reviewText="old"),       # 0 superseded by 2
-        r(1, reviewerID="U1", asin="I1", unixReviewTime=100, reviewText="older"),     # 1 superseded
-        r(2, reviewerID="U1", asin="I1", unixReviewTime=300, reviewText="latest"),    # 2 kept
-        r(3, reviewerID="U2", asin="I1", unixReviewTime=500, reviewText="tie a"),     # 3 tie: later line wins
-        r(4, reviewerID="U2", asin="I1", unixReviewTime=500, reviewText="tie b"),     # 4 kept
-        r(5, reviewerID="U3", asin="I2", unixReviewTime=50),                         # 5 kept
-        r(5, reviewerID="U3", asin="I2", unixReviewTime=50),                         # 6 exact duplicate of 5
+        r(0, reviewerID="U1", asin="I1", unixReviewTime=T0 + 200, reviewText="old"),      # 0 superseded by 2
+        r(1, reviewerID="U1", asin="I1", unixReviewTime=T0 + 100, reviewText="older"),    # 1 superseded
+        r(2, reviewerID="U1", asin="I1", unixReviewTime=T0 + 300, reviewText="latest"),   # 2 kept
+        r(3, reviewerID="U2", asin="I1", unixReviewTime=T0 + 500, reviewText="tie a"),    # 3 tie: later line wins
+        r(4, reviewerID="U2", asin="I1", unixReviewTime=T0 + 500, reviewText="tie b"),    # 4 kept
+        r(5, reviewerID="U3", asin="I2", unixReviewTime=T0 + 50),                         # 5 kept
+        r(5, reviewerID="U3", asin="I2", unixReviewTime=T0 + 50),                         # 6 exact duplicate of 5
     ]
     write_lines(tmp_path / MI, lines)
     ds = load("amazon:Musical_Instruments", tmp_path)
@@ -547,3 +548,49 @@ def test_empty_kcore_warns_and_summarizes(tiny_home):
     summary = dataset_summary(ds)
     assert summary["n_reviews"] == 0 and summary["date_min"] is None and ds.report.dropped == {"kcore": 12}
     json.dumps(summary)
+
+
+# ---------------------------------------------------------------- timestamps and compression
+
+
+@pytest.mark.parametrize("value, words", [
+    (1e20, "outside 1990-2100"), (10**400, "finite number"), (1_300_000_000_000, "milliseconds"),
+    (86_400, "outside 1990-2100"), (4_200_000_000, "outside 1990-2100"),
+])
+def test_amazon_timestamp_out_of_range(tmp_path, write_lines, make_review, value, words):
+    r = make_review.amazon2014
+    write_lines(tmp_path / MI, [r(0), r(1, unixReviewTime=value), r(2)])
+    with pytest.raises(DataFormatError, match=f"line 2, field 'unixReviewTime': .*{words}") as info:
+        load("amazon:Musical_Instruments", tmp_path)
+    assert info.value.line == 2 and info.value.field == "unixReviewTime"
+    ds = load("amazon:Musical_Instruments", tmp_path, errors="drop")
+    assert ds.report.dropped["bad_value:unixReviewTime"] == 1 and ds.report.n_read == 3 and len(ds.interactions) == 2
+
+
+def test_goodreads_date_out_of_range(tmp_path, write_lines, make_review):
+    r = make_review.goodreads
+    write_lines(tmp_path / GOODREADS, [r(0), r(1, date_added="Thu Jan 01 00:00:00 +0000 1970")])
+    with pytest.raises(DataFormatError, match="line 2, field 'date_added': timestamp .*1970.* outside 1990-2100"):
+        load("goodreads:young_adult_10000", tmp_path)
+
+
+def test_random_bytes_named_gz_are_not_a_gzip_file(tmp_path):
+    path = tmp_path / MI
+    path.parent.mkdir(parents=True)
+    path.write_bytes(bytes(range(3, 256)))
+    with pytest.raises(DataFormatError, match="not a gzip file") as info:
+        load("amazon:Musical_Instruments", tmp_path)
+    assert info.value.reason == "not_gzip"
+
+
+def test_movielens_timestamp_in_milliseconds(tmp_path, ml_files):
+    files = ml_files()
+    files["u.data"] += b"5\t1\t3\t880000000000\n"
+    folder = tmp_path / "movielens" / "ml-100k"
+    folder.mkdir(parents=True)
+    for name, data in files.items():
+        (folder / f"{name}.gz").write_bytes(gzip.compress(data))
+    with pytest.raises(DataFormatError, match="milliseconds") as info:
+        load("movielens:100k", tmp_path)
+    assert (info.value.line, info.value.field) == (13, "timestamp")
+    assert load("movielens:100k", tmp_path, errors="drop").report.dropped == {"bad_value:timestamp": 1}

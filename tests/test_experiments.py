@@ -65,13 +65,50 @@ def test_text_features_use_training_rows_only():
     assert feats.review_vectors.shape == (len(split.train), FakeExtractor.dim)
     held_out = set(review_texts(split.val)) | set(review_texts(split.test))
     train_texts = set(review_texts(split.train))
+    assert held_out - train_texts  # there are held-out texts to leak
     assert not (set(ex.seen) & (held_out - train_texts))
     assert set(feats.item_ids) <= set(split.train.item_id)
-    # changing every held-out review changes nothing
-    changed = split.val.assign(text="totally different"), split.test.assign(text="another text")
-    feats2 = build_text_features(split.train, FakeExtractor(), items=ds.items)
-    np.testing.assert_array_equal(feats.review_vectors, feats2.review_vectors)
-    assert changed[0].text.iloc[0] == "totally different"
+
+
+def _with_held_out_changed(ds: ReviewDataset, what: str) -> ReviewDataset:
+    """The same data set with the text, summary and (for "held-out") rating of some rows replaced.
+
+    "held-out": every validation and test row; "train": one training review (a control).
+    """
+    split = split_interactions(ds.interactions)
+    df = ds.interactions.copy()
+    rows = np.concatenate([split.val.index, split.test.index]) if what == "held-out" else split.train.index[:1]
+    df.loc[rows, "text"] = [f"HELDOUT changed review {j}" for j in range(len(rows))]
+    df.loc[rows, "summary"] = "HELDOUT changed summary"
+    if what == "held-out":
+        df.loc[split.val.index, "rating"] = 6.0 - df.loc[split.val.index, "rating"]
+    return ReviewDataset(name=ds.name, interactions=df, items=ds.items, report=ds.report)
+
+
+def test_held_out_reviews_never_reach_the_pipeline():
+    # The perturbed data set goes through the whole pipeline (split, text features, sentiment, tuning on
+    # validation, training, testing): held-out texts must never be embedded, and nothing learned or
+    # reported on the test split may change. Test ratings are the targets, so they stay as they are;
+    # validation ratings only drive early stopping, which one epoch leaves no choice for.
+    ds = _dataset(n_users=20, items=True)
+    kw = dict(seeds=(0,), epochs=1, tune=False, models=("interest",), sentiment="none",
+              interest_config={"hidden": 16, "mf_dim": 8})
+    runs = {}
+    for what in ("original", "held-out", "train"):
+        ex = FakeExtractor()
+        data = ds if what == "original" else _with_held_out_changed(ds, what)
+        runs[what] = (run_evaluation("made-up", dataset=data, extractor=ex, **kw), ex.seen)
+    assert not [t for t in runs["held-out"][1] if "HELDOUT" in t]  # never embedded
+    assert any("HELDOUT" in t for t in runs["train"][1])  # control: a changed training review is
+    metrics = ("rmse", "mae", "hr@10", "ndcg@10", "mrr")
+
+    def interest_row(what):
+        return next(r for r in runs[what][0]["runs"] if r["model"] == "interest")
+
+    for metric in metrics:
+        assert interest_row("held-out")[metric] == interest_row("original")[metric], metric
+    # control: the same change on one training review does move the interest model's test figures
+    assert any(interest_row("train")[m] != interest_row("original")[m] for m in metrics)
 
 
 def test_cold_start_counts():
@@ -218,3 +255,48 @@ def test_held_out_text_duplicates_are_counted():
     test = pd.DataFrame({"user_id": ["a", "b", "a"], "text": ["same words", "same words", ""], "summary": ["", "", ""]})
     out = held_out_text_duplicates(train, test.iloc[:0], test)
     assert out == {"val_same_user_text_in_train": 0, "test_same_user_text_in_train": 1}
+
+
+def test_registry_adds_a_model_with_one_call_and_skips_missing_extras():
+    from textinterest.baselines import Popularity
+    from textinterest.models import registry
+    from textinterest.models.base import Capabilities
+
+    class Reversed(Popularity):
+        name = "reverse-popularity"
+
+        def score_items(self, user_ids):
+            return -super().score_items(user_ids)
+
+    registry.register(registry.ModelSpec("reverse-popularity", lambda ctx: Reversed(), tasks=("ranking",)))
+    registry.register(registry.ModelSpec("needs-extra", lambda ctx: Reversed(), tasks=("ranking",),
+                                         extra="nonexistent", requires=("textinterest_no_such_module",)))
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            registry.register(registry.ModelSpec("reverse-popularity", lambda ctx: Reversed()))
+        res = run_evaluation("made-up", dataset=_dataset(n_users=15), seeds=(0,), tune=False,
+                             models=("Popularity", "reverse-popularity", "needs-extra"))
+        rows = {r["model"]: r for r in res["results"]}
+        assert set(rows) == {"Popularity", "reverse-popularity"}
+        assert rows["reverse-popularity"]["ndcg@10"] != rows["Popularity"]["ndcg@10"]
+        assert "rmse" not in rows["reverse-popularity"]  # it serves ranking only
+        assert "nonexistent" in res["skipped"]["needs-extra"]
+    finally:
+        registry.unregister("reverse-popularity")
+        registry.unregister("needs-extra")
+    assert Capabilities(rating=False).serves("ranking") and not Capabilities(rating=False).serves("rating")
+    with pytest.raises(ValueError, match="tasks"):
+        registry.ModelSpec("bad", lambda ctx: None, tasks=("clustering",))
+
+
+def test_registry_holds_the_default_training_settings_once():
+    from textinterest.models import registry
+    from textinterest.models.cf import MFRecommender, SequentialRecommender
+    from textinterest.models.interest import InterestRecommender
+
+    for cls, name in ((MFRecommender, "mf"), (SequentialRecommender, "seq-lstm"), (InterestRecommender, "interest")):
+        task = "ranking" if name == "seq-lstm" else "rating"
+        assert cls(task=task).train_config == registry.get(name).train_config(), name
+    assert registry.get("mf").train_config(epochs=2).epochs == 2
+    with pytest.raises(ValueError, match="not trained"):
+        registry.get("SVD").train_config()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import os
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -222,17 +224,93 @@ def test_killed_write_leaves_readable_cache(tiny_model, tmp_path, monkeypatch):
     assert fresh.stats["cache_hits"] == 3
     assert fresh.stats["encoded"] == len(TEXTS) - 3
     np.testing.assert_array_equal(out[:3], before)
-    assert not [p for p in cache_dir.glob("shard-*.npy") if p.stat().st_size == 0]
+    assert not [p for p in cache_dir.glob("shard-*") if p.stat().st_size == 0]
 
 
-def test_corrupt_shard_is_skipped_with_warning(tiny_model, tmp_path):
-    ex = make(tiny_model, tmp_path)
-    ex.embed(TEXTS[:2])
-    (ex.cache.directory / "shard-0000broken.npy").write_bytes(b"not a numpy file")
+def _old_format_shard(path: Path, dim: int) -> None:
+    arr = np.zeros(2, dtype=[("key", "S32"), ("vec", "<f4", (dim,))])
+    arr["key"] = [text_key(t) for t in TEXTS[:2]]
+    np.save(path, arr)
+
+
+def _damage(shard: Path, how: str, dim: int) -> None:
+    data = shard.read_bytes()
+    if how == "flipped-vector-bytes":  # the last bytes of the file are vector data
+        shard.write_bytes(data[:-8] + bytes(b ^ 0xFF for b in data[-8:]))
+    elif how == "zero-bytes":
+        shard.write_bytes(b"")
+    elif how == "truncated":
+        shard.write_bytes(data[: len(data) // 2])
+    elif how == "bad-header":
+        shard.write_bytes(b"XXXXXXXX" + data[8:])
+    elif how == "old-npy-format":
+        shard.unlink()
+        _old_format_shard(shard, dim)
+
+
+@pytest.mark.parametrize("how", ["flipped-vector-bytes", "zero-bytes", "truncated", "bad-header", "old-npy-format"])
+def test_bad_shard_is_reported_deleted_and_reencoded(tiny_model, tmp_path, how):
+    ref = make(tiny_model, tmp_path, use_cache=False).embed(TEXTS)
+    first = make(tiny_model, tmp_path)
+    first.embed(TEXTS)
+    shards = list(first.cache.directory.glob("shard-*"))
+    assert len(shards) == 1
+    _damage(shards[0], how, first.dim)
     fresh = make(tiny_model, tmp_path)
-    with pytest.warns(RuntimeWarning, match="unreadable shard"):
-        fresh.embed(TEXTS[:2])
-    assert fresh.stats["cache_hits"] == 2
+    with pytest.warns(RuntimeWarning, match=rf"bad shard .*{shards[0].name}"):
+        out = fresh.embed(TEXTS)
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+    assert fresh.stats["cache_hits"] == 0 and fresh.stats["encoded"] == len(TEXTS)
+    assert not shards[0].exists()
+    # the re-encoded vectors are stored again: the next run is all hits and says nothing
+    again = make(tiny_model, tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(again.embed(TEXTS), ref, atol=1e-5)
+    assert again.stats["cache_hits"] == len(TEXTS)
+
+
+def test_good_shards_survive_a_bad_neighbour(tiny_model, tmp_path):
+    ex = make(tiny_model, tmp_path)
+    ex.embed(TEXTS[:3])
+    (ex.cache.directory / "shard-0000broken.bin").write_bytes(b"not a shard")
+    fresh = make(tiny_model, tmp_path)
+    with pytest.warns(RuntimeWarning, match="bad shard"):
+        fresh.embed(TEXTS[:3])
+    assert fresh.stats["cache_hits"] == 3
+
+
+def test_weights_edited_in_place_with_mtime_restored_miss_the_cache(tmp_path):
+    folder = build_tiny_model(tmp_path / "m")
+    first = make(folder, tmp_path)
+    before = first.embed(TEXTS)
+    key = first.cache_key()
+    weights = next(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
+    st = weights.stat()
+    time.sleep(0.01)  # so the ctime of the edit differs
+    data = bytearray(weights.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(64)  # encoder weights: same size, other values
+    with open(weights, "r+b") as fh:
+        fh.write(data)
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (weights.stat().st_size, weights.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    second = make(folder, tmp_path)
+    assert second.cache_key() != key
+    after = second.embed(TEXTS)
+    assert second.stats["cache_hits"] == 0 and second.stats["encoded"] == len(TEXTS)
+    assert not np.allclose(after, before)
+
+
+def test_file_hash_index_records_file_identity(tmp_path):
+    import json
+
+    folder = build_tiny_model(tmp_path / "m")
+    root = tmp_path / "cache"
+    model_identity(str(folder), cache_root=root)
+    entries = json.loads((root / "file_hashes.json").read_text())
+    entry = next(v for k, v in entries.items() if k.endswith(".json"))
+    assert {"size", "mtime_ns", "inode", "ctime_ns", "sha256"} <= set(entry)
 
 
 def test_embedding_cache_roundtrip_and_compact(tmp_path):
@@ -241,9 +319,9 @@ def test_embedding_cache_roundtrip_and_compact(tmp_path):
     vecs = np.arange(40, dtype=np.float32).reshape(10, 4)
     for i in range(0, 10, 2):
         cache.add(keys[i : i + 2], vecs[i : i + 2])
-    assert len(list((tmp_path / "c").glob("shard-*.npy"))) == 5
+    assert len(list((tmp_path / "c").glob("shard-*"))) == 5
     cache.compact()
-    assert len(list((tmp_path / "c").glob("shard-*.npy"))) == 1
+    assert len(list((tmp_path / "c").glob("shard-*"))) == 1
     again = EmbeddingCache(tmp_path / "c", dim=4)
     found, got = again.lookup([keys[3], text_key("missing"), keys[0]])
     assert found.tolist() == [True, False, True]
@@ -324,7 +402,7 @@ def test_cache_dir_from_environment(tiny_model, tmp_path, monkeypatch):
     ex = BertFeatureExtractor(str(tiny_model), device="cpu")
     ex.embed(["good"])
     assert ex.cache_root == tmp_path / "envcache" / "embeddings"
-    assert list((tmp_path / "envcache" / "embeddings").rglob("shard-*.npy"))
+    assert list((tmp_path / "envcache" / "embeddings").rglob("shard-*"))
 
 
 def test_progress_bar_respects_tqdm_disable(tiny_model, tmp_path, monkeypatch, capsys):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -256,20 +258,49 @@ def test_target_review_never_reaches_its_own_prediction(world):
     assert not np.allclose(rec.predict(split.val), val_before)  # ... and validation predictions (it is train history)
 
 
-def test_validation_and_test_texts_are_never_inputs(world):
+class HashExtractor:
+    """Text -> a fixed random vector per distinct text (no model, no network)."""
+
+    def embed(self, texts):
+        out = np.zeros((len(texts), D), np.float32)
+        for j, text in enumerate(texts):
+            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+            out[j] = np.random.default_rng(seed).normal(size=D)
+        return out
+
+
+def _fit_and_predict(df, task):
+    """Split ``df``, build its text features the way ``evaluate`` does, fit, and answer on val and test."""
+    from textinterest.experiments import build_text_features
+
+    split = split_interactions(df)
+    feats = build_text_features(split.train, HashExtractor(), sentiment=np.tanh(split.train.rating.to_numpy() - 3.0))
+    rec = InterestRecommender(features=feats, **tiny(task, epochs=1)).fit(split.train, split.val)
+    if task == "rating":
+        return rec, np.concatenate([rec.predict(split.val), rec.predict(split.test)])
+    return rec, rec.score_items(pd.unique(split.test.user_id))
+
+
+@pytest.mark.parametrize("task", ["rating", "ranking"])
+def test_validation_and_test_reviews_are_never_inputs(world, task):
+    # Held-out rows are changed in the interaction table itself (texts, summaries, validation ratings),
+    # so the change goes through splitting, text features, fitting (validation for early stopping) and
+    # prediction. With one epoch early stopping has no choice, so a model free of leakage answers alike.
     df, vectors, topics, split = world
-    train = split.train
-    rec = InterestRecommender(features=features_for(train, vectors), **tiny("rating", epochs=1)).fit(train, split.val)
-    before_val, before_test = rec.predict(split.val), rec.predict(split.test)
-    item_text = rec.module.item_text.clone()
-    # the features hold training rows only: changing every held-out review leaves them as they are
-    other = vectors.copy()
     held = np.concatenate([split.val.index, split.test.index])
-    other[held] = -other[held] + 7.0
-    rec._set_features(features_for(train, other))
-    torch.testing.assert_close(rec.module.item_text, item_text)
-    np.testing.assert_allclose(rec.predict(split.val), before_val)
-    np.testing.assert_allclose(rec.predict(split.test), before_test)
+    changed = df.copy()
+    changed.loc[held, "text"] = [f"a different review {j}" for j in range(len(held))]
+    changed.loc[held, "summary"] = "a different summary"
+    changed.loc[split.val.index, "rating"] = 6.0 - changed.loc[split.val.index, "rating"]
+    rec, before = _fit_and_predict(df, task)
+    rec_changed, after = _fit_and_predict(changed, task)
+    torch.testing.assert_close(rec_changed.module.item_text, rec.module.item_text)
+    np.testing.assert_array_equal(after, before)
+    # control: one training review changed the same way does change the answers
+    control = df.copy()
+    control.loc[split.train.index[:3], "text"] = "a different review"
+    _, moved = _fit_and_predict(control, task)
+    assert np.abs(moved - before).max() > 1e-6
 
 
 def test_item_text_vectors_are_training_means(world):

@@ -194,11 +194,16 @@ def test_train_last_layers_freezes_the_rest(tiny_bert):
 
 def test_early_stopping_respects_patience(tiny_bert):
     x, y = toy_task(16)
-    # lr 0: validation F1 never improves after epoch 1, so patience=1 stops after epoch 2
-    clf = SentimentClassifier(str(tiny_bert), epochs=5, batch_size=8, device="cpu", lr=0.0, patience=1)
+    # a negligible lr: validation F1 never improves after epoch 1, so patience=1 stops after epoch 2
+    clf = SentimentClassifier(str(tiny_bert), epochs=5, batch_size=8, device="cpu", lr=1e-12, patience=1)
     clf.fit(x, y, x, y)
     assert len(clf.history_) == 2
     assert clf.best_epoch_ == 1
+
+
+def test_learning_rate_must_be_positive():
+    with pytest.raises(ValueError, match="lr"):
+        SentimentClassifier("unused", lr=0.0)
 
 
 def test_frozen_mode_learns_and_roundtrips(tiny_bert, tmp_path):

@@ -21,6 +21,7 @@ _SUBMODULES = {
     "models",
     "training",
     "reporting",
+    "reproduce",
     "cli",
 }
 

@@ -1,10 +1,10 @@
 """Baselines: global mean, popularity and Surprise algorithms behind one DataFrame API.
 
-Every model has ``fit(train_df) -> self`` and, where it applies,
-``predict(df) -> np.ndarray`` (ratings) and ``score_items(user_ids) -> np.ndarray``
-(one row of scores per user over ``model.item_index``, for full ranking).
-``predicts_ratings`` / ``ranks_items`` say which apply; :func:`run_baselines` leaves out the
-metrics that do not.
+Every model implements :class:`textinterest.models.base.Recommender`: ``fit(train_df) -> self``
+(a validation table, if given, is not used) and, where it applies, ``predict(df) -> np.ndarray``
+(ratings) and ``score_items(user_ids) -> np.ndarray`` (one row of scores per user over
+``model.item_index``, for full ranking). ``model.capabilities.rating`` / ``.ranking`` say which
+apply; :func:`run_baselines` leaves out the metrics that do not.
 
 Surprise models are trained with ``Dataset.load_from_df`` + ``build_full_trainset`` on the
 rated training rows (rows with a NaN rating are left out and counted). ``predict`` calls
@@ -45,6 +45,7 @@ import scipy.sparse as sp
 
 from textinterest.constants import ITEM_COL, RANKING_KS, RATING_COL, RATING_SCALE, SEED, USER_COL
 from textinterest.evaluation import IdIndex, evaluate_ranking, mae, rmse
+from textinterest.models.base import Capabilities, Recommender
 
 __all__ = [
     "GlobalMean",
@@ -79,12 +80,11 @@ KNN_DENSE_LIMIT = 50_000_000  # max n_users * n_items for the vectorized KNNBase
 _KNN_BATCH_CELLS = 5_000_000  # neighbours x items x users per vectorized KNN block
 
 
-class _Base:
+class _Base(Recommender):
     """Shared fitting bookkeeping: id indices over *all* training rows and item counts."""
 
     name: str = "base"
-    predicts_ratings: bool = True
-    ranks_items: bool = True
+    capabilities = Capabilities(rating=True, ranking=True)
 
     def __init__(self, rating_scale: tuple[float, float] = RATING_SCALE):
         self.rating_scale = (float(rating_scale[0]), float(rating_scale[1]))
@@ -138,14 +138,6 @@ class _Base:
         if not hasattr(self, "item_index"):
             raise RuntimeError(f"{self.name}: call fit() first")
 
-    def predict(self, df: pd.DataFrame) -> np.ndarray:
-        """Predicted ratings for the (user, item) rows of ``df``."""
-        raise NotImplementedError(f"{self.name} does not predict ratings")
-
-    def score_items(self, user_ids: Sequence) -> np.ndarray:
-        """Scores (len(user_ids), len(item_index)) for full ranking, higher = better."""
-        raise NotImplementedError(f"{self.name} does not rank items")
-
     def _popularity_rows(self, n: int) -> np.ndarray:
         return np.broadcast_to(self.item_counts_, (n, len(self.item_counts_))).copy()
 
@@ -158,10 +150,10 @@ class GlobalMean(_Base):
     """
 
     name = "GlobalMean"
-    ranks_items = False
+    capabilities = Capabilities(rating=True, ranking=False)
 
-    def fit(self, train: pd.DataFrame) -> "GlobalMean":
-        """Store the mean of the rated training rows."""
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, **inputs: Any) -> "GlobalMean":
+        """Store the mean of the rated training rows (``val`` and ``inputs`` are not used)."""
         self._prepare(train)
         return self
 
@@ -180,10 +172,10 @@ class Popularity(_Base):
     """
 
     name = "Popularity"
-    predicts_ratings = False
+    capabilities = Capabilities(rating=False, ranking=True)
 
-    def fit(self, train: pd.DataFrame) -> "Popularity":
-        """Count training interactions per item."""
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, **inputs: Any) -> "Popularity":
+        """Count training interactions per item (``val`` and ``inputs`` are not used)."""
         self._prepare(train, need_ratings=False)
         return self
 
@@ -217,14 +209,20 @@ class SurpriseModel(_Base):
             self.params.setdefault("random_state", seed)
         if name in _QUIET:
             self.params.setdefault("verbose", False)
-        self.ranks_items = name in _RANKABLE
+        self.capabilities = Capabilities(rating=True, ranking=name in _RANKABLE)
 
     @property
     def _user_based(self) -> bool:
         return bool(self.params.get("sim_options", {}).get("user_based", True))
 
-    def fit(self, train: pd.DataFrame) -> "SurpriseModel":
-        """Fit on the rated rows of ``train`` (NaN ratings left out, ``n_unrated_dropped_``)."""
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, **inputs: Any) -> "SurpriseModel":
+        """Fit on the rated rows of ``train`` (NaN ratings left out, ``n_unrated_dropped_``).
+
+        Args:
+            train: training interactions.
+            val: not used (Surprise algorithms have no early stopping).
+            **inputs: not used.
+        """
         import surprise
 
         rated = self._prepare(train)
@@ -253,7 +251,7 @@ class SurpriseModel(_Base):
         self._item_inner = inner_items.index_of(self.item_index.ids)
         self._rng = np.random.default_rng(self.seed)
         if self.name == "KNNBaseline" and self._user_based and trainset.n_users * trainset.n_items > KNN_DENSE_LIMIT:
-            self.ranks_items = False
+            self.capabilities = Capabilities(rating=True, ranking=False)
         return self
 
     # ----------------------------------------------------------------- rating prediction
@@ -294,7 +292,7 @@ class SurpriseModel(_Base):
             (len(user_ids), len(item_index)) float64 scores.
         """
         self._check_fitted()
-        if not self.ranks_items:
+        if not self.capabilities.ranking:
             raise NotImplementedError(f"{self.name}: score_items is not available for this model/size")
         inner = self._inner_users.index_of(np.asarray(user_ids, dtype=object))
         algo, ts = self.algo_, self.trainset_
@@ -482,14 +480,14 @@ def run_baselines(
         model.fit(split.train)
         row: dict = {"model": model.name, "fit_seconds": time.perf_counter() - start}
         start = time.perf_counter()
-        if model.predicts_ratings and RATING_COL in target.columns:
+        if model.capabilities.rating and RATING_COL in target.columns:
             rated = target[target[RATING_COL].notna()]
             if len(rated):
                 pred = model.predict(rated)
                 truth = rated[RATING_COL].to_numpy(dtype=np.float64)
                 row.update(rmse=rmse(truth, pred), mae=mae(truth, pred), n_rated=int(len(rated)),
                            n_fallback=int(model.n_fallback_))
-        if model.ranks_items and len(target):
+        if model.capabilities.ranking and len(target):
             user_ids = model.user_index.ids
 
             def score_fn(positions: np.ndarray, _model=model, _ids=user_ids) -> np.ndarray:
@@ -537,7 +535,7 @@ def cross_validate_ratings(
         truth = fold.test[RATING_COL].to_numpy(dtype=np.float64)
         for spec in models:
             model = make_model(spec, seed=seed, rating_scale=rating_scale) if isinstance(spec, str) else spec
-            if not model.predicts_ratings:
+            if not model.capabilities.rating:
                 raise ValueError(f"{model.name} does not predict ratings")
             start = time.perf_counter()
             model.fit(fold.train)

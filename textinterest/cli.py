@@ -5,10 +5,16 @@ Sub-commands::
     textinterest data summary NAME [--json] [--data-home DIR] [--download]
     textinterest baselines NAME [--split leave-last-out|temporal|random] [--seed N] [--json]
     textinterest evaluate NAME [--split ...] [--seeds 3] [--json]
-    textinterest benchmark embed [--n N] [--json]
-    textinterest reproduce [--profile smoke|full] [--dataset NAME] [--output DIR] [--force]
+    textinterest benchmark NAME [options]   (embed, cache_verify, joint_frozen_cache, ...)
+    textinterest reproduce [--profile smoke|full] [--dataset NAME] [--output DIR] [--force] [--verify-data]
 
 Each handler imports what it needs when it runs, so ``textinterest --help`` stays instant.
+
+Errors: every argument is checked when parsed (``textinterest.cli_types``), so a bad value, an
+unwritable ``--output`` or an unknown ``--encoder`` stops the command before any work. A user error
+met later (bad data, a missing or unreadable file, an unknown data set) ends the command with exit
+status 2 and one line on stderr; ``textinterest --debug ...`` shows the traceback instead. Anything
+else is a bug and shows its traceback.
 """
 
 from __future__ import annotations
@@ -16,25 +22,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Sequence
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
+from textinterest import cli_types as types
 from textinterest.constants import SEED, SPLITS
 
 
 def _print_json(payload: Any) -> None:
-    print(json.dumps(payload, indent=2, sort_keys=False, default=_json_default))
+    from textinterest.utils import json_default
 
-
-def _json_default(value: Any) -> Any:
-    # numpy scalars and arrays, Paths
-    if hasattr(value, "item") and callable(value.item):
-        try:
-            return value.item()
-        except (TypeError, ValueError):
-            pass
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
+    print(json.dumps(payload, indent=2, sort_keys=False, default=json_default))
 
 
 def _fmt(value: Any) -> str:
@@ -72,16 +72,30 @@ def results_markdown(results: Sequence[dict], columns: Sequence[str] | None = No
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="data set name, e.g. amazon:Musical_Instruments, synthetic")
-    parser.add_argument("--data-home", default=None, help="folder laid out like the shared data folder (default: $TEXTINTEREST_DATA, else the user cache)")
-    parser.add_argument("--download", action="store_true", help="download a missing file from its publisher (hash-checked)")
+    parser.add_argument("--data-home", default=None, type=types.existing_dir,
+                        help="folder laid out like the shared data folder "
+                             "(default: $TEXTINTEREST_DATA, else the user cache)")
+    parser.add_argument("--download", action="store_true",
+                        help="download a missing file from its publisher (hash-checked)")
+    parser.add_argument("--errors", choices=("raise", "drop"), default="raise",
+                        help="a bad record stops the command (raise) or is dropped and counted in the cleaning report")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="use data files even when their hash differs from the registry's")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def _load_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``load_dataset`` options from ``--errors`` / ``--no-verify`` (synthetic data takes neither)."""
+    if args.name.strip() == "synthetic":
+        return {}
+    return {"errors": args.errors, "verify": not args.no_verify}
 
 
 def _cmd_data_summary(args: argparse.Namespace) -> int:
     from textinterest.datasets import dataset_summary, load_dataset
     from textinterest.datasets.summary import format_summary
 
-    ds = load_dataset(args.name, args.data_home, download=args.download, kcore=args.kcore)
+    ds = load_dataset(args.name, args.data_home, download=args.download, kcore=args.kcore, **_load_options(args))
     summary = dataset_summary(ds)
     if args.json:
         _print_json(summary)
@@ -98,7 +112,7 @@ def _cmd_baselines(args: argparse.Namespace) -> int:
     from textinterest.datasets import load_dataset
     from textinterest.datasets.splits import split_interactions
 
-    ds = load_dataset(args.name, args.data_home, download=args.download)
+    ds = load_dataset(args.name, args.data_home, download=args.download, **_load_options(args))
     split = split_interactions(ds.interactions, args.split, seed=args.seed)
     models = args.models.split(",") if args.models else None
     results = run_baselines(split, models=models, seed=args.seed)
@@ -114,7 +128,8 @@ def _cmd_baselines(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(payload)
     else:
-        print(f"{args.name} · {args.split} · train {payload['n_train']:,} · val {payload['n_val']:,} · test {payload['n_test']:,}")
+        print(f"{args.name} · {args.split} · train {payload['n_train']:,} · val {payload['n_val']:,} "
+              f"· test {payload['n_test']:,}")
         columns = [c for c in BASELINE_COLUMNS if any(c in r for r in results)]
         print(results_markdown(results, columns))
     return 0
@@ -123,7 +138,12 @@ def _cmd_baselines(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from textinterest.experiments import format_results_table, run_evaluation
 
-    seeds = tuple(range(args.seeds)) if args.seed_list is None else tuple(int(s) for s in args.seed_list.split(","))
+    seeds = tuple(range(args.seeds)) if args.seed_list is None else args.seed_list
+    dataset = None
+    if args.errors != "raise" or args.no_verify or args.download:  # options run_evaluation's own loading lacks
+        from textinterest.datasets import load_dataset
+
+        dataset = load_dataset(args.name, args.data_home, download=args.download, **_load_options(args))
     result = run_evaluation(
         args.name,
         split=args.split,
@@ -134,8 +154,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         max_users=args.max_users,
         json_out=args.output,
         models=args.models.split(",") if args.models else None,
-        tasks=tuple(args.tasks.split(",")),
+        tasks=tuple(args.tasks),
         epochs=args.epochs,
+        dataset=dataset,
         progress=None if args.json else True,
     )
     if args.json:
@@ -145,96 +166,166 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_benchmark_embed(args: argparse.Namespace) -> int:
-    from textinterest.benchmarks import run_embed_benchmark
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from textinterest.benchmarks import run
 
-    result = run_embed_benchmark(n=args.n, max_length=args.max_length, batch_size=args.batch_size,
-                                 repeats=args.repeats, json_out=args.output, verbose=not args.json,
-                                 cache_n=args.cache_n)
-    if args.json:
-        _print_json(result)
-    return 0
+    return run(args.benchmark_name, args.benchmark_args)
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from textinterest.reporting import reproduce
+    from textinterest import reproduce
 
     gpu = {"auto": None, "gpu": True, "cpu": False}[args.settings]
-    return reproduce(profile=args.profile, dataset=args.dataset, output=args.output,
-                     notebooks_dir=args.notebooks_dir, only=args.only, reuse=not args.force, gpu=gpu)
+    try:
+        return reproduce.reproduce(profile=args.profile, dataset=args.dataset, output=args.output,
+                                   notebooks_dir=args.notebooks_dir, only=args.only, reuse=not args.force, gpu=gpu,
+                                   verify_data=args.verify_data)
+    except KeyboardInterrupt:  # before the run could record anything (reproduce handles it once running)
+        print("\ntextinterest: interrupted", file=sys.stderr)
+        return reproduce.EXIT_INTERRUPTED
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="textinterest", description="Recommendations from what users write.")
+    parser = _Parser(prog="textinterest", description="Recommendations from what users write.")
     from textinterest import __version__
 
     parser.add_argument("--version", action="version", version=f"textinterest {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = commands.add_parser("data", help="inspect data sets")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     summary = data_commands.add_parser("summary", help="counts, time span, ratings and the cleaning report")
     _add_data_arguments(summary)
-    summary.add_argument("--kcore", type=int, default=None, help="re-apply a k-core filter after cleaning")
+    summary.add_argument("--kcore", type=types.positive_int, default=None,
+                         help="re-apply a k-core filter after cleaning")
     summary.set_defaults(handler=_cmd_data_summary)
+
+    from textinterest.models import registry
 
     baselines = commands.add_parser("baselines", help="train and evaluate the CF baselines on one split")
     _add_data_arguments(baselines)
     baselines.add_argument("--split", choices=SPLITS, default="leave-last-out")
-    baselines.add_argument("--seed", type=int, default=SEED)
-    baselines.add_argument("--models", default=None, help="comma-separated subset, e.g. SVD,BaselineOnly")
+    baselines.add_argument("--seed", type=types.seed, default=SEED)
+    baselines.add_argument("--models", default=None,
+                           help=f"comma-separated subset of {','.join(registry.groups()['baselines'])}")
     baselines.set_defaults(handler=_cmd_baselines)
 
     evaluate = commands.add_parser("evaluate", help="the interest model, its ablations and all baselines, over seeds")
     _add_data_arguments(evaluate)
     evaluate.add_argument("--split", choices=SPLITS, default="leave-last-out")
-    evaluate.add_argument("--seeds", type=int, default=3, help="run seeds 0..N-1")
-    evaluate.add_argument("--seed-list", default=None, help="explicit comma-separated seeds (overrides --seeds)")
-    evaluate.add_argument("--encoder", default="default", help="'default' (packaged MiniLM), a Hugging Face id or a local folder")
-    evaluate.add_argument("--device", default="auto")
-    evaluate.add_argument("--max-users", type=int, default=None, help="subsample users (quick runs)")
-    evaluate.add_argument("--models", default=None, help="comma-separated subset (default: all but interest+joint), e.g. baselines,mf,interest,interest+joint")
-    evaluate.add_argument("--tasks", default="rating,ranking", help="rating and/or ranking")
-    evaluate.add_argument("--epochs", type=int, default=None, help="cap on training epochs")
-    evaluate.add_argument("--output", default=None, help="also write the JSON result here")
+    evaluate.add_argument("--seeds", type=types.positive_int, default=3, help="run seeds 0..N-1")
+    evaluate.add_argument("--seed-list", type=types.seed_list, default=None,
+                          help="explicit comma-separated seeds (overrides --seeds)")
+    evaluate.add_argument("--encoder", type=types.encoder_name, default="default",
+                          help="'default' (packaged MiniLM), a Hugging Face id or a local folder")
+    evaluate.add_argument("--device", type=types.device, default="auto")
+    evaluate.add_argument("--max-users", type=types.positive_int, default=None, help="subsample users (quick runs)")
+    evaluate.add_argument("--models", default=None,
+                          help=f"comma-separated models or groups of the model registry (default: "
+                               f"{','.join(registry.default_names())}); valid: {', '.join(registry.valid_names())}")
+    evaluate.add_argument("--tasks", type=types.name_list(("rating", "ranking")), default="rating,ranking",
+                          help="rating and/or ranking")
+    evaluate.add_argument("--epochs", type=types.positive_int, default=None, help="cap on training epochs")
+    evaluate.add_argument("--output", type=types.writable_file, default=None, help="also write the JSON result here")
     evaluate.set_defaults(handler=_cmd_evaluate)
 
-    benchmark = commands.add_parser("benchmark", help="performance benchmarks")
-    bench_commands = benchmark.add_subparsers(dest="benchmark_command", required=True, metavar="WHAT")
-    embed = bench_commands.add_parser("embed", help="embedding throughput: naive fp32 vs the fast paths, and the cache")
-    embed.add_argument("--n", type=int, default=512, help="number of texts")
-    embed.add_argument("--max-length", type=int, default=128)
-    embed.add_argument("--batch-size", type=int, default=32)
-    embed.add_argument("--repeats", type=int, default=3)
-    embed.add_argument("--cache-n", type=int, default=None, help="texts for the cold/warm cache timing (default: --n)")
-    embed.add_argument("--output", default=None, help="also write the JSON result here")
-    embed.add_argument("--json", action="store_true")
-    embed.set_defaults(handler=_cmd_benchmark_embed)
+    from textinterest.benchmarks import NAMES as BENCHMARKS
+
+    benchmark = commands.add_parser(
+        "benchmark", help="performance benchmarks (textinterest benchmark NAME --help)",
+        description="Run one benchmark; its options follow its name (textinterest benchmark NAME --help).",
+    )
+    benchmark.add_argument("benchmark_name", metavar="NAME", choices=BENCHMARKS, help=", ".join(BENCHMARKS))
+    benchmark.add_argument("benchmark_args", nargs=argparse.REMAINDER, metavar="...", help="the benchmark's options")
+    benchmark.set_defaults(handler=_cmd_benchmark)
 
     reproduce = commands.add_parser("reproduce", help="run every notebook with papermill and build reports/")
     reproduce.add_argument("--profile", default="smoke", help="parameter preset in notebooks/params/ (smoke or full)")
     reproduce.add_argument("--dataset", default=None, help="override the DATASET parameter of every notebook")
-    reproduce.add_argument("--output", default="reports", help="reports folder (a sub-folder per profile)")
-    reproduce.add_argument("--notebooks-dir", default=None)
+    reproduce.add_argument("--output", type=types.writable_dir, default="reports",
+                           help="reports folder (a sub-folder per profile)")
+    reproduce.add_argument("--notebooks-dir", type=types.existing_dir, default=None)
     reproduce.add_argument("--only", default=None, help="comma-separated notebook name prefixes, e.g. 00,03")
     reproduce.add_argument("--force", action="store_true",
                            help="execute every notebook, even those whose last run had the same inputs")
+    reproduce.add_argument("--verify-data", action="store_true",
+                           help="rehash every data file instead of trusting the cached content hashes")
     reproduce.add_argument("--settings", choices=("auto", "gpu", "cpu"), default="auto",
-                           help="the profile's GPU settings or its 'without_gpu' ones (auto: GPU settings when CUDA is available)")
+                           help="the profile's GPU settings or its 'without_gpu' ones "
+                                "(auto: GPU settings when CUDA is available)")
     reproduce.set_defaults(handler=_cmd_reproduce)
     return parser
 
 
+def _user_error(error: BaseException) -> bool:
+    """True for an error the user can fix from its message alone (bad data, a file, a name); False for a bug."""
+    from textinterest.datasets.base import (
+        ChecksumMismatchError,
+        DataFormatError,
+        DataNotFoundError,
+        UnknownDatasetError,
+    )
+
+    if isinstance(error, (DataFormatError, DataNotFoundError, ChecksumMismatchError, UnknownDatasetError)):
+        return True
+    if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
+        return error.filename is not None or bool(error.args and isinstance(error.args[0], str))
+    if isinstance(error, (ValueError, KeyError)) and error.__traceback__ is not None:
+        # The package checks its inputs with ValueError/KeyError and a message saying what is wrong; the
+        # same classes raised inside numpy, pandas or torch are bugs of ours and keep their traceback.
+        package = Path(__file__).resolve().parent
+        innermost = traceback.extract_tb(error.__traceback__)[-1]
+        return package in Path(innermost.filename).resolve().parents
+    return False
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's message on one line (multi-line messages are joined with ' | ')."""
+    if isinstance(error, KeyError) and error.args:
+        message = str(error.args[0])
+    elif isinstance(error, OSError) and error.filename is not None and error.strerror:
+        message = f"{error.filename}: {error.strerror}"
+    else:
+        message = str(error) or type(error).__name__
+    return " | ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
+def _accept_debug_anywhere(parser: argparse.ArgumentParser) -> None:
+    """Let ``--debug`` follow the sub-command too (``textinterest evaluate NAME --debug``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                if not any(isinstance(a, argparse._SubParsersAction) for a in sub._actions):
+                    # SUPPRESS: a leaf that is not given --debug leaves the global flag's value alone
+                    sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                                     help="show the traceback of an error instead of one line")
+                _accept_debug_anywhere(sub)
+
+
+_Parser = types.OneLineParser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``textinterest`` console command; returns the exit status."""
+    """Entry point of the ``textinterest`` console command; returns the exit status.
+
+    Exit status: 0 success, 2 a user error (one line on stderr, or the traceback with ``--debug``),
+    130 interrupted; a bug raises with its traceback.
+    """
     parser = build_parser()
+    _accept_debug_anywhere(parser)
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except (FileNotFoundError, ValueError, KeyError) as error:
-        # Data and parameter errors are the user's to fix: one clear line, no traceback.
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"textinterest: error: {message}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("textinterest: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if args.debug or not _user_error(error):
+            raise
+        print(f"textinterest: error: {_one_line(error)}", file=sys.stderr)
         return 2
 
 

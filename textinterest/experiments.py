@@ -8,10 +8,11 @@
    (cached on disk) -- validation and test texts are never embedded, so they cannot leak;
 3. score the sentiment of the training reviews with ``SentimentClassifier(mode="frozen")``
    fitted on training reviews only (a slice of train for its early stopping);
-4. train and evaluate, for every seed: the baselines (:func:`textinterest.baselines.run_baselines`),
-   ID-only MF, the ID-only sequential LSTM, the dynamic interest model and its ablations
-   (no text, no sentiment, no LSTM, K = 1, no CF term); early stopping and the small
-   hyper-parameter grid look at the validation split only;
+4. train and evaluate, for every seed, every selected model of :mod:`textinterest.models.registry`
+   (by default: the baselines, ID-only MF, the ID-only sequential LSTM, the dynamic interest model
+   and its ablations -- no text, no sentiment, no LSTM, K = 1, no CF term); early stopping and each
+   model's registered hyper-parameter grid look at the validation split only; a model whose
+   optional extra is not installed is listed under ``"skipped"`` with the reason;
 5. aggregate mean and standard deviation over seeds.
 
 :func:`format_results_table` renders the result as a markdown table.
@@ -25,14 +26,26 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from textinterest.constants import ITEM_COL, ITEM_TEXT_COL, RANKING_KS, RATING_COL, SEED, SUMMARY_COL, TEXT_COL, USER_COL
+from textinterest.constants import (
+    ITEM_COL,
+    ITEM_TEXT_COL,
+    RANKING_KS,
+    RATING_COL,
+    SEED,
+    SUMMARY_COL,
+    TEXT_COL,
+    USER_COL,
+)
+from textinterest.models import registry as _registry
+from textinterest.models.registry import INTEREST_GRID, INTEREST_VARIANTS
+from textinterest.utils import atomic_write_text, json_default, markdown_table
 
 __all__ = [
     "INTEREST_VARIANTS",
@@ -45,27 +58,12 @@ __all__ = [
     "format_results_table",
 ]
 
-# name -> InterestConfig overrides (the ablations of the full model)
-INTEREST_VARIANTS: dict[str, dict[str, Any]] = {
-    "interest": {},
-    "interest-no-text": {"use_text": False},
-    "interest-no-sentiment": {"use_sentiment": False},
-    "interest-no-lstm": {"use_lstm": False},
-    "interest-k1": {"n_components": 1},
-    "interest-no-cf": {"use_cf": False},
-}
-TORCH_BASELINES = ("mf", "seq-lstm")
-DEFAULT_MODELS = ("baselines",) + TORCH_BASELINES + tuple(INTEREST_VARIANTS)
-# Run only when asked for: the full model with its encoder fine-tuned jointly (a GPU job).
+# Names kept for existing imports; the registry (textinterest.models.registry) is the source.
+DEFAULT_MODELS = _registry.default_names()
 JOINT_MODEL = "interest+joint"
-VALID_MODELS = DEFAULT_MODELS + (JOINT_MODEL,)
+VALID_MODELS = _registry.valid_names()
+TUNING_GRID = INTEREST_GRID
 METRICS = ("rmse", "mae") + tuple(f"{m}@{k}" for k in RANKING_KS for m in ("hr", "ndcg")) + ("mrr",)
-
-# Small grid searched on the validation split (seed 0, full model); the choice is reused by the ablations.
-TUNING_GRID: tuple[dict[str, Any], ...] = (
-    {"dropout": 0.1, "hidden": 64},
-    {"dropout": 0.5, "hidden": 32},
-)
 
 
 def review_texts(df: pd.DataFrame) -> list[str]:
@@ -190,16 +188,22 @@ def _subsample_users(df: pd.DataFrame, max_users: int | None, seed: int) -> pd.D
 
 
 def _evaluate_model(model: Any, split: Any, task: str, ks: Sequence[int]) -> dict[str, float]:
+    """Test metrics of a fitted model for one task (empty when the model or the data cannot answer it)."""
     from textinterest.evaluation import evaluate_ranking, mae, rmse
 
     test = split.test
+    if not model.capabilities.serves(task):
+        return {}
     if task == "rating":
         rated = test[pd.to_numeric(test[RATING_COL], errors="coerce").notna()] if RATING_COL in test else test.iloc[:0]
         if not len(rated):
             return {}
         pred = model.predict(rated)
         truth = rated[RATING_COL].to_numpy(dtype=np.float64)
-        return {"rmse": rmse(truth, pred), "mae": mae(truth, pred), "n_fallback": int(model.n_fallback_)}
+        return {"rmse": rmse(truth, pred), "mae": mae(truth, pred), "n_rated": int(len(rated)),
+                "n_fallback": int(model.n_fallback_)}
+    if not len(test):
+        return {}
     ids = model.user_index.ids
     result = evaluate_ranking(lambda u: model.score_items(ids[u]), split.train, test, model.user_index, model.item_index, ks=ks)
     return {k: v for k, v in result.items() if k not in ("n_users", "n_items")}
@@ -226,6 +230,195 @@ def _aggregate(runs: list[dict[str, Any]], order: list[str]) -> list[dict[str, A
     return rows
 
 
+@dataclass
+class _Run:
+    """Everything one evaluation run shares between its stages."""
+
+    parts: Any
+    dataset: Any
+    specs: list[Any]
+    tasks: tuple[str, ...]
+    ks: tuple[int, ...]
+    device: str
+    epochs: int | None
+    options: dict[str, Any]
+    features: Any = None
+    chosen: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # model -> task -> params
+    extras: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def context(self, spec: Any, task: str, seed: int, params: dict[str, Any] | None = None) -> Any:
+        from textinterest.models.registry import BuildContext
+
+        config = None
+        if spec.train_defaults is not None:
+            over = {"seed": seed, "device": self.device, "progress": False}
+            if self.epochs is not None:
+                over["epochs"] = self.epochs
+            config = spec.train_config(**over)
+        if params is None:
+            source = spec.tuned_by or spec.name
+            params = self.chosen.get(source, {}).get(task, dict(_grid_of(source)[0]) if _grid_of(source) else {})
+        return BuildContext(task=task, seed=seed, train_config=config, params=dict(params), features=self.features,
+                            train=self.parts.train, dataset=self.dataset, options=self.options)
+
+
+def _grid_of(name: str) -> tuple[dict[str, Any], ...]:
+    from textinterest.models import registry
+
+    return tuple(registry.get(name).grid)
+
+
+def _check_arguments(tasks: tuple[str, ...], seeds: tuple[int, ...], sentiment: str, joint_layers: int | None,
+                     interest_config: dict[str, Any] | None) -> None:
+    bad = [t for t in tasks if t not in ("rating", "ranking")]
+    if bad or not tasks:
+        raise ValueError(f"tasks must be a non-empty subset of ('rating', 'ranking'), got {tasks}")
+    if joint_layers is not None and joint_layers < 0:
+        raise ValueError(f"joint_layers must be None (all layers) or >= 0, got {joint_layers}")
+    if sentiment not in ("frozen", "none"):
+        raise ValueError(f"sentiment must be 'frozen' or 'none', got {sentiment!r}")
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed")
+    if interest_config:
+        from textinterest.models.interest import InterestConfig
+
+        bad_fields = sorted(set(interest_config) - set(InterestConfig.__dataclass_fields__))
+        if bad_fields:
+            raise ValueError(f"interest_config has unknown InterestConfig field(s) {bad_fields}")
+
+
+def _text_features(run: _Run, extractor: Any, encoder: str, sentiment: str, progress: Any,
+                   timings: dict[str, float]) -> dict[str, Any]:
+    """Embed the training reviews (and score their sentiment) when a selected model reads text."""
+    if not any(spec.uses_text for spec in run.specs):
+        return {"status": "not needed"}
+    train = run.parts.train
+    t = time.perf_counter()
+    if extractor is None:
+        from textinterest.features import BertFeatureExtractor
+
+        extractor = BertFeatureExtractor(encoder, device=run.device, progress=bool(progress) if progress is not None else None)
+    _log(progress, f"embedding {len(train)} training reviews")
+    run.features = build_text_features(train, extractor, items=run.dataset.items)
+    timings["embed_seconds"] = time.perf_counter() - t
+    t = time.perf_counter()
+    info: dict[str, Any] = {"status": "not needed"}
+    if sentiment == "none":
+        info = {"status": "off", "reason": "sentiment='none'"}
+    elif any(spec.uses_sentiment for spec in run.specs):
+        _log(progress, "fitting the frozen sentiment classifier on training reviews")
+        scores, info = _sentiment_scores(train, run.features.texts, SEED, progress, encoder, run.device)
+        run.features = replace(run.features, sentiment=scores)
+    timings["sentiment_seconds"] = time.perf_counter() - t
+    return info
+
+
+def _tune(run: _Run, seed: int, progress: Any) -> dict[str, Any]:
+    """Search each selected spec's grid on the validation split (one seed); fills ``run.chosen``.
+
+    Returns:
+        The first tuned model's ``{"model", "grid", "chosen", "scores"}``, plus ``"by_model"`` for all.
+    """
+    by_model: dict[str, Any] = {}
+    for spec in run.specs:
+        if not spec.grid:
+            continue
+        record: dict[str, Any] = {"model": spec.name, "grid": [dict(g) for g in spec.grid], "chosen": {}, "scores": {}}
+        for task in (t for t in run.tasks if t in spec.tasks):
+            best = None
+            for j, cand in enumerate(spec.grid):
+                _log(progress, f"tuning {spec.name} ({task}) on validation: {dict(cand)}")
+                model = spec.build(run.context(spec, task, seed, dict(cand))).fit(run.parts.train, run.parts.val)
+                metric = model.train_result_.best_metric  # -RMSE or NDCG@10 on validation
+                record["scores"][f"{task}:{j}"] = metric
+                if best is None or metric > best[0]:
+                    best = (metric, dict(cand))
+            record["chosen"][task] = best[1]
+        run.chosen[spec.name] = record["chosen"]
+        by_model[spec.name] = record
+    first = next(iter(by_model.values()), {"grid": [], "chosen": {}, "scores": {}})
+    return {**first, "by_model": by_model}
+
+
+def _fit_and_test(spec: Any, run: _Run, seed: int, progress: Any) -> dict[str, Any]:
+    """One model, one seed: fit (once, or per task with validation) and test; the result row."""
+    row: dict[str, Any] = {"model": spec.name, "seed": seed}
+    model = None
+    for task in (t for t in run.tasks if t in spec.tasks):
+        t = time.perf_counter()
+        _log(progress, f"seed {seed}: {spec.name} ({task})")
+        if model is None or not spec.fit_once:
+            model = spec.build(run.context(spec, task, seed))
+            model.fit(run.parts.train, run.parts.val)
+        row.update(_evaluate_model(model, run.parts, task, run.ks))
+        result = getattr(model, "train_result_", None)
+        if result is not None:
+            row[f"{task}_epochs"] = int(result.best_epoch + 1)
+        if spec.report is not None:
+            from textinterest.models.registry import ReportContext
+
+            row.update(spec.report(model, ReportContext(task, seed, run.parts, run.dataset, run.extras)))
+        row[f"{task}_seconds"] = time.perf_counter() - t
+    return row
+
+
+def _environment(device: str) -> dict[str, Any]:
+    import torch
+
+    from textinterest.training import resolve_device
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "device": str(resolve_device(device)),
+            "threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
+
+
+def _result(run: _Run, name: str, split: str, df: pd.DataFrame, seeds: tuple[int, ...], runs: list[dict[str, Any]],
+            timings: dict[str, float], tuning: dict[str, Any], sentiment_info: dict[str, Any],
+            skipped: dict[str, str], max_users: int | None, progress: Any) -> dict[str, Any]:
+    """The result dict of :func:`run_evaluation` (see its docstring), with duplicate-text warnings."""
+    from textinterest.models import registry
+
+    parts, dataset, tasks, device = run.parts, run.dataset, run.tasks, run.device
+    train, val = parts.train, parts.val
+    encoder = run.options["encoder"]
+    duplicates = held_out_text_duplicates(train, val, parts.test)
+    warnings = []
+    if len(parts.test) and duplicates["test_same_user_text_in_train"] > 0.01 * len(parts.test):
+        warnings.append(
+            f"{duplicates['test_same_user_text_in_train']} of {len(parts.test)} test rows repeat a training review "
+            "of the same user word for word (e.g. one review posted for several product variants): models that "
+            "read the user's history can copy the rating, so these results overstate them"
+        )
+        _log(progress, "warning: " + warnings[-1])
+    # the hyper-parameters the first model with a grid (or borrowing one) trained with, per task
+    primary = next((spec for spec in run.specs if spec.grid or spec.tuned_by), None)
+    chosen = {task: run.context(primary, task, seeds[0]).params for task in tasks} if primary else {}
+    return {
+        "dataset": dataset.name if hasattr(dataset, "name") else name,
+        "split": split,
+        "n_train": int(len(train)),
+        "n_val": int(len(val)),
+        "n_test": int(len(parts.test)),
+        "n_users": int(df[USER_COL].nunique()),
+        "n_items": int(df[ITEM_COL].nunique()),
+        "max_users": max_users,
+        "seeds": list(seeds),
+        "tasks": list(tasks),
+        "results": _aggregate(runs, list(dict.fromkeys(r["model"] for r in runs))),
+        "runs": runs,
+        "timings": timings,
+        "cold_start": {**cold_start_counts(train, val, parts.test), **parts.info},
+        "duplicates": duplicates,
+        "warnings": warnings,
+        "skipped": skipped,
+        "sentiment": sentiment_info,
+        **run.extras,
+        "tuning": tuning,
+        "config": {"interest": asdict(registry.interest_base_config(train, dataset)), "chosen": chosen,
+                   "encoder": encoder},
+        "environment": _environment(device),
+    }
+
+
 def run_evaluation(
     name: str,
     *,
@@ -249,7 +442,7 @@ def run_evaluation(
     joint_max_length: int = 128,
     interest_config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate every model on one data set and one split, over several seeds.
+    """Evaluate every selected model of the registry on one data set and one split, over several seeds.
 
     Args:
         name: data set name for :func:`textinterest.datasets.load_dataset`.
@@ -257,17 +450,18 @@ def run_evaluation(
         seeds: training seeds (>= 3 for headline numbers); each seed retrains every model.
         data_home: data folder (default: ``$TEXTINTEREST_DATA``).
         encoder: text encoder for :class:`~textinterest.features.BertFeatureExtractor`.
-        models: subset of ``DEFAULT_MODELS`` ("baselines" = the Surprise / popularity set).
+        models: model or group names of :mod:`textinterest.models.registry` (default: its default
+            set; "baselines" = the Surprise / popularity set).
         tasks: "rating" and/or "ranking".
         max_users: evaluate on a seeded sample of this many users (quick runs).
         device: "auto", "cpu" or "cuda" for the torch models.
-        json_out: write the result here as JSON.
+        json_out: write the result here as JSON (atomically).
         progress: True prints stage messages to stderr (a callable receives them instead);
             None is quiet.
         ks: ranking cutoffs.
-        tune: pick dropout / hidden size of the interest model from ``TUNING_GRID`` on
-            validation RMSE (rating) / NDCG@10 (ranking), first seed; False uses the first entry.
-        epochs: cap on training epochs (default: each model's own).
+        tune: search each model's registered grid on validation RMSE (rating) / NDCG@10 (ranking),
+            first seed; False uses each grid's first entry.
+        epochs: cap on training epochs (default: each model's registered default).
         extractor: an object with ``embed(texts)`` replacing the BERT extractor (tests).
         dataset: an already loaded ``ReviewDataset`` (skips loading ``name``).
         sentiment: "frozen" (``SentimentClassifier(mode="frozen")`` fitted on training reviews)
@@ -281,40 +475,24 @@ def run_evaluation(
     Returns:
         ``{"dataset", "split", "n_train", "n_val", "n_test", "seeds", "tasks", "results": [one
         row per model with metric means and ``<metric>_std``], "runs": [per seed rows],
-        "timings": {...}, "cold_start": {...}, "sentiment": {...}, "tuning": {...},
+        "timings": {...}, "cold_start": {...}, "sentiment": {...}, "tuning": {...}, "skipped": {...},
         "config": {...}, "environment": {...}}``, plus ``"topic_recovery"`` (per seed and task,
         see :func:`~textinterest.models.interest.measure_topic_recovery`) on data with planted topics.
     """
     from textinterest.datasets.splits import split_interactions
-    from textinterest.models.cf import MFRecommender, SequentialRecommender
-    from textinterest.models.interest import InterestConfig, InterestRecommender
-    from textinterest.training import TrainConfig, resolve_device
+    from textinterest.models import registry
+    from textinterest.training import resolve_device
 
-    tasks = tuple(tasks)
-    bad = [t for t in tasks if t not in ("rating", "ranking")]
-    if bad or not tasks:
-        raise ValueError(f"tasks must be a non-empty subset of ('rating', 'ranking'), got {tasks}")
-    models = tuple(DEFAULT_MODELS if models is None else models)
-    unknown = [m for m in models if m not in VALID_MODELS]
-    if unknown:
-        raise ValueError(f"unknown model(s) {unknown}; valid values: {', '.join(VALID_MODELS)}")
-    if joint_layers is not None and joint_layers < 0:
-        raise ValueError(f"joint_layers must be None (all layers) or >= 0, got {joint_layers}")
-    if sentiment not in ("frozen", "none"):
-        raise ValueError(f"sentiment must be 'frozen' or 'none', got {sentiment!r}")
-    seeds = tuple(int(s) for s in seeds)
-    if not seeds:
-        raise ValueError("seeds must hold at least one seed")
+    tasks, seeds = tuple(tasks), tuple(int(s) for s in seeds)
+    specs = registry.resolve(models)
+    _check_arguments(tasks, seeds, sentiment, joint_layers, interest_config)
     resolve_device(device)
-    if interest_config:
-        known = set(InterestConfig.__dataclass_fields__)
-        bad_fields = sorted(set(interest_config) - known)
-        if bad_fields:
-            raise ValueError(f"interest_config has unknown InterestConfig field(s) {bad_fields}")
+    skipped = {spec.name: spec.missing() for spec in specs if spec.missing()}
+    specs = [spec for spec in specs if spec.name not in skipped]
+    for model_name, reason in skipped.items():
+        _log(progress, f"skipped {model_name}: {reason}")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-
-    # 1. data and split
     if dataset is None:
         from textinterest.datasets import load_dataset
 
@@ -325,201 +503,28 @@ def run_evaluation(
     timings["load_split_seconds"] = time.perf_counter() - t0
     train, val = parts.train, parts.val
     _log(progress, f"split {split}: train {len(train)}, val {len(val)}, test {len(parts.test)}")
+    options = {"encoder": encoder, "interest_config": interest_config, "joint_layers": joint_layers,
+               "joint_max_length": joint_max_length}
+    run = _Run(parts, dataset, specs, tasks, tuple(ks), device, epochs, options)
+    sentiment_info = _text_features(run, extractor, encoder, sentiment, progress, timings)
 
-    # 2-3. text features of the training rows only
-    needs_text = any(m.startswith("interest") and INTEREST_VARIANTS.get(m, {}).get("use_text", True) for m in models)
-    features, sentiment_info = None, {"status": "not needed"}
-    if needs_text:
-        t = time.perf_counter()
-        if extractor is None:
-            from textinterest.features import BertFeatureExtractor
-
-            extractor = BertFeatureExtractor(encoder, device=device, progress=bool(progress) if progress is not None else None)
-        texts = review_texts(train)
-        _log(progress, f"embedding {len(texts)} training reviews")
-        features = build_text_features(train, extractor, items=dataset.items)
-        timings["embed_seconds"] = time.perf_counter() - t
-        t = time.perf_counter()
-        if sentiment == "none":
-            sentiment_info = {"status": "off", "reason": "sentiment='none'"}
-        elif any(INTEREST_VARIANTS.get(m, {}).get("use_sentiment", True) for m in models if m.startswith("interest")):
-            _log(progress, "fitting the frozen sentiment classifier on training reviews")
-            scores, sentiment_info = _sentiment_scores(train, features.texts, SEED, progress, encoder, device)
-            features = replace(features, sentiment=scores)
-        timings["sentiment_seconds"] = time.perf_counter() - t
-
-    def train_config(seed: int, **over: Any) -> TrainConfig:
-        base = {"seed": seed, "device": device, "progress": False}
-        if epochs is not None:
-            base["epochs"] = epochs
-        base.update(over)
-        return TrainConfig(**base)
-
-    n_items = train[ITEM_COL].nunique()
-    gt = getattr(dataset, "ground_truth", None) or {}
-    # K = number of planted topics on generated data; sampled softmax (256 items) on larger catalogues
-    interest_base = InterestConfig(
-        n_components=len(gt["topics"]) if "topics" in gt else 4,
-        n_negatives=0 if n_items <= 512 else 256,
-    )
-
-    def make_interest(variant: str, task: str, seed: int, choice: dict[str, Any]) -> InterestRecommender:
-        l2, bias_l2 = MFRecommender.DEFAULT_REG[task]  # the CF term is regularised like ID-only MF
-        cfg = replace(interest_base, l2=l2, bias_l2=bias_l2, **choice)
-        cfg = replace(cfg, **(interest_config or {}))
-        cfg = replace(cfg, **INTEREST_VARIANTS.get(variant, {}))
-        tc = train_config(seed, epochs=epochs or 40, batch_size=64, lr=3e-3, patience=3)
-        if variant == JOINT_MODEL:
-            from textinterest.models.joint import JointInterestRecommender
-
-            return JointInterestRecommender(
-                cfg, features, task=task, train_config=replace(tc, batch_size=32), encoder=encoder,
-                train_layers=joint_layers, max_length=joint_max_length, name=variant,
-            )
-        return InterestRecommender(cfg, features if cfg.use_text else None, task=task, train_config=tc, name=variant)
-
-    # 4a. the small grid (validation only, seed 0 of the list)
-    choice = dict(TUNING_GRID[0])
-    tuning: dict[str, Any] = {"grid": list(TUNING_GRID), "chosen": {}, "scores": {}}
-    if tune and "interest" in models and len(val):
-        t = time.perf_counter()
-        for task in tasks:
-            best = None
-            for j, cand in enumerate(TUNING_GRID):
-                _log(progress, f"tuning interest ({task}) on validation: {cand}")
-                model = make_interest("interest", task, seeds[0], cand).fit(train, val)
-                metric = model.train_result_.best_metric  # -RMSE or NDCG@10 on validation
-                tuning["scores"][f"{task}:{j}"] = metric
-                if best is None or metric > best[0]:
-                    best = (metric, cand)
-            tuning["chosen"][task] = best[1]
+    t = time.perf_counter()
+    tuning = _tune(run, seeds[0], progress) if tune and len(val) else {"grid": [], "chosen": {}, "scores": {}}
+    if tuning["scores"]:
         timings["tuning_seconds"] = time.perf_counter() - t
-    chosen = {task: tuning["chosen"].get(task, choice) for task in tasks}
 
-    # 4b. every model, every seed
     runs: list[dict[str, Any]] = []
-    recovery: list[dict[str, Any]] = []
-    model_seconds: dict[str, float] = {}
-    order: list[str] = []
     for seed in seeds:
-        if "baselines" in models:
-            from textinterest.baselines import run_baselines
-
+        for spec in specs:
             t = time.perf_counter()
-            _log(progress, f"seed {seed}: baselines")
-            for row in run_baselines(parts, ks=ks, seed=seed):
-                keep = {k: v for k, v in row.items() if isinstance(v, (int, float, str))}
-                keep.update(seed=seed)
-                runs.append(keep)
-                if row["model"] not in order:
-                    order.append(row["model"])
-            model_seconds["baselines"] = model_seconds.get("baselines", 0.0) + time.perf_counter() - t
-        for mname in models:
-            if mname == "baselines":
-                continue
-            row: dict[str, Any] = {"model": mname, "seed": seed}
-            for task in tasks:
-                if mname == "seq-lstm" and task == "rating":
-                    continue
-                t = time.perf_counter()
-                _log(progress, f"seed {seed}: {mname} ({task})")
-                if mname == "mf":
-                    model = MFRecommender(task, train_config=train_config(seed, batch_size=256, lr=5e-3, patience=3, epochs=epochs or 60))
-                elif mname == "seq-lstm":
-                    model = SequentialRecommender(task, train_config=train_config(seed, batch_size=64, lr=3e-3, patience=3, epochs=epochs or 40))
-                else:
-                    model = make_interest(mname, task, seed, chosen[task])
-                model.fit(train, val)
-                row.update(_evaluate_model(model, parts, task, ks))
-                row[f"{task}_epochs"] = int(model.train_result_.best_epoch + 1)
-                elapsed = time.perf_counter() - t
-                row[f"{task}_seconds"] = elapsed
-                model_seconds[mname] = model_seconds.get(mname, 0.0) + elapsed
-                if mname == "interest" and task == "rating":
-                    row.update(_cold_rmse(model, parts))
-                if mname == "interest" and "review_topic" in gt:
-                    from textinterest.models.interest import measure_topic_recovery
-
-                    figures = measure_topic_recovery(model, dataset, next_df=val)
-                    recovery.append({"seed": seed, "task": task, **figures})
-            runs.append(row)
-            if mname not in order:
-                order.append(mname)
-    timings.update({f"{k}_seconds": v for k, v in model_seconds.items()})
-    duplicates = held_out_text_duplicates(train, val, parts.test)
-    warnings = []
-    if len(parts.test) and duplicates["test_same_user_text_in_train"] > 0.01 * len(parts.test):
-        warnings.append(
-            f"{duplicates['test_same_user_text_in_train']} of {len(parts.test)} test rows repeat a training review "
-            "of the same user word for word (e.g. one review posted for several product variants): models that "
-            "read the user's history can copy the rating, so these results overstate them"
-        )
-        _log(progress, "warning: " + warnings[-1])
+            runs.append(_fit_and_test(spec, run, seed, progress))
+            key = f"{spec.group or spec.name}_seconds"
+            timings[key] = timings.get(key, 0.0) + time.perf_counter() - t
     timings["total_seconds"] = time.perf_counter() - t0
-
-    import torch
-
-    result = {
-        "dataset": dataset.name if hasattr(dataset, "name") else name,
-        "split": split,
-        "n_train": int(len(train)),
-        "n_val": int(len(val)),
-        "n_test": int(len(parts.test)),
-        "n_users": int(df[USER_COL].nunique()),
-        "n_items": int(df[ITEM_COL].nunique()),
-        "max_users": max_users,
-        "seeds": list(seeds),
-        "tasks": list(tasks),
-        "results": _aggregate(runs, order),
-        "runs": runs,
-        "timings": timings,
-        "cold_start": {**cold_start_counts(train, val, parts.test), **parts.info},
-        "duplicates": duplicates,
-        "warnings": warnings,
-        "sentiment": sentiment_info,
-        **({"topic_recovery": recovery} if recovery else {}),
-        "tuning": tuning,
-        "config": {"interest": asdict(interest_base), "chosen": chosen, "encoder": encoder},
-        "environment": {
-            "python": platform.python_version(), "torch": torch.__version__,
-            "device": str(resolve_device(device)), "threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(),
-        },
-    }
+    result = _result(run, name, split, df, seeds, runs, timings, tuning, sentiment_info, skipped, max_users, progress)
     if json_out is not None:
-        path = Path(json_out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(result, indent=2, default=_json_default))
-        os.replace(tmp, path)
+        atomic_write_text(json_out, json.dumps(result, indent=2, default=json_default))
     return result
-
-
-def _cold_rmse(model: Any, parts: Any) -> dict[str, float]:
-    """Test RMSE of users with <= 2 training reviews and of the others."""
-    from textinterest.evaluation import rmse
-
-    test = parts.test[pd.to_numeric(parts.test[RATING_COL], errors="coerce").notna()]
-    if not len(test):
-        return {}
-    hist = model.history_length(test[USER_COL].to_numpy())
-    pred = model.predict(test)
-    truth = test[RATING_COL].to_numpy(dtype=np.float64)
-    out = {}
-    for key, sel in (("rmse_short_history", hist <= 2), ("rmse_long_history", hist > 2)):
-        if sel.any():
-            out[key] = rmse(truth[sel], pred[sel])
-    return out
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 def format_results_table(result: dict[str, Any], metrics: Sequence[str] = ("rmse", "mae", "hr@10", "ndcg@10", "mrr")) -> str:
@@ -531,14 +536,9 @@ def format_results_table(result: dict[str, Any], metrics: Sequence[str] = ("rmse
     """
     if "results" not in result:
         raise ValueError("result has no 'results' field (is it the output of run_evaluation?)")
-    header = ["model"] + [m.upper() for m in metrics]
-    lines = [
-        f"{result.get('dataset', '?')} · {result.get('split', '?')} · seeds {result.get('seeds')} · "
-        f"train/val/test {result.get('n_train')}/{result.get('n_val')}/{result.get('n_test')}",
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] + ["---:"] * len(metrics)) + "|",
-    ]
+    title = (f"{result.get('dataset', '?')} · {result.get('split', '?')} · seeds {result.get('seeds')} · "
+             f"train/val/test {result.get('n_train')}/{result.get('n_val')}/{result.get('n_test')}")
+    rows = []
     for row in result["results"]:
         cells = [str(row["model"])]
         for m in metrics:
@@ -547,5 +547,6 @@ def format_results_table(result: dict[str, Any], metrics: Sequence[str] = ("rmse
                 cells.append(f"{row[m]:.4f} ± {std:.4f}" if std is not None else f"{row[m]:.4f}")
             else:
                 cells.append("–")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    table = markdown_table(["model"] + [m.upper() for m in metrics], rows, align=["l"] + ["r"] * len(metrics))
+    return title + "\n\n" + table

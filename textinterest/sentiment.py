@@ -1,4 +1,5 @@
 """Review sentiment: labels from ratings, a BERT classifier and a TF-IDF baseline.
+(Above 600 lines on purpose: three classifiers sharing one fit/predict/save interface.)
 
 * :func:`sentiment_labels` maps star ratings to class labels (``-1`` = left out).
 * :class:`SentimentClassifier` either fine-tunes a Hugging Face encoder
@@ -18,7 +19,6 @@ import json
 import logging
 import math
 import os
-import random
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -135,19 +135,21 @@ def _score_from_proba(proba: np.ndarray) -> np.ndarray:
     return (proba[:, -1] - proba[:, 0]).astype(np.float64)
 
 
-def _set_seed(seed: int) -> None:
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(seed)
-
-
 # --------------------------------------------------------------------------------------------
 # Logistic-regression head shared by the frozen mode and the TF-IDF baseline
 # --------------------------------------------------------------------------------------------
+
+
+def _seed(seed: int) -> None:
+    from textinterest.training import set_seed  # imports torch: only when a model is fitted
+
+    set_seed(seed)
+
+
+def _device_name(device: str) -> str:
+    from textinterest.training import resolve_device
+
+    return str(resolve_device(device))
 
 
 def _fit_logistic(x: Any, y: np.ndarray, c: float, seed: int, max_iter: int = 2000) -> tuple[np.ndarray, np.ndarray]:
@@ -273,6 +275,8 @@ class SentimentClassifier:
             raise ValueError(f"class_weights must be 'balanced' or None, got {class_weights!r}")
         if mode == "frozen" and train_last_layers:
             raise ValueError("train_last_layers applies to mode='finetune' (use mode='finetune', train_last_layers=N)")
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr!r}")
         if epochs < 1 or batch_size < 1 or patience < 0 or train_last_layers < 0:
             raise ValueError("epochs and batch_size must be >= 1, patience and train_last_layers >= 0")
         self.model_name = model
@@ -287,7 +291,7 @@ class SentimentClassifier:
         self.class_weights = class_weights
         self.patience = patience
         self.seed = seed
-        self.device = BertFeatureExtractor._resolve_device(device)
+        self.device = _device_name(device)
         self.amp = amp
         self.train_last_layers = train_last_layers
         self.cache_dir = cache_dir
@@ -332,7 +336,7 @@ class SentimentClassifier:
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token or tok.unk_token
         tok.padding_side = "right"
-        _set_seed(self.seed)  # the new head's initial weights
+        _seed(self.seed)  # the new head's initial weights
         with quiet_transformers():
             model = AutoModelForSequenceClassification.from_pretrained(
                 source, revision=revision, num_labels=self.num_labels
@@ -421,7 +425,7 @@ class SentimentClassifier:
             raise ValueError("no training texts")
         weights = _balanced_weights(y, self.num_labels) if self.class_weights == "balanced" else None
         self.history_ = []
-        _set_seed(self.seed)
+        _seed(self.seed)
         if self.mode == "frozen":
             t0 = time.perf_counter()
             feats = self._features(x)
@@ -436,8 +440,12 @@ class SentimentClassifier:
 
     def _fit_finetune(self, x: list[str], y: np.ndarray, xv: list[str] | None, yv: np.ndarray | None,
                       weights: np.ndarray | None) -> None:
+        """Fine-tune through :class:`textinterest.training.Trainer` (AdamW without decay on biases and
+        norms, linear warm-up and decay per step, clipping at 1.0, early stopping on validation macro-F1)."""
         import torch
         from transformers import get_linear_schedule_with_warmup
+
+        from textinterest.training import TrainConfig, Trainer
 
         if self._model is None:
             self._load_finetune_model()
@@ -447,68 +455,51 @@ class SentimentClassifier:
         self._freeze_lower_layers()
         enc = self._tokenize(x)
         lengths = np.fromiter((len(ids) for ids in enc["input_ids"]), dtype=np.int64, count=len(x))
-        n_batches = math.ceil(len(x) / self.batch_size)
-        total = n_batches * self.epochs
+        total = math.ceil(len(x) / self.batch_size) * self.epochs
         decay, no_decay = [], []
         for name, p in model.named_parameters():
             if not p.requires_grad:
                 continue
             (no_decay if p.ndim < 2 or "norm" in name.lower() or name.endswith(".bias") else decay).append(p)
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=self.lr,
-        )
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(round(self.warmup_ratio * total)), total)
+        groups = [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         loss_fn = torch.nn.CrossEntropyLoss(
             weight=torch.as_tensor(weights, dtype=torch.float32, device=self.device) if weights is not None else None
         )
-        use_scaler = self.amp and self.device.startswith("cuda") and not torch.cuda.is_bf16_supported()
-        scaler = torch.amp.GradScaler("cuda") if use_scaler else None
         y_t = torch.as_tensor(y, device=self.device)
-        best_f1, best_state, bad_epochs = -1.0, None, 0
-        self.best_epoch_ = None
-        for epoch in range(1, self.epochs + 1):
-            t0 = time.perf_counter()
-            model.train()
-            total_loss, seen = 0.0, 0
-            for step, idx in enumerate(self._train_batches(lengths, epoch), start=1):
-                batch = self._batch(enc, idx)
-                with self._autocast():
-                    logits = model(**batch).logits
-                loss = loss_fn(logits.float(), y_t[torch.as_tensor(idx, device=self.device)])
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                    optimizer.step()
-                scheduler.step()
-                total_loss += float(loss.detach()) * len(idx)
-                seen += len(idx)
-                if step % 50 == 0:
-                    logger.info("epoch %d step %d/%d loss %.4f", epoch, step, n_batches, total_loss / seen)
-            record: dict[str, Any] = {"epoch": epoch, "train_loss": total_loss / max(seen, 1)}
-            if xv is not None and yv is not None:
-                record["val_macro_f1"] = macro_f1(yv, self.predict(xv), self.num_labels)
-            record["seconds"] = time.perf_counter() - t0
-            self.history_.append(record)
-            logger.info("epoch %d: %s", epoch, record)
-            if xv is None:
-                continue
-            if record["val_macro_f1"] > best_f1:
-                best_f1, bad_epochs, self.best_epoch_ = record["val_macro_f1"], 0, epoch
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            else:
-                bad_epochs += 1
-                if bad_epochs >= max(self.patience, 1):
-                    break
-        if best_state is not None:
-            model.load_state_dict(best_state)
+
+        def batches(epoch: int, rng: np.random.Generator) -> Any:
+            # length-bucketed shuffle seeded by seed + epoch (epochs count from 1 here, from 0 in the trainer)
+            for idx in self._train_batches(lengths, epoch + 1):
+                yield {**self._batch(enc, idx), "labels": y_t[torch.as_tensor(idx, device=self.device)]}
+
+        def loss(module: Any, batch: dict) -> Any:
+            inputs = {k: v for k, v in batch.items() if k != "labels"}
+            return loss_fn(module(**inputs).logits.float(), batch["labels"])
+
+        validate = None
+        if xv is not None and yv is not None:
+            def validate(module: Any) -> float:
+                return macro_f1(yv, self.predict(xv), self.num_labels)
+
+        config = TrainConfig(
+            epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size,
+            patience=max(self.patience, 1), seed=self.seed, device=self.device, amp=self.amp, grad_clip=1.0,
+            progress=False, min_delta=0.0,
+        )
+        result = Trainer(config).fit(
+            model, batches, loss, validate, maximize=True, param_groups=groups,
+            scheduler=lambda opt: get_linear_schedule_with_warmup(opt, int(round(self.warmup_ratio * total)), total),
+            batch_weight=lambda batch: len(batch["labels"]),
+            reseed=False,  # seeded before the classification head was initialised; dropout continues from there
+        )
+        self.history_ = [
+            {"epoch": int(r["epoch"]) + 1, "train_loss": r["loss"],
+             **({"val_macro_f1": r["val"]} if "val" in r else {}), "seconds": r["seconds"]}
+            for r in result.history
+        ]
+        for record in self.history_:
+            logger.info("epoch %d: %s", record["epoch"], record)
+        self.best_epoch_ = result.best_epoch + 1 if validate is not None else None
         model.eval()
 
     # -- predict ---------------------------------------------------------------------------

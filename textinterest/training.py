@@ -3,14 +3,17 @@
 What it does, and nothing more:
 
 - seeding (``random``, ``numpy``, ``torch``) so the same seed gives the same run on CPU;
-- a loop over epochs with AdamW, gradient clipping and tqdm progress (``TQDM_DISABLE=1`` silences it);
+- a loop over epochs with AdamW (optionally with caller-given parameter groups and a per-step
+  learning-rate schedule), gradient clipping and tqdm progress (``TQDM_DISABLE=1`` silences it);
 - CUDA when present, with ``torch.autocast`` (bf16 where the card supports it, else fp16 with a
   ``GradScaler``); plain fp32 on CPU, where bf16 autocast is slower;
 - early stopping on a validation metric, restoring the best weights at the end;
 - checkpoints as ``model.safetensors`` + ``config.json`` (:func:`save_model` / :func:`load_model`).
 
 A model plugs in with three callables: ``batches(epoch, rng)`` yields dicts of tensors,
-``loss(module, batch)`` returns a scalar tensor, ``validate(module)`` returns a float.
+``loss(module, batch)`` returns a scalar tensor, ``validate(module)`` returns a float. The
+recommenders (:mod:`textinterest.models`) and the sentiment fine-tune
+(:class:`textinterest.sentiment.SentimentClassifier`) all train through :class:`Trainer`.
 """
 
 from __future__ import annotations
@@ -197,6 +200,10 @@ class Trainer:
         *,
         maximize: bool = True,
         checkpoint_extra: dict[str, Any] | None = None,
+        param_groups: list[dict[str, Any]] | None = None,
+        scheduler: Callable[[torch.optim.Optimizer], Any] | None = None,
+        batch_weight: Callable[[Mapping[str, Any]], float] | None = None,
+        reseed: bool = True,
     ) -> TrainResult:
         """Run the loop; on return ``module`` holds the best weights (by ``validate``).
 
@@ -208,20 +215,32 @@ class Trainer:
                 after every epoch; None trains for ``epochs`` and keeps the last weights.
             maximize: whether a larger metric is better.
             checkpoint_extra: extra JSON-able fields written next to the checkpoint.
+            param_groups: AdamW parameter groups (e.g. no weight decay on biases and norms); default:
+                ``module.optimizer_groups(lr)`` when the module defines it, else all trainable parameters.
+            scheduler: ``scheduler(optimizer)`` -> a learning-rate scheduler stepped after every
+                optimisation step (e.g. linear warm-up and decay).
+            batch_weight: ``batch_weight(batch)`` -> the batch's weight in the epoch's mean loss
+                (e.g. its number of rows); default: every batch counts once.
+            reseed: seed ``random`` / ``numpy`` / ``torch`` with ``config.seed`` first; False keeps
+                the caller's generator state (a caller that seeded before building the module).
 
         Returns:
             A :class:`TrainResult`.
         """
         cfg = self.config
-        set_seed(cfg.seed)
+        if reseed:
+            set_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         module.to(self.device)
         params = [p for p in module.parameters() if p.requires_grad]
         if not params:
             raise ValueError(f"{type(module).__name__} has no trainable parameters")
         # a module may split its parameters into groups with their own learning rates
-        groups = module.optimizer_groups(cfg.lr) if callable(getattr(module, "optimizer_groups", None)) else params
+        groups = param_groups
+        if groups is None:
+            groups = module.optimizer_groups(cfg.lr) if callable(getattr(module, "optimizer_groups", None)) else params
         optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        schedule = scheduler(optimizer) if scheduler is not None else None
         scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         result = TrainResult(device=str(self.device), amp_dtype=str(self.amp_dtype) if self.amp_dtype else None)
         best_state: dict[str, torch.Tensor] | None = None
@@ -236,8 +255,9 @@ class Trainer:
             bar = tqdm(total=cfg.epochs, desc=type(module).__name__, leave=False)
         try:
             for epoch in range(cfg.epochs):
+                epoch_start = time.perf_counter()
                 module.train()
-                total, count = 0.0, 0
+                total, count = 0.0, 0.0
                 for batch in batches(epoch, rng):
                     batch = _to_device(batch, self.device)
                     optimizer.zero_grad(set_to_none=True)
@@ -251,9 +271,12 @@ class Trainer:
                         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                     scaler.step(optimizer)
                     scaler.update()
-                    total += float(value.detach())
-                    count += 1
-                record = {"epoch": float(epoch), "loss": total / max(count, 1)}
+                    if schedule is not None:
+                        schedule.step()
+                    weight = float(batch_weight(batch)) if batch_weight is not None else 1.0
+                    total += float(value.detach()) * weight
+                    count += weight
+                record = {"epoch": float(epoch), "loss": total / count if count else 0.0}
                 if validate is not None:
                     module.eval()
                     with torch.no_grad(), self.autocast():
@@ -268,10 +291,11 @@ class Trainer:
                             save_model(module, cfg.checkpoint_dir, extra={**(checkpoint_extra or {}), "epoch": epoch, "val": metric})
                     else:
                         bad_epochs += 1
+                record["seconds"] = time.perf_counter() - epoch_start
                 result.history.append(record)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix({k: round(v, 4) for k, v in record.items() if k != "epoch"})
+                    bar.set_postfix({k: round(v, 4) for k, v in record.items() if k not in ("epoch", "seconds")})
                 if validate is not None and cfg.patience and bad_epochs >= cfg.patience:
                     break
         finally:

@@ -38,6 +38,7 @@ from textinterest.datasets.parsing import (
     ErrorPolicy,
     check_errors_option,
     check_not_empty,
+    check_time_range,
     int_converter,
     make_frame,
     rating_converter,
@@ -61,7 +62,12 @@ GENRES = (
     "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
 )
 _RATING = rating_converter(1.0, 5.0, strings=True, integral=True)
-_TIMESTAMP = int_converter(strings=True)
+_SECONDS = int_converter(strings=True)
+
+
+def _to_timestamp(value: str) -> int:
+    """Unix seconds between 1990 and 2100, written as digits."""
+    return check_time_range(_SECONDS(value), value)
 
 
 def _sources(data_home: str | Path | None, download: bool, verify: bool) -> tuple[Callable[[str], bytes], str]:
@@ -91,7 +97,8 @@ def _sources(data_home: str | Path | None, download: bool, verify: bool) -> tupl
             if verify and hashlib.sha256(data).hexdigest() != expected:
                 raise ChecksumMismatchError(
                     f"{zip_path}: member {member} does not match the registry's sha256 {expected}; "
-                    "delete the archive and download it again, or pass verify=False."
+                    "delete the archive and download it again (download=True, or --download on the command "
+                    "line), or use it anyway with verify=False (--no-verify on the command line)."
                 )
             return data
 
@@ -110,7 +117,7 @@ def _parse_ratings(data: bytes, source: str, policy: ErrorPolicy) -> dict[str, l
     check_not_empty(data, source)
     columns: dict[str, list] = {USER_COL: [], ITEM_COL: [], RATING_COL: [], TIME_COL: [], ORDER_COL: []}
     names = (USER_COL, ITEM_COL, RATING_COL, TIME_COL)
-    converters = (to_id, to_id, _RATING, _TIMESTAMP)
+    converters = (to_id, to_id, _RATING, _to_timestamp)
     index = -1
     for line, raw in enumerate(data.split(b"\n"), start=1):
         if not raw.strip():

@@ -8,7 +8,8 @@ record and counts it in ``CleaningReport.dropped`` under its reason. Reasons:
 - ``"non_utf8"``: the record's bytes are not valid UTF-8;
 - ``"malformed_json"`` / ``"malformed_csv"`` / ``"malformed_line"``: the record cannot be parsed;
 - ``"missing_field:<name>"``: a required field is absent, null or empty;
-- ``"bad_value:<name>"``: a field has the wrong type or is out of range.
+- ``"bad_value:<name>"``: a field has the wrong type or is out of range (timestamps must lie in
+  1990-2100: milliseconds and absurd values are bad values, not dates centuries away).
 
 An empty file (no records at all) and a file where no record survives raise in both modes.
 """
@@ -64,7 +65,8 @@ class ErrorPolicy:
         if self.errors == "raise":
             where = f"{self.source}, line {line}" + (f", field {field!r}" if field else "")
             raise DataFormatError(
-                f"{where}: {detail} (pass errors='drop' to drop such records and count them)",
+                f"{where}: {detail} (errors='drop', or --errors drop on the command line, drops such records "
+                "and counts them)",
                 path=self.source, line=line, field=field, reason=reason,
             )
         self.report.add("dropped", reason)
@@ -85,6 +87,10 @@ def read_bytes(path: str | Path, member: str | None = None) -> bytes:
     path = Path(path)
     with open(path, "rb") as fh:
         magic = fh.read(4)
+    if path.suffix == ".gz" and magic[:2] != b"\x1f\x8b":
+        raise DataFormatError(f"{path}: not a gzip file (it does not start with the gzip signature 1f 8b); "
+                              "the file is corrupted or was saved under the wrong name", path=str(path),
+                              reason="not_gzip")
     try:
         if magic[:2] == b"\x1f\x8b":
             with gzip.open(path, "rb") as fh:
@@ -257,8 +263,15 @@ def _number(value: Any, *, integral: bool = False) -> float:
             value = float(value.strip())
         except ValueError:
             raise ValueError(f"expected a number, got {value!r}") from None
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not isinstance(value, (int, float)):
         raise ValueError(f"expected a number, got {value!r}")
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int beyond float range
+        finite = False
+    if not finite:
+        raise ValueError("expected a finite number, got " + ("an integer too large for a float" if isinstance(value, int)
+                                                           else repr(value)))
     if integral and float(value) != int(value):
         raise ValueError(f"expected a whole number, got {value!r}")
     return float(value)
@@ -344,15 +357,38 @@ def to_json_string(value: Any) -> str:
     raise ValueError(f"expected a JSON object, got {value!r:.40}")
 
 
+#: timestamps (UTC seconds) outside [TIME_MIN, TIME_MAX) are not review times: 1990-01-01 to 2100-12-31
+TIME_MIN = int(datetime(1990, 1, 1, tzinfo=timezone.utc).timestamp())
+TIME_MAX = int(datetime(2101, 1, 1, tzinfo=timezone.utc).timestamp())
+
+
+def check_time_range(seconds: float, value: Any) -> int:
+    """Return ``seconds`` as int when it lies in 1990-2100; else raise ValueError saying why.
+
+    Milliseconds (a value 1000 times too large for the range) and absurd magnitudes (which would
+    overflow a date) get their own explanation.
+
+    Args:
+        seconds: the timestamp in UTC seconds.
+        value: the source value, quoted in the message.
+    """
+    if TIME_MIN <= seconds < TIME_MAX:
+        return int(seconds)
+    if TIME_MIN <= seconds / 1000 < TIME_MAX:
+        raise ValueError(f"timestamp {value!r} looks like milliseconds; expected Unix seconds between 1990 and 2100")
+    unit = "" if isinstance(value, str) else " (expected Unix seconds)"
+    raise ValueError(f"timestamp {value!r} is outside 1990-2100{unit}")
+
+
 def unix_seconds(value: Any) -> int:
-    """A Unix timestamp in whole seconds (int, or a float with no fraction)."""
+    """A Unix timestamp in whole seconds (int, or a float with no fraction) between 1990 and 2100."""
     if isinstance(value, str):
         raise ValueError(f"expected an integer timestamp, got the string {value!r}")
-    return int(_number(value, integral=True))
+    return check_time_range(_number(value, integral=True), value)
 
 
 def datetime_converter(fmt: str) -> Callable[[Any], int]:
-    """A converter from a date string in ``fmt`` to UTC Unix seconds (naive dates are taken as UTC)."""
+    """A converter from a date string in ``fmt`` to UTC Unix seconds (naive dates are taken as UTC), 1990-2100."""
 
     def convert(value: Any) -> int:
         if not isinstance(value, str):
@@ -363,7 +399,7 @@ def datetime_converter(fmt: str) -> Callable[[Any], int]:
             raise ValueError(f"expected a date like {fmt!r}, got {value!r}") from None
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=timezone.utc)
-        return int(dt.timestamp())
+        return check_time_range(dt.timestamp(), value)
 
     return convert
 

@@ -297,7 +297,8 @@ def verify_file(path: str | os.PathLike, entry: RemoteFile) -> None:
         raise ChecksumMismatchError(
             f"{path}: {algorithm} is {actual}, but the registry expects {expected} for {entry.relpath}. "
             "The file is truncated, corrupted or a different version. Delete it and download it again "
-            "(download=True, or --download on the command line), or pass verify=False to use it anyway."
+            "(download=True, or --download on the command line), or use it anyway with verify=False "
+            "(--no-verify on the command line)."
         )
 
 

@@ -1,4 +1,10 @@
-"""Torch recommenders: the text-aware dynamic interest model and ID-only CF baselines.
+"""Recommenders: one interface (:mod:`.base`), one registry (:mod:`.registry`), the torch models.
+
+- :mod:`textinterest.models.base`: :class:`Recommender` and :class:`Capabilities`;
+- :mod:`textinterest.models.registry`: model name -> factory, tasks, default training config, grid;
+- :mod:`textinterest.models.torch_base` / :mod:`textinterest.models.sequences`: shared torch plumbing;
+- :mod:`textinterest.models.cf` (ID-only MF and LSTM), :mod:`textinterest.models.interest`
+  (the dynamic interest model), :mod:`textinterest.models.joint` (with its encoder fine-tuned).
 
 Submodules load lazily, so ``import textinterest.models`` does not import torch.
 """
@@ -21,9 +27,14 @@ _EXPORTS = {
     "SeqConfig": "textinterest.models.cf",
     "SequentialLSTM": "textinterest.models.cf",
     "SequentialRecommender": "textinterest.models.cf",
-    "UserSequences": "textinterest.models.cf",
-    "TorchRecommender": "textinterest.models.cf",
+    "UserSequences": "textinterest.models.sequences",
+    "TorchRecommender": "textinterest.models.torch_base",
+    "Recommender": "textinterest.models.base",
+    "Capabilities": "textinterest.models.base",
+    "ModelSpec": "textinterest.models.registry",
+    "register": "textinterest.models.registry",
 }
+_SUBMODULES = ("base", "registry", "sequences", "torch_base", "interest", "cf", "joint")
 
 __all__ = sorted(_EXPORTS)
 
@@ -31,10 +42,10 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
-    if name in ("interest", "cf"):
+    if name in _SUBMODULES:
         return importlib.import_module(f"textinterest.models.{name}")
     raise AttributeError(f"module 'textinterest.models' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return __all__ + ["interest", "cf"]
+    return __all__ + list(_SUBMODULES)

@@ -1,4 +1,4 @@
-"""ID-only collaborative-filtering models in torch, and the plumbing every torch recommender shares.
+"""ID-only collaborative-filtering models in torch.
 
 - :class:`MFRecommender`: global mean + user/item biases + a dot product of user and item
   embeddings (matrix factorisation); MSE for ratings, BPR for ranking.
@@ -6,9 +6,11 @@
   history, trained to predict the next item (full softmax); the ID-only counterpart of the
   text-aware :class:`~textinterest.models.interest.InterestRecommender`.
 
-Both speak the baselines' interface: ``fit(train_df, val_df=None) -> self``,
+Both implement :class:`~textinterest.models.base.Recommender` through
+:class:`~textinterest.models.torch_base.TorchRecommender`: ``fit(train_df, val_df=None) -> self``,
 ``predict(df) -> ratings`` (rating task), ``score_items(user_ids) -> (n_users, n_items)`` in the
 order of ``self.item_index``, and count unknown users/items in ``self.n_fallback_``.
+``UserSequences`` and ``TorchRecommender`` are re-exported here for existing imports.
 
 Index 0 of every user/item embedding table is reserved for "unknown" (zero, never trained), so a
 user or item absent from training gets the global mean / its bias terms only.
@@ -16,9 +18,8 @@ user or item absent from training gets the global mean / its bias terms only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,10 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from textinterest.constants import ITEM_COL, RATING_COL, TIME_COL, USER_COL
-from textinterest.datasets.splits import order_key
-from textinterest.evaluation import IdIndex, evaluate_ranking, rmse
-from textinterest.training import Trainer, TrainConfig, TrainResult, set_seed
+from textinterest.models.base import Capabilities
+from textinterest.models.sequences import UserSequences, sample_negatives, seen_mask
+from textinterest.models.torch_base import TorchRecommender
+from textinterest.training import TrainConfig
 
 __all__ = [
     "UserSequences",
@@ -41,304 +42,6 @@ __all__ = [
     "SequentialLSTM",
     "SequentialRecommender",
 ]
-
-TASKS = ("rating", "ranking")
-
-
-# --------------------------------------------------------------------------- user histories
-
-
-class UserSequences:
-    """Each training user's interactions in time order, as positions into sorted arrays.
-
-    The order key is ``(timestamp, source_order)`` (see :func:`textinterest.datasets.splits.order_key`).
-    ``self.rows[j]`` is the position in the original ``train`` frame of sorted interaction ``j``;
-    user ``u`` owns sorted interactions ``starts[u] .. starts[u] + lengths[u] - 1``.
-
-    Args:
-        train: the training interactions.
-        user_index: user ids -> 0..n_users-1 (every train user must be in it).
-        item_index: item ids -> 0..n_items-1 (every train item must be in it).
-    """
-
-    def __init__(self, train: pd.DataFrame, user_index: IdIndex, item_index: IdIndex) -> None:
-        users = user_index.index_of(train[USER_COL].to_numpy())
-        items = item_index.index_of(train[ITEM_COL].to_numpy())
-        if (users < 0).any() or (items < 0).any():
-            raise ValueError("UserSequences: every training user and item must be in the id indices")
-        rank = order_key(train)
-        order = np.lexsort((rank, users))  # by user, then time
-        self.rows = order.astype(np.int64)  # (n,) position in `train`
-        self.user = users[order]  # (n,)
-        self.item = items[order]  # (n,)
-        rating = pd.to_numeric(train[RATING_COL], errors="coerce").to_numpy(dtype=np.float64) if RATING_COL in train else np.full(len(train), np.nan)
-        self.rating = rating[order]  # (n,) NaN = unrated
-        ts = train[TIME_COL].to_numpy(dtype=np.int64)[order]
-        n_users = len(user_index)
-        self.lengths = np.bincount(self.user, minlength=n_users).astype(np.int64)  # (U,)
-        self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)  # (U,)
-        first = np.zeros(len(order), dtype=bool)
-        first[self.starts[self.lengths > 0]] = True
-        gap = np.diff(ts, prepend=ts[:1]).astype(np.float64) / 86400.0
-        gap[first] = 0.0
-        self.log_gap = np.log1p(np.clip(gap, 0.0, None)).astype(np.float32)  # (n,) log(1 + days since previous)
-        self.n_users, self.n_items = n_users, len(item_index)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def windows(self, max_len: int) -> np.ndarray:
-        """Training windows covering every interaction once as a target.
-
-        A history longer than ``max_len`` is cut into windows of ``max_len`` steps with stride
-        ``max_len // 2``; in every window but the first, only the second half are targets, so each
-        target keeps at least ``max_len // 2`` steps of context.
-
-        Returns:
-            int64 array (n_windows, 4): user, start, end (exclusive), first target position
-            (all in sorted-interaction coordinates).
-        """
-        if max_len < 2:
-            raise ValueError(f"max_len must be >= 2, got {max_len}")
-        out = []
-        half = max_len // 2
-        for u in np.flatnonzero(self.lengths):
-            s, n = int(self.starts[u]), int(self.lengths[u])
-            if n <= max_len:
-                out.append((u, s, s + n, s))
-                continue
-            out.append((u, s, s + max_len, s))
-            covered = s + max_len
-            while covered < s + n:
-                end = min(covered + (max_len - half), s + n)
-                out.append((u, end - max_len, end, covered))
-                covered = end
-        return np.asarray(out, dtype=np.int64).reshape(-1, 4)
-
-    def last_window(self, users: np.ndarray, max_len: int) -> np.ndarray:
-        """Windows holding the last ``max_len`` steps of each user (users < 0: empty).
-
-        Returns:
-            int64 array (B, 4) like :meth:`windows`, with the first target at ``end`` (no targets).
-        """
-        users = np.asarray(users, dtype=np.int64)
-        known = users >= 0
-        n = np.where(known, self.lengths[np.where(known, users, 0)], 0)
-        end = np.where(known, self.starts[np.where(known, users, 0)], 0) + n
-        start = end - np.minimum(n, max_len)
-        return np.stack([users, start, end, end], axis=1)
-
-    @staticmethod
-    def pad(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Right-padded positions of a batch of windows.
-
-        Returns:
-            pos (B, T) sorted-interaction positions (0 where padded), mask (B, T) valid steps,
-            target (B, T) steps that are training targets. ``T >= 1``.
-        """
-        lengths = windows[:, 2] - windows[:, 1]
-        t_max = max(int(lengths.max(initial=0)), 1)
-        steps = np.arange(t_max)[None, :]  # (1, T)
-        pos = windows[:, 1:2] + steps  # (B, T)
-        mask = steps < lengths[:, None]
-        target = mask & (pos >= windows[:, 3:4])
-        return np.where(mask, pos, 0), mask, target
-
-    def item_sets(self) -> list[np.ndarray]:
-        """Each user's training items (sorted-interaction order)."""
-        return [self.item[s : s + n] for s, n in zip(self.starts, self.lengths)]
-
-
-def _seen_mask(seq: UserSequences, users: np.ndarray, n_items: int) -> np.ndarray:
-    """(B, n_items) bool: items each user interacted with in training (users < 0: none)."""
-    users = np.asarray(users, dtype=np.int64)
-    known = users >= 0
-    lens = np.where(known, seq.lengths[np.maximum(users, 0)], 0)
-    starts = seq.starts[np.maximum(users, 0)]
-    total = int(lens.sum())
-    mask = np.zeros((len(users), n_items), dtype=bool)
-    if total:
-        row = np.repeat(np.arange(len(users)), lens)
-        offset = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens)  # position within each user
-        mask[row, seq.item[np.repeat(starts, lens) + offset]] = True
-    return mask
-
-
-# --------------------------------------------------------------------------- shared recommender plumbing
-
-
-class TorchRecommender:
-    """Shared fit / predict / score_items logic of the torch recommenders.
-
-    Subclasses implement ``_build(train)`` (returns the module), ``_batches(epoch, rng)``,
-    ``_loss(module, batch)``, ``_predict_idx(users, items)`` and ``_score_idx(users)``; user and
-    item positions passed to the last two are 0-based with -1 = unknown.
-
-    Args:
-        task: "rating" (MSE, early stopping on validation RMSE) or "ranking" (early stopping
-            on validation NDCG@10 by full ranking).
-        train_config: the :class:`TrainConfig`.
-        eval_batch_size: users / rows scored per forward pass at prediction time.
-    """
-
-    name = "torch"
-    supports_rating = True
-
-    def __init__(self, task: str = "rating", train_config: TrainConfig | None = None, eval_batch_size: int = 512) -> None:
-        if task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-        if task == "rating" and not self.supports_rating:
-            raise ValueError(f"{type(self).__name__} does not predict ratings; use task='ranking'")
-        if eval_batch_size < 1:
-            raise ValueError(f"eval_batch_size must be >= 1, got {eval_batch_size}")
-        self.task = task
-        self.train_config = train_config or TrainConfig()
-        self.eval_batch_size = eval_batch_size
-        self.module: nn.Module | None = None
-        self.n_fallback_ = 0
-        self.train_result_: TrainResult | None = None
-
-    # -- public API ---------------------------------------------------------------------------
-
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None) -> "TorchRecommender":
-        """Train on ``train``; ``val`` (optional) drives early stopping.
-
-        Args:
-            train: training interactions (canonical columns).
-            val: validation interactions; without it the model trains for ``epochs`` epochs.
-
-        Returns:
-            self
-        """
-        _check_frame(train, "train")
-        if len(train) == 0:
-            raise ValueError("cannot fit on an empty training table")
-        self.user_index = IdIndex(train[USER_COL].to_numpy())
-        self.item_index = IdIndex(train[ITEM_COL].to_numpy())
-        self.seq = UserSequences(train, self.user_index, self.item_index)
-        ratings = self.seq.rating[np.isfinite(self.seq.rating)]
-        if self.task == "rating" and ratings.size == 0:
-            raise ValueError("task='rating' needs rated training rows; every rating is NaN")
-        self.global_mean_ = float(ratings.mean()) if ratings.size else 0.0
-        self.rating_range_ = (float(ratings.min()), float(ratings.max())) if ratings.size else (0.0, 1.0)
-        self._train_df = train
-        trainer = Trainer(self.train_config)
-        self.device = trainer.device
-        set_seed(self.train_config.seed)  # the initial weights depend on the seed too
-        self.module = self._build(train)
-        validate = self._validator(val) if val is not None and len(val) else None
-        self.train_result_ = trainer.fit(self.module, self._batches, self._loss, validate, maximize=True)
-        self.module.eval()
-        return self
-
-    def predict(self, df: pd.DataFrame) -> np.ndarray:
-        """Predicted ratings for the (user, item) rows of ``df``, clipped to the training range.
-
-        Unknown users/items fall back to the bias terms (counted in ``self.n_fallback_``).
-        """
-        self._check_fitted()
-        if self.task != "rating":
-            raise ValueError(f"{type(self).__name__} was trained for task={self.task!r}; predict() needs task='rating'")
-        _check_frame(df, "df", need_rating=False)
-        users = self.user_index.index_of(df[USER_COL].to_numpy())
-        items = self.item_index.index_of(df[ITEM_COL].to_numpy())
-        self.n_fallback_ = int(((users < 0) | (items < 0)).sum())
-        return self._predict_rows(users, items)
-
-    def score_items(self, user_ids: Sequence[Any]) -> np.ndarray:
-        """Scores of every item of ``self.item_index`` for each user (higher = better).
-
-        Args:
-            user_ids: raw user ids; unknown users are scored from the bias terms / empty history.
-
-        Returns:
-            float32 array (len(user_ids), n_items).
-        """
-        self._check_fitted()
-        users = self.user_index.index_of(np.asarray(user_ids, dtype=object))
-        return self._score_users(users)
-
-    # -- helpers ------------------------------------------------------------------------------
-
-    def _check_fitted(self) -> None:
-        if self.module is None:
-            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(train) first")
-
-    def _predict_rows(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        out = np.empty(len(users), dtype=np.float64)
-        self.module.eval()
-        with torch.no_grad():
-            for s in range(0, len(users), self.eval_batch_size):
-                out[s : s + self.eval_batch_size] = self._predict_idx(users[s : s + self.eval_batch_size], items[s : s + self.eval_batch_size])
-        lo, hi = self.rating_range_
-        return np.clip(out, lo, hi)
-
-    def _score_users(self, users: np.ndarray) -> np.ndarray:
-        users = np.asarray(users, dtype=np.int64)
-        out = np.empty((len(users), len(self.item_index)), dtype=np.float32)
-        self.module.eval()
-        with torch.no_grad():
-            for s in range(0, len(users), self.eval_batch_size):
-                out[s : s + self.eval_batch_size] = self._score_idx(users[s : s + self.eval_batch_size])
-        return out
-
-    def _validator(self, val: pd.DataFrame):
-        _check_frame(val, "val", need_rating=False)
-        if self.task == "rating":
-            rated = val[pd.to_numeric(val[RATING_COL], errors="coerce").notna()] if RATING_COL in val else val.iloc[:0]
-            if len(rated) == 0:
-                return None
-            users = self.user_index.index_of(rated[USER_COL].to_numpy())
-            items = self.item_index.index_of(rated[ITEM_COL].to_numpy())
-            truth = rated[RATING_COL].to_numpy(dtype=np.float64)
-            return lambda module: -rmse(truth, self._predict_rows(users, items))
-        train = self._train_df
-        return lambda module: evaluate_ranking(
-            self._score_users, train, val, self.user_index, self.item_index, ks=(10,), batch_size=self.eval_batch_size
-        )["ndcg@10"]
-
-    def _tensor(self, array: np.ndarray, dtype: torch.dtype = torch.long) -> torch.Tensor:
-        return torch.as_tensor(array, dtype=dtype, device=self.device)
-
-    # -- to implement -------------------------------------------------------------------------
-
-    def _build(self, train: pd.DataFrame) -> nn.Module:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _batches(self, epoch: int, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:  # pragma: no cover
-        raise NotImplementedError
-
-    def _loss(self, module: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
-
-    def _predict_idx(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:  # pragma: no cover
-        raise NotImplementedError
-
-    def _score_idx(self, users: np.ndarray) -> np.ndarray:  # pragma: no cover
-        raise NotImplementedError
-
-
-def _check_frame(df: pd.DataFrame, what: str, need_rating: bool = False) -> None:
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"{what} must be a pandas DataFrame, got {type(df).__name__}")
-    need = [USER_COL, ITEM_COL] + ([RATING_COL] if need_rating else [])
-    if what == "train":
-        need.append(TIME_COL)
-    missing = [c for c in need if c not in df.columns]
-    if missing:
-        raise ValueError(f"{what} lacks column(s) {missing}; it has {list(df.columns)}")
-
-
-def _sample_negatives(rng: np.random.Generator, users: np.ndarray, seen: set[int], n_items: int, tries: int = 5) -> np.ndarray:
-    """One item per user, uniformly among items the user did not interact with (approximately)."""
-    neg = rng.integers(0, n_items, size=len(users))
-    for _ in range(tries):
-        clash = np.fromiter((int(u) * n_items + int(i) in seen for u, i in zip(users, neg)), dtype=bool, count=len(users))
-        if not clash.any():
-            break
-        neg[clash] = rng.integers(0, n_items, size=int(clash.sum()))
-    return neg
-
 
 # --------------------------------------------------------------------------- matrix factorisation
 
@@ -412,18 +115,20 @@ class MFRecommender(TorchRecommender):
         l2: L2 penalty on the embeddings (sum of squares divided by the number of training
             observations); None: 5 for ratings, 1 for ranking.
         bias_l2: the same for the biases; None: 5 for ratings, 10 for ranking.
-        train_config: :class:`TrainConfig` (batch_size counts interactions here).
+        train_config: :class:`TrainConfig` (batch_size counts interactions here); None: the registered
+            default of "mf" (:mod:`textinterest.models.registry`).
         eval_batch_size: rows / users per forward pass at prediction time.
     """
 
     name = "mf"
+    capabilities = Capabilities(rating=True, ranking=True, trains_with_torch=True)
 
     # (l2, bias_l2) per task, chosen on Musical Instruments validation data
     DEFAULT_REG = {"rating": (5.0, 5.0), "ranking": (1.0, 10.0)}
 
     def __init__(self, task: str = "rating", *, dim: int = 32, l2: float | None = None, bias_l2: float | None = None,
                  train_config: TrainConfig | None = None, eval_batch_size: int = 1024) -> None:
-        super().__init__(task, train_config or TrainConfig(batch_size=256, lr=5e-3, patience=3, epochs=60), eval_batch_size)
+        super().__init__(task, train_config, eval_batch_size)
         default_l2, default_bias = self.DEFAULT_REG[task]
         self.dim = dim
         self.l2 = default_l2 if l2 is None else l2
@@ -450,7 +155,7 @@ class MFRecommender(TorchRecommender):
             if self.task == "rating":
                 batch["rating"] = torch.as_tensor(self.seq.rating[idx], dtype=torch.float32)
             else:
-                batch["neg"] = torch.as_tensor(_sample_negatives(rng, self.seq.user[idx], self._seen, n_items) + 1)
+                batch["neg"] = torch.as_tensor(sample_negatives(rng, self.seq.user[idx], self._seen, n_items) + 1)
             yield batch
 
     def _loss(self, module: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -533,14 +238,16 @@ class SequentialRecommender(TorchRecommender):
         hidden: embedding / LSTM size.
         dropout: dropout rate.
         max_history: steps kept per user.
-        train_config: :class:`TrainConfig` (batch_size counts users' windows).
+        train_config: :class:`TrainConfig` (batch_size counts users' windows); None: the registered
+            default of "seq-lstm".
+        eval_batch_size: users per forward pass at prediction time.
     """
 
     name = "seq-lstm"
-    supports_rating = False
+    capabilities = Capabilities(rating=False, ranking=True, sequential=True, trains_with_torch=True)
 
     def __init__(self, task: str = "ranking", *, hidden: int = 64, dropout: float = 0.1, max_history: int = 50, train_config: TrainConfig | None = None, eval_batch_size: int = 512) -> None:
-        super().__init__(task, train_config or TrainConfig(batch_size=64, lr=3e-3, patience=3, epochs=40), eval_batch_size)
+        super().__init__(task, train_config, eval_batch_size)
         self.hidden, self.dropout, self.max_history = hidden, dropout, max_history
 
     def _build(self, train: pd.DataFrame) -> nn.Module:
@@ -557,7 +264,7 @@ class SequentialRecommender(TorchRecommender):
             yield {
                 "items": torch.as_tensor(np.where(mask, self.seq.item[pos] + 1, 0)),  # (B, T)
                 "target": torch.as_tensor(target),  # (B, T)
-                "seen": torch.as_tensor(_seen_mask(self.seq, win[:, 0], n_items)),  # (B, N)
+                "seen": torch.as_tensor(seen_mask(self.seq, win[:, 0], n_items)),  # (B, N)
             }
 
     def _loss(self, module: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -1,4 +1,5 @@
 """LSTM dynamic interest decomposition and composition, combined with collaborative filtering.
+(Above 600 lines on purpose: the module, its batching and its explanations read as one unit.)
 
 For a user with training history (in time order, key ``(timestamp, source_order)``) each step is
 
@@ -60,7 +61,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from textinterest.constants import TIME_COL, USER_COL
-from textinterest.models.cf import TorchRecommender, _sample_negatives, _seen_mask
+from textinterest.models.base import Capabilities
+from textinterest.models.sequences import sample_negatives, seen_mask
+from textinterest.models.torch_base import TorchRecommender
 from textinterest.training import TrainConfig
 
 __all__ = [
@@ -421,7 +424,8 @@ class InterestRecommender(TorchRecommender):
         features: :class:`TextFeatures` of the training rows (required unless ``use_text=False``).
         task: "rating" (MSE) or "ranking" (softmax / BPR); early stopping on validation
             RMSE / NDCG@10.
-        train_config: :class:`TrainConfig` (batch_size counts history windows).
+        train_config: :class:`TrainConfig` (batch_size counts history windows); None: the registered
+            default of this class's ``name`` (:mod:`textinterest.models.registry`).
         eval_batch_size: users per forward pass when scoring.
         name: label used in result tables.
     """
@@ -437,11 +441,18 @@ class InterestRecommender(TorchRecommender):
         eval_batch_size: int = 256,
         name: str | None = None,
     ) -> None:
-        super().__init__(task, train_config or TrainConfig(batch_size=64, lr=3e-3, patience=3, epochs=40), eval_batch_size)
+        super().__init__(task, train_config, eval_batch_size)
         self.config = config or InterestConfig()
         self.features = features
         if name:
             self.name = name
+
+    @property
+    def capabilities(self) -> Capabilities:  # type: ignore[override]
+        """Rating and ranking; ``uses_text`` / ``sequential`` follow ``config.use_text`` / ``config.use_lstm``."""
+        config = getattr(self, "config", None) or InterestConfig()
+        return Capabilities(rating=True, ranking=True, uses_text=bool(config.use_text),
+                            sequential=bool(config.use_lstm), trains_with_torch=True)
 
     # ------------------------------------------------------------------ data
 
@@ -640,7 +651,7 @@ class InterestRecommender(TorchRecommender):
                 cfg = self.config
                 loo_neg = cfg.use_text and cfg.loo_negatives
                 if cfg.ranking_loss == "bpr":
-                    neg = _sample_negatives(rng, win[b, 0], self._seen, n_items)
+                    neg = sample_negatives(rng, win[b, 0], self._seen, n_items)
                     batch["t_neg"] = torch.as_tensor(neg + 1)
                     if loo_neg:
                         batch["t_neg_text"] = torch.as_tensor(self._random_loo_text(neg, rng))
@@ -652,7 +663,7 @@ class InterestRecommender(TorchRecommender):
                     batch["cand"] = torch.as_tensor(cand + 1)
                     if loo_neg:
                         batch["cand_text"] = torch.as_tensor(self._random_loo_text(cand, rng))  # (N', D)
-                    batch["seen"] = torch.as_tensor(_seen_mask(self.seq, win[:, 0], n_items)[:, cand])  # (B, N')
+                    batch["seen"] = torch.as_tensor(seen_mask(self.seq, win[:, 0], n_items)[:, cand])  # (B, N')
             yield batch
 
     def _loss(self, module: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -6,9 +6,9 @@ test split. Prints one JSON object on stdout (progress goes to stderr).
 
 Usage (needs TEXTINTEREST_DATA or --data-home pointing at the shared data folder):
 
-    python benchmarks/sentiment_musical_instruments.py --mode frozen
-    python benchmarks/sentiment_musical_instruments.py --mode finetune --device cuda --epochs 3
-    python benchmarks/sentiment_musical_instruments.py --mode finetune --train-last-layers 1 \
+    textinterest benchmark sentiment --mode frozen
+    textinterest benchmark sentiment --mode finetune --device cuda --epochs 3
+    textinterest benchmark sentiment --mode finetune --train-last-layers 1 \
         --max-train 3000 --epochs 1 --threads 1
 """
 
@@ -25,13 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
-
-from textinterest.constants import SEED, SUMMARY_COL, TEXT_COL  # noqa: E402
+from textinterest.cli_types import OneLineParser
+from textinterest.constants import SEED, SUMMARY_COL, TEXT_COL
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="textinterest benchmark sentiment", description=__doc__.split("\n\n")[0])
     p.add_argument("--mode", choices=["frozen", "finetune", "tfidf"], default="frozen",
                    help="BERT classifier mode (tfidf: the baseline only)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -60,6 +59,7 @@ def review_text(df) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train and evaluate the chosen classifiers; prints one JSON object."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
     log = logging.getLogger("sentiment_mi")
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "cpu_count": os.cpu_count(),
         },
-        "command": " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["textinterest benchmark sentiment", *(argv if argv is not None else sys.argv[1:])]),
     }
 
     def evaluate(model, name: str, fit_s: float) -> dict:

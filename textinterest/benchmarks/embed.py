@@ -17,10 +17,13 @@ cold (empty folder, default fast path) and warm (a new extractor over the same f
 
 from __future__ import annotations
 
+import argparse
+import functools
 import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -29,7 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from textinterest.cli_types import OneLineParser, positive_int, writable_file
 from textinterest.constants import DATA_ENV, SEED, TEXT_COL
+from textinterest.utils import atomic_write_text, cpu_model, json_default, peak_rss_mb
 
 DATASET = "amazon:Musical_Instruments"
 
@@ -72,37 +77,13 @@ def benchmark_texts(n: int, seed: int = SEED) -> tuple[list[str], str]:
     return [texts[i] for i in pick], source
 
 
-def _peak_rss_mb() -> float:
-    try:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-    except (ImportError, AttributeError):  # pragma: no cover - non-Unix
-        try:
-            import psutil
-
-            return psutil.Process().memory_info().rss / 2**20
-        except ImportError:
-            return float("nan")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_info() -> dict:
     """CPU model, core count, load average and library versions for benchmark records."""
     import torch
     import transformers
 
     info = {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
@@ -157,7 +138,8 @@ def format_embed_table(result: dict) -> str:
     ]
     for row in result["paths"]:
         lines.append(
-            f"{row['path']:<11} {row['reviews_per_s']:>10.1f} {row['best_reviews_per_s']:>8.1f} {row['speedup_vs_naive']:>8.2f} "
+            f"{row['path']:<11} {row['reviews_per_s']:>10.1f} {row['best_reviews_per_s']:>8.1f} "
+            f"{row['speedup_vs_naive']:>8.2f} "
             f"{row['cos_mean']:>9.4f} {row['cos_min']:>8.4f} {row['setup_s']:>8.2f} {row['peak_rss_mb']:>12.0f}"
         )
     for row in result.get("skipped", []):
@@ -171,6 +153,39 @@ def format_embed_table(result: dict) -> str:
         f"({result['best']['speedup_vs_naive']:.2f}x naive)",
     ]
     return "\n".join(lines)
+
+
+def _time_cache(model: str, cache_texts: Sequence[str], max_length: int, batch_size: int, say: Any) -> dict:
+    """Cache timing: cold (empty folder) vs warm (new extractor, same folder), default fast path."""
+    from textinterest.features import BertFeatureExtractor
+
+    cache_fast = "auto"
+    with tempfile.TemporaryDirectory(prefix="textinterest-bench-cache-") as tmp:
+        cold_ex = BertFeatureExtractor(model, max_length=max_length, batch_size=batch_size, device="cpu",
+                                       cache_dir=tmp, fast=cache_fast, progress=False)
+        cold_ex.embed(["warm-up text that is not in the set"])
+        say(f"  cache: cold run over {len(cache_texts)} texts", flush=True)
+        t0 = time.perf_counter()
+        cold_vectors = cold_ex.embed(cache_texts)
+        cold = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        warm_ex = BertFeatureExtractor(model, max_length=max_length, batch_size=batch_size, device="cpu",
+                                       cache_dir=tmp, fast=cache_fast, progress=False)
+        warm_vectors = warm_ex.embed(cache_texts)
+        warm = time.perf_counter() - t0
+        cache = {
+            "n": len(cache_texts),
+            "fast": cold_ex.fast_mode,
+            "cold_s": cold,
+            "warm_s": warm,
+            "warm_over_cold": warm / cold,
+            "warm_hits": warm_ex.stats["cache_hits"],
+            "warm_encoded": warm_ex.stats["encoded"],
+            "warm_equal_cold": bool(np.array_equal(warm_vectors, cold_vectors)),
+            "note": "cold includes encoding all texts (model already loaded); warm includes building a "
+                    "new extractor (config + weights hash lookup) and reading the cache",
+        }
+    return cache
 
 
 def run_embed_benchmark(
@@ -246,7 +261,7 @@ def run_embed_benchmark(
             skipped.append({"path": path, "reason": f"{type(exc).__name__}: {exc}"})
             continue
         setup[path] = time.perf_counter() - t0
-        runners[path] = (lambda e: (lambda: e.embed(texts)))(ex)
+        runners[path] = functools.partial(ex.embed, texts)
 
     times: dict[str, list[float]] = {p: [] for p in runners}
     outputs: dict[str, np.ndarray] = {}
@@ -255,7 +270,7 @@ def run_embed_benchmark(
             t0 = time.perf_counter()
             outputs[path] = fn()
             times[path].append(time.perf_counter() - t0)
-            rss[path] = _peak_rss_mb()
+            rss[path] = peak_rss_mb()
             say(f"  repeat {r + 1}/{repeats} {path:<10} {n / times[path][-1]:8.1f} reviews/s", flush=True)
 
     ref = outputs["naive"]
@@ -277,34 +292,8 @@ def run_embed_benchmark(
             "peak_rss_mb": rss[path],
         })
 
-    # cache: cold (empty folder) vs warm (new extractor, same folder), default fast path
-    cache_fast = "auto"
-    cache_texts = texts if not cache_n or cache_n == n else benchmark_texts(cache_n)[0]
-    with tempfile.TemporaryDirectory(prefix="textinterest-bench-cache-") as tmp:
-        cold_ex = BertFeatureExtractor(model, max_length=max_length, batch_size=batch_size, device="cpu",
-                                       cache_dir=tmp, fast=cache_fast, progress=False)
-        cold_ex.embed(["warm-up text that is not in the set"])
-        say(f"  cache: cold run over {len(cache_texts)} texts", flush=True)
-        t0 = time.perf_counter()
-        cold_vectors = cold_ex.embed(cache_texts)
-        cold = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        warm_ex = BertFeatureExtractor(model, max_length=max_length, batch_size=batch_size, device="cpu",
-                                       cache_dir=tmp, fast=cache_fast, progress=False)
-        warm_vectors = warm_ex.embed(cache_texts)
-        warm = time.perf_counter() - t0
-        cache = {
-            "n": len(cache_texts),
-            "fast": cold_ex.fast_mode,
-            "cold_s": cold,
-            "warm_s": warm,
-            "warm_over_cold": warm / cold,
-            "warm_hits": warm_ex.stats["cache_hits"],
-            "warm_encoded": warm_ex.stats["encoded"],
-            "warm_equal_cold": bool(np.array_equal(warm_vectors, cold_vectors)),
-            "note": "cold includes encoding all texts (model already loaded); warm includes building a "
-                    "new extractor (config + weights hash lookup) and reading the cache",
-        }
+    cache = _time_cache(model, texts if not cache_n or cache_n == n else benchmark_texts(cache_n)[0],
+                        max_length, batch_size, say)
 
     ok = [r for r in rows if r["path"] != "naive" and r["cos_mean"] >= 0.99]
     best = max(ok, key=lambda r: r["reviews_per_s"]) if ok else rows[0]
@@ -323,22 +312,35 @@ def run_embed_benchmark(
     if verbose:
         print(format_embed_table(result))
     if json_out is not None:
-        out = Path(json_out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
+        atomic_write_text(Path(json_out), json.dumps(result, indent=2, default=json_default) + "\n")
     return result
 
 
-def cmd_benchmark_embed(args: Any) -> int:
-    """CLI handler for ``textinterest benchmark embed [--n N] [--json]``."""
-    result = run_embed_benchmark(
-        n=getattr(args, "n", 512),
-        max_length=getattr(args, "max_length", 128),
-        batch_size=getattr(args, "batch_size", 32),
-        repeats=getattr(args, "repeats", 3),
-        json_out=getattr(args, "output", None),
-        verbose=not getattr(args, "json", False),
-    )
-    if getattr(args, "json", False):
-        print(json.dumps(result, indent=2))
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Options of ``textinterest benchmark embed``."""
+    p = OneLineParser(prog="textinterest benchmark embed", description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=positive_int, default=512, help="number of texts")
+    p.add_argument("--max-length", type=positive_int, default=128)
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--repeats", type=positive_int, default=3)
+    p.add_argument("--cache-n", type=positive_int, default=None,
+                   help="texts for the cold/warm cache timing (default: --n)")
+    p.add_argument("--output", type=writable_file, default=None, help="also write the JSON result here")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``textinterest benchmark embed [--n N] [--repeats R] [--output FILE] [--json]``."""
+    args = parse_args(argv)
+    result = run_embed_benchmark(n=args.n, max_length=args.max_length, batch_size=args.batch_size,
+                                 repeats=args.repeats, json_out=args.output, verbose=not args.json,
+                                 cache_n=args.cache_n)
+    if args.json:
+        print(json.dumps(result, indent=2, default=json_default))
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,7 +9,7 @@ variant runs the frozen blocks without dropout, so the numbers may differ a litt
 
 Usage (real data through TEXTINTEREST_DATA; "synthetic" needs nothing):
 
-    python benchmarks/joint_frozen_cache.py --dataset amazon:Musical_Instruments --users 150 \
+    textinterest benchmark joint_frozen_cache --dataset amazon:Musical_Instruments --users 150 \
         --max-length 128 --epochs 2 --repeats 3 --out benchmarks/results/joint_frozen_cache.json
 """
 
@@ -26,13 +26,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
-
-from textinterest.constants import RATING_COL, USER_COL  # noqa: E402
+from textinterest.cli_types import OneLineParser
+from textinterest.constants import RATING_COL, USER_COL
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="textinterest benchmark joint_frozen_cache", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="synthetic")
     p.add_argument("--users", type=int, default=150, help="a seeded sample of this many users")
     p.add_argument("--max-length", type=int, default=128)
@@ -46,6 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Fit both variants, print the JSON record and optionally write it to ``--out``."""
     args = parse_args(argv)
     import torch
 
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     medians = {k: statistics.median(v) for k, v in seconds.items()}
     record = {
         "benchmark": "joint fine-tuning, frozen-block cache on vs off",
-        "command": "python benchmarks/joint_frozen_cache.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "textinterest benchmark joint_frozen_cache " + " ".join(argv if argv is not None else sys.argv[1:]),
         "dataset": args.dataset,
         "users": int(interactions[USER_COL].nunique()),
         "train_texts": len(split.train),

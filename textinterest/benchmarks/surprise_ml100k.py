@@ -9,9 +9,10 @@ published values.
 
 Usage::
 
-    TEXTINTEREST_DATA=/path/to/data python benchmarks/surprise_ml100k.py [--skip-svdpp]
+    TEXTINTEREST_DATA=/path/to/data textinterest benchmark surprise_ml100k [--skip-svdpp]
 
-Writes ``benchmarks/results/surprise_ml100k.json`` and prints a table; exits 1 if a model
+Writes ``benchmarks/results/surprise_ml100k.json`` (relative to the working folder; ``--output``
+changes it) and prints a table; exits 1 if a model
 misses the tolerance.
 """
 
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from textinterest.baselines import cross_validate_ratings
+from textinterest.cli_types import OneLineParser
 from textinterest.constants import SEED
 from textinterest.datasets import load_dataset
 
@@ -41,11 +43,12 @@ REFERENCE = {
 }
 DEFAULT_MODELS = ("SVD", "BaselineOnly", "SVDpp", "KNNBaseline", "NMF", "NormalPredictor")
 TOLERANCE = 0.01
-OUTPUT = Path(__file__).resolve().parent / "results" / "surprise_ml100k.json"
+OUTPUT = Path("benchmarks") / "results" / "surprise_ml100k.json"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="textinterest benchmark surprise_ml100k",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-home", default=None, help="data folder (default: $TEXTINTEREST_DATA)")
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated Surprise algorithms")
     parser.add_argument("--skip-svdpp", action="store_true", help="leave out SVD++ (the slow one)")
@@ -57,6 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Cross-validate each model, write the JSON record, print the table; 1 if a model misses."""
     args = parse_args(argv)
     models = [m for m in args.models.split(",") if m and not (args.skip_svdpp and m == "SVDpp")]
     start = time.perf_counter()
@@ -86,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
     payload = {
         "dataset": "movielens:100k",
-        "n_ratings": int(len(ratings)),
+        "n_ratings": len(ratings),
         "protocol": {
             "cv": f"surprise.model_selection.KFold(n_splits={args.n_splits}, random_state={args.seed})",
             "params": "Surprise defaults; random_state=seed for SVD, SVDpp, NMF; NormalPredictor seeded",
@@ -110,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     output.write_text(json.dumps(payload, indent=2) + "\n")
 
     print(f"MovieLens 100K, {args.n_splits}-fold CV (seed {args.seed}), tolerance ±{args.tolerance}")
-    print(f"| model | RMSE | ref | MAE | ref | fit s/fold | pass |\n|---|---|---|---|---|---|---|")
+    print("| model | RMSE | ref | MAE | ref | fit s/fold | pass |\n|---|---|---|---|---|---|---|")
     for name, row in results.items():
         ref = REFERENCE.get(name, {})
         print(

@@ -4,7 +4,7 @@ and joint fine-tuning of the encoder with the interest model, on Amazon Musical 
 Every stage writes its figures into one JSON file (``--out``) as soon as it finishes, so a run
 stopped by a time limit still reports what it measured. Usage on a CUDA machine::
 
-    TEXTINTEREST_DATA=/path/to/data python benchmarks/gpu_check.py --out gpu_results.json
+    TEXTINTEREST_DATA=/path/to/data textinterest benchmark gpu_check --out gpu_results.json
 
 ``--encoder`` takes a model folder (default: the packaged all-MiniLM-L6-v2).
 """
@@ -22,15 +22,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
-
-from textinterest.constants import TEXT_COL  # noqa: E402
+from textinterest.cli_types import OneLineParser
+from textinterest.constants import TEXT_COL
 
 DATASET = "amazon:Musical_Instruments"
 
 
-def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = OneLineParser(prog="textinterest benchmark gpu_check", description=__doc__.split("\n\n")[0])
     p.add_argument("--encoder", default="default")
     p.add_argument("--out", default="gpu_results.json")
     p.add_argument("--stages", default="env,embed,sentiment,joint", help="comma-separated subset")
@@ -39,7 +38,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seeds", default="0,1,2", help="seeds of the joint vs frozen comparison")
     p.add_argument("--max-users", type=int, default=None, help="joint stage on a user sample (dry runs)")
     p.add_argument("--dry-run-cpu", action="store_true", help="run the joint stage on the CPU to check the script")
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
 class Recorder:
@@ -84,7 +83,8 @@ def stage_embed(encoder: str, texts: list[str]) -> dict:
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
             for s in range(0, len(order), 128):
                 idx = order[s : s + 128]
-                enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=128, return_tensors="pt").to("cuda")
+                enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=128, return_tensors="pt")
+                enc = enc.to("cuda")
                 hidden = model(**enc).last_hidden_state.float()
                 mask = enc["attention_mask"].unsqueeze(-1).float()
                 out[idx] = ((hidden * mask).sum(1) / mask.sum(1)).cpu().numpy()
@@ -107,9 +107,9 @@ def stage_embed(encoder: str, texts: list[str]) -> dict:
 
 def stage_sentiment(encoder: str, epochs: int, out_dir: Path) -> dict:
     """The full fine-tune of the sentiment classifier (all layers, AMP) and the TF-IDF baseline."""
-    script = Path(__file__).with_name("sentiment_musical_instruments.py")
     out = out_dir / "sentiment_finetune.json"
-    cmd = [sys.executable, str(script), "--mode", "finetune", "--device", "cuda", "--epochs", str(epochs),
+    cmd = [sys.executable, "-m", "textinterest.benchmarks.sentiment", "--mode", "finetune", "--device", "cuda",
+           "--epochs", str(epochs),
            "--model", encoder, "--json-out", str(out)]
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -125,15 +125,18 @@ def stage_joint(encoder: str, epochs: int, seeds: list[int], max_users: int | No
     start = time.perf_counter()
     result = run_evaluation(DATASET, seeds=seeds, encoder=encoder, device=device, tasks=("rating",),
                             models=("interest", "interest+joint"), epochs=epochs, tune=False, max_users=max_users,
-                            joint_layers=1 if device == "cpu" else None, joint_max_length=64 if device == "cpu" else 128)
+                            joint_layers=1 if device == "cpu" else None,
+                            joint_max_length=64 if device == "cpu" else 128)
     return {"results": result["results"], "timings": result.get("timings"), "seconds": time.perf_counter() - start}
 
 
-def main() -> int:
-    args = parse_args()
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected stages on the GPU; returns 2 when there is no CUDA device."""
+    args = parse_args(argv)
     if args.dry_run_cpu:
         rec = Recorder(args.out)
-        rec["joint"] = stage_joint(args.encoder, args.joint_epochs, [int(s) for s in args.seeds.split(",")], args.max_users, "cpu")
+        seeds = [int(s) for s in args.seeds.split(",")]
+        rec["joint"] = stage_joint(args.encoder, args.joint_epochs, seeds, args.max_users, "cpu")
         return 0
     if not torch.cuda.is_available():
         print("no CUDA device: this script measures the GPU path", file=sys.stderr)
@@ -150,7 +153,8 @@ def main() -> int:
     if "sentiment" in stages:
         rec["sentiment"] = stage_sentiment(args.encoder, args.sentiment_epochs, Path(args.out).resolve().parent)
     if "joint" in stages:
-        rec["joint"] = stage_joint(args.encoder, args.joint_epochs, [int(s) for s in args.seeds.split(",")], args.max_users, "cuda")
+        seeds = [int(s) for s in args.seeds.split(",")]
+        rec["joint"] = stage_joint(args.encoder, args.joint_epochs, seeds, args.max_users, "cuda")
     return 0
 
 

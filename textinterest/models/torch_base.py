@@ -1,0 +1,191 @@
+"""The plumbing every torch recommender shares: :class:`TorchRecommender`.
+
+A subclass supplies the module and its loss; this class handles id indexing, per-user histories
+(:class:`~textinterest.models.sequences.UserSequences`), training through
+:class:`~textinterest.training.Trainer` with early stopping on validation RMSE (rating task) or
+NDCG@10 (ranking task), batched prediction and full-item scoring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from textinterest.constants import ITEM_COL, RATING_COL, USER_COL
+from textinterest.evaluation import IdIndex, evaluate_ranking, rmse
+from textinterest.models.base import TASKS, Capabilities, Recommender
+from textinterest.models.sequences import UserSequences, check_frame
+from textinterest.training import TrainConfig, Trainer, TrainResult, set_seed
+
+__all__ = ["TorchRecommender"]
+
+
+class TorchRecommender(Recommender):
+    """Shared fit / predict / score_items logic of the torch recommenders.
+
+    Subclasses implement ``_build(train)`` (returns the module), ``_batches(epoch, rng)``,
+    ``_loss(module, batch)``, ``_predict_idx(users, items)`` and ``_score_idx(users)``; user and
+    item positions passed to the last two are 0-based with -1 = unknown. A subclass that cannot
+    predict ratings declares ``capabilities = Capabilities(rating=False, ...)``.
+
+    Args:
+        task: "rating" (MSE, early stopping on validation RMSE) or "ranking" (early stopping
+            on validation NDCG@10 by full ranking).
+        train_config: the :class:`TrainConfig`; None: the default registered for the class's
+            ``name`` in :mod:`textinterest.models.registry` (plain ``TrainConfig()`` if none is).
+        eval_batch_size: users / rows scored per forward pass at prediction time.
+    """
+
+    name = "torch"
+    capabilities = Capabilities(rating=True, ranking=True, trains_with_torch=True)
+
+    def __init__(
+        self, task: str = "rating", train_config: TrainConfig | None = None, eval_batch_size: int = 512
+    ) -> None:
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        if not self.capabilities.serves(task):
+            raise ValueError(f"{type(self).__name__} does not serve task={task!r}; use task='ranking'")
+        if eval_batch_size < 1:
+            raise ValueError(f"eval_batch_size must be >= 1, got {eval_batch_size}")
+        self.task = task
+        self.train_config = train_config or _default_train_config(type(self).name)
+        self.eval_batch_size = eval_batch_size
+        self.module: nn.Module | None = None
+        self.n_fallback_ = 0
+        self.train_result_: TrainResult | None = None
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, **inputs: Any) -> "TorchRecommender":
+        """Train on ``train``; ``val`` (optional) drives early stopping.
+
+        Args:
+            train: training interactions (canonical columns).
+            val: validation interactions; without it the model trains for ``epochs`` epochs.
+            **inputs: side information; the ID-only models take none.
+
+        Returns:
+            self
+        """
+        if inputs:
+            raise TypeError(f"{type(self).__name__}.fit takes no side inputs, got {sorted(inputs)}")
+        check_frame(train, "train")
+        if len(train) == 0:
+            raise ValueError("cannot fit on an empty training table")
+        self.user_index = IdIndex(train[USER_COL].to_numpy())
+        self.item_index = IdIndex(train[ITEM_COL].to_numpy())
+        self.seq = UserSequences(train, self.user_index, self.item_index)
+        ratings = self.seq.rating[np.isfinite(self.seq.rating)]
+        if self.task == "rating" and ratings.size == 0:
+            raise ValueError("task='rating' needs rated training rows; every rating is NaN")
+        self.global_mean_ = float(ratings.mean()) if ratings.size else 0.0
+        self.rating_range_ = (float(ratings.min()), float(ratings.max())) if ratings.size else (0.0, 1.0)
+        self._train_df = train
+        trainer = Trainer(self.train_config)
+        self.device = trainer.device
+        set_seed(self.train_config.seed)  # the initial weights depend on the seed too
+        self.module = self._build(train)
+        validate = self._validator(val) if val is not None and len(val) else None
+        self.train_result_ = trainer.fit(self.module, self._batches, self._loss, validate, maximize=True)
+        self.module.eval()
+        return self
+
+    def predict(self, df: pd.DataFrame) -> np.ndarray:
+        """Predicted ratings for the (user, item) rows of ``df``, clipped to the training range.
+
+        Unknown users/items fall back to the bias terms (counted in ``self.n_fallback_``).
+        """
+        self._check_fitted()
+        if self.task != "rating":
+            raise ValueError(f"{type(self).__name__} was trained for task={self.task!r}; predict() needs task='rating'")
+        check_frame(df, "df", need_rating=False)
+        users = self.user_index.index_of(df[USER_COL].to_numpy())
+        items = self.item_index.index_of(df[ITEM_COL].to_numpy())
+        self.n_fallback_ = int(((users < 0) | (items < 0)).sum())
+        return self._predict_rows(users, items)
+
+    def score_items(self, user_ids: Sequence[Any]) -> np.ndarray:
+        """Scores of every item of ``self.item_index`` for each user (higher = better).
+
+        Args:
+            user_ids: raw user ids; unknown users are scored from the bias terms / empty history.
+
+        Returns:
+            float32 array (len(user_ids), n_items).
+        """
+        self._check_fitted()
+        users = self.user_index.index_of(np.asarray(user_ids, dtype=object))
+        return self._score_users(users)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        if self.module is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(train) first")
+
+    def _predict_rows(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        out = np.empty(len(users), dtype=np.float64)
+        self.module.eval()
+        with torch.no_grad():
+            for s in range(0, len(users), self.eval_batch_size):
+                out[s : s + self.eval_batch_size] = self._predict_idx(
+                    users[s : s + self.eval_batch_size], items[s : s + self.eval_batch_size]
+                )
+        lo, hi = self.rating_range_
+        return np.clip(out, lo, hi)
+
+    def _score_users(self, users: np.ndarray) -> np.ndarray:
+        users = np.asarray(users, dtype=np.int64)
+        out = np.empty((len(users), len(self.item_index)), dtype=np.float32)
+        self.module.eval()
+        with torch.no_grad():
+            for s in range(0, len(users), self.eval_batch_size):
+                out[s : s + self.eval_batch_size] = self._score_idx(users[s : s + self.eval_batch_size])
+        return out
+
+    def _validator(self, val: pd.DataFrame) -> Callable[[nn.Module], float] | None:
+        check_frame(val, "val", need_rating=False)
+        if self.task == "rating":
+            rated = val[pd.to_numeric(val[RATING_COL], errors="coerce").notna()] if RATING_COL in val else val.iloc[:0]
+            if len(rated) == 0:
+                return None
+            users = self.user_index.index_of(rated[USER_COL].to_numpy())
+            items = self.item_index.index_of(rated[ITEM_COL].to_numpy())
+            truth = rated[RATING_COL].to_numpy(dtype=np.float64)
+            return lambda module: -rmse(truth, self._predict_rows(users, items))
+        train = self._train_df
+        return lambda module: evaluate_ranking(
+            self._score_users, train, val, self.user_index, self.item_index, ks=(10,), batch_size=self.eval_batch_size
+        )["ndcg@10"]
+
+    def _tensor(self, array: np.ndarray, dtype: torch.dtype = torch.long) -> torch.Tensor:
+        return torch.as_tensor(array, dtype=dtype, device=self.device)
+
+    # -- to implement -------------------------------------------------------------------------
+
+    def _build(self, train: pd.DataFrame) -> nn.Module:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _batches(self, epoch: int, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _loss(self, module: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def _predict_idx(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def _score_idx(self, users: np.ndarray) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+
+def _default_train_config(name: str) -> TrainConfig:
+    from textinterest.models import registry
+
+    return registry.get(name).train_config() if name in registry.names() else TrainConfig()
