@@ -32,8 +32,14 @@ def _blocks(n_users=60, n_items=30, per_user=12, seed=0):
 
 
 def _ndcg(model, split):
-    return evaluate_ranking(lambda u: model.score_items(model.user_index.ids[u]), split.train, split.test, model.user_index,
-                            model.item_index, ks=(10,))["ndcg@10"]
+    return evaluate_ranking(
+        lambda u: model.score_items(model.user_index.ids[u]),
+        split.train,
+        split.test,
+        model.user_index,
+        model.item_index,
+        ks=(10,),
+    )["ndcg@10"]
 
 
 def test_available():
@@ -48,8 +54,14 @@ def test_ranking_beats_chance(name):
     scores = model.score_items([0, 1, "nobody"])
     assert scores.shape == (3, len(model.item_index)) and np.isfinite(scores).all()
     # a constant scorer gets the expected value of a random ranking (ties count uniformly)
-    chance = evaluate_ranking(lambda u: np.zeros((len(u), len(model.item_index))), split.train, split.test, model.user_index,
-                              model.item_index, ks=(10,))["ndcg@10"]
+    chance = evaluate_ranking(
+        lambda u: np.zeros((len(u), len(model.item_index))),
+        split.train,
+        split.test,
+        model.user_index,
+        model.item_index,
+        ks=(10,),
+    )["ndcg@10"]
     assert _ndcg(model, split) > 1.3 * chance
 
 

@@ -48,12 +48,23 @@ def test_sasrec_right_padding_does_not_change_valid_states():
     assert torch.isfinite(empty).all()
 
 
-@pytest.mark.parametrize("cls,loss", [(SASRecRecommender, "ce"), (SASRecRecommender, "bce"), (GRU4RecRecommender, "ce")])
+@pytest.mark.parametrize(
+    "cls,loss", [(SASRecRecommender, "ce"), (SASRecRecommender, "bce"), (GRU4RecRecommender, "ce")]
+)
 def test_learns_a_chain(cls, loss):
     split = split_interactions(_chain(), "leave-last-out")
     config = TrainConfig(epochs=80, lr=0.01, batch_size=16, patience=10, seed=0, progress=False)
-    model = cls(hidden=32, n_layers=1, dropout=0.0, max_len=8, loss=loss, train_config=config).fit(split.train, split.val)
-    res = evaluate_ranking(lambda u: model.score_items(model.user_index.ids[u]), split.train, split.val, model.user_index, model.item_index, ks=(1, 5))
+    model = cls(hidden=32, n_layers=1, dropout=0.0, max_len=8, loss=loss, train_config=config).fit(
+        split.train, split.val
+    )
+    res = evaluate_ranking(
+        lambda u: model.score_items(model.user_index.ids[u]),
+        split.train,
+        split.val,
+        model.user_index,
+        model.item_index,
+        ks=(1, 5),
+    )
     assert res["hr@1"] > 0.7  # chance: 1 / 6 candidates left
     scores = model.score_items(["u0", "unknown"])
     assert scores.shape == (2, len(model.item_index)) and np.isfinite(scores).all()

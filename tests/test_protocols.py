@@ -24,7 +24,9 @@ def _chain(n_users=40, n_items=12, length=8, seed=0):
 
 
 def _seq(frame):
-    return SequentialRecommender(hidden=32, dropout=0.0, train_config=TrainConfig(epochs=40, lr=0.01, batch_size=16, patience=5, progress=False))
+    return SequentialRecommender(
+        hidden=32, dropout=0.0, train_config=TrainConfig(epochs=40, lr=0.01, batch_size=16, patience=5, progress=False)
+    )
 
 
 def test_val_in_history_scores_the_next_step():
@@ -34,8 +36,14 @@ def test_val_in_history_scores_the_next_step():
         model, history, info = fit_for_test(_seq, split.train, split.val, protocol)
         assert info["protocol"] == protocol and info["refit"] == (protocol == "val-in-history")
         assert len(history) == len(split.train) + (len(split.val) if info["refit"] else 0)
-        hits[protocol] = evaluate_ranking(lambda u: model.score_items(model.user_index.ids[u]), history, split.test, model.user_index,
-                                          model.item_index, ks=(1,))["hr@1"]
+        hits[protocol] = evaluate_ranking(
+            lambda u, m=model: m.score_items(m.user_index.ids[u]),
+            history,
+            split.test,
+            model.user_index,
+            model.item_index,
+            ks=(1,),
+        )["hr@1"]
     # with the validation step in the history the test item is the very next step of the chain
     assert hits["val-in-history"] > 0.8
     assert hits["val-in-history"] > hits["train-history"] + 0.3
@@ -49,7 +57,8 @@ def test_refit_keeps_the_validated_epoch_count():
 
 def test_grid_search_uses_validation_only():
     split = split_interactions(_chain(), "leave-last-out")
-    make = lambda p: SequentialRecommender(train_config=TrainConfig(progress=False, batch_size=16, lr=0.01, patience=3, **p))  # noqa: E731
+    def make(p):
+        return SequentialRecommender(train_config=TrainConfig(progress=False, batch_size=16, lr=0.01, patience=3, **p))
     best, trials = grid_search(make, [{"epochs": 1}, {"epochs": 30}], split.train, split.val, "ranking")
     assert best == {"epochs": 30} and len(trials) == 2
     assert trials[1]["score"] > trials[0]["score"]
@@ -58,7 +67,9 @@ def test_grid_search_uses_validation_only():
 
 
 def test_slices():
-    train = pd.DataFrame({"user_id": ["a"] * 10 + ["b", "b", "c"], "item_id": ["x"] * 5 + list("pqrst") + ["x", "p", "x"]})
+    train = pd.DataFrame(
+        {"user_id": ["a"] * 10 + ["b", "b", "c"], "item_id": ["x"] * 5 + list("pqrst") + ["x", "p", "x"]}
+    )
     test = pd.DataFrame({"user_id": ["a", "b", "c", "c"], "item_id": ["new", "p", "x", "new"]})
     masks = slice_masks(train, ["a", "b", "c"], test)
     assert masks["users<=3"].tolist() == [False, True, True] and masks["users>=10"].tolist() == [True, False, False]
@@ -86,3 +97,19 @@ def test_a_model_without_early_stopping_is_fitted_once_on_the_history():
     model, history, info = fit_for_test(factory, split.train, split.val)
     assert frames == [len(split.train), len(split.train) + len(split.val)] and info["refit"]
     assert len(model.user_index) == split.train["user_id"].nunique() and len(history) == frames[-1]
+
+
+def test_format_slices():
+    from textinterest.protocols import format_slices
+
+    result = {
+        "slices": {
+            "a": {"ndcg@10": {"users<=3": {"value": 0.1, "n": 5}, "items=0": {"value": 0.0, "n": 2}}},
+            "b": {"rmse": {"users<=3": {"value": 1.0, "n": 5}}},
+        }
+    }
+    lines = format_slices(result).splitlines()
+    assert lines[0].startswith("| model | users<=3 (n=5) | items=0 (n=2) |") and len(lines) == 3
+    assert lines[2].startswith("| a | 0.1000 | 0.0000 |")
+    with pytest.raises(ValueError, match="slices"):
+        format_slices(result, "mrr")

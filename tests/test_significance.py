@@ -12,10 +12,15 @@ from textinterest.significance import paired_test, per_user_ranking, per_user_sq
 
 def _data(n_users=50, n_items=20, seed=0):
     rng = np.random.default_rng(seed)
-    train = pd.DataFrame([(f"u{u}", f"i{i}") for u in range(n_users) for i in rng.choice(n_items, 5, replace=False)],
-                         columns=["user_id", "item_id"])
-    test = pd.DataFrame([(f"u{u}", f"i{rng.integers(n_items)}") for u in range(n_users)] + [("u0", "i3"), ("ghost", "i1"), ("u1", "new")],
-                        columns=["user_id", "item_id"])
+    train = pd.DataFrame(
+        [(f"u{u}", f"i{i}") for u in range(n_users) for i in rng.choice(n_items, 5, replace=False)],
+        columns=["user_id", "item_id"],
+    )
+    test = pd.DataFrame(
+        [(f"u{u}", f"i{rng.integers(n_items)}") for u in range(n_users)]
+        + [("u0", "i3"), ("ghost", "i1"), ("u1", "new")],
+        columns=["user_id", "item_id"],
+    )
     return train, test
 
 
@@ -50,7 +55,11 @@ def test_paired_test_finds_a_real_gap_and_not_a_null_one():
 
 def test_rmse_statistic_and_squared_errors():
     users = ["a", "a", "b", "c"]
-    truth, pred_a, pred_b = np.array([5.0, 3.0, 4.0, 1.0]), np.array([4.0, 3.0, 4.0, 2.0]), np.array([3.0, 3.0, 1.0, 2.0])
+    truth, pred_a, pred_b = (
+        np.array([5.0, 3.0, 4.0, 1.0]),
+        np.array([4.0, 3.0, 4.0, 2.0]),
+        np.array([3.0, 3.0, 1.0, 2.0]),
+    )
     ids, se_a = per_user_squared_error(users, truth, pred_a)
     _, se_b = per_user_squared_error(users, truth, pred_b)
     assert list(ids) == ["a", "b", "c"]
@@ -99,3 +108,36 @@ def test_store_and_compare_to_best():
     assert "mrr" not in res
     with pytest.raises(ValueError, match="values for"):
         store.add("x", "ranking", users, {"ndcg@10": np.zeros(3)})
+
+
+def test_format_significance():
+    from textinterest.significance import format_significance
+
+    sig = {
+        "ndcg@10": {
+            "reference": "interest",
+            "a": 0.05,
+            "best_other": "sasrec",
+            "b": 0.06,
+            "diff": -0.01,
+            "ci_low": -0.02,
+            "ci_high": -0.001,
+            "p_wilcoxon": 0.01,
+        },
+        "rmse": {
+            "reference": "interest",
+            "a": 0.95,
+            "best_other": "mf",
+            "b": 0.96,
+            "diff": -0.01,
+            "ci_low": -0.03,
+            "ci_high": 0.01,
+            "p_wilcoxon": 0.4,
+        },
+    }
+    lines = format_significance({"significance": sig}).splitlines()
+    assert lines[0].startswith("| metric | model |") and len(lines) == 4
+    assert "sasrec" in lines[2] and lines[2].rstrip(" |").endswith("interest worse")
+    assert lines[3].rstrip(" |").endswith("tie")
+    with pytest.raises(ValueError, match="significance"):
+        format_significance({})

@@ -31,12 +31,17 @@ def test_time_safe_means_use_only_earlier_reviews():
 
 
 def test_profile_ranks_items_written_about_like_the_user():
-    train = _frame([
-        ("a", "g1", 1, "guitar strings"), ("a", "g2", 2, "guitar tuner"),
-        ("b", "d1", 1, "drum sticks"), ("b", "d2", 2, "drum pedal"),
-        ("c", "g3", 1, "guitar pick"), ("c", "d3", 1, "drum head"),
-    ])
-    model = TextProfileRecommender(_TopicEmbed(), time_safe=False).fit(train)
+    train = _frame(
+        [
+            ("a", "g1", 1, "guitar strings"),
+            ("a", "g2", 2, "guitar tuner"),
+            ("b", "d1", 1, "drum sticks"),
+            ("b", "d2", 2, "drum pedal"),
+            ("c", "g3", 1, "guitar pick"),
+            ("c", "d3", 1, "drum head"),
+        ]
+    )
+    model = TextProfileRecommender(time_safe=False).fit(train, vectors=_TopicEmbed().embed(train.text))
     scores = model.score_items(["a", "b", "nobody"])
     items = list(model.item_index.ids)
     assert scores[0, items.index("g3")] > scores[0, items.index("d3")]
@@ -48,8 +53,9 @@ def test_profile_ranks_items_written_about_like_the_user():
 def test_time_safe_hides_item_text_from_the_future():
     train = _frame([("a", "g1", 1, "guitar strings"), ("b", "x", 50, "guitar again")])
     test = _frame([("a", "x", 10, "?")])
-    safe = TextProfileRecommender(_TopicEmbed()).fit(train).set_prediction_times(test)
-    leaky = TextProfileRecommender(_TopicEmbed(), time_safe=False).fit(train).set_prediction_times(test)
+    vectors = _TopicEmbed().embed(train.text)
+    safe = TextProfileRecommender(vectors=vectors).fit(train).set_prediction_times(test)
+    leaky = TextProfileRecommender(time_safe=False).fit(train, vectors=vectors).set_prediction_times(test)
     x = list(safe.item_index.ids).index("x")
     assert safe.score_items(["a"])[0, x] == 0.0  # x's only review was written after a's test time
     assert leaky.score_items(["a"])[0, x] > 0.9
@@ -59,7 +65,7 @@ def test_time_safe_hides_item_text_from_the_future():
 def test_bad_input():
     with pytest.raises(ValueError, match="ranking"):
         TextProfileRecommender(task="rating")
-    with pytest.raises(ValueError, match="extractor"):
+    with pytest.raises(ValueError, match="review vectors"):
         TextProfileRecommender().fit(_frame([("a", "i", 1, "t")]))
     with pytest.raises(ValueError, match="shape"):
         TextProfileRecommender().fit(_frame([("a", "i", 1, "t")]), vectors=np.zeros((2, 3)))

@@ -33,7 +33,16 @@ import pandas as pd
 
 from textinterest.constants import ITEM_COL, RATING_COL, USER_COL
 
-__all__ = ["TEST_PROTOCOLS", "DEFAULT_PROTOCOL", "fit_for_test", "validation_score", "grid_search", "slice_masks", "slice_means"]
+__all__ = [
+    "TEST_PROTOCOLS",
+    "DEFAULT_PROTOCOL",
+    "fit_for_test",
+    "validation_score",
+    "grid_search",
+    "slice_masks",
+    "slice_means",
+    "format_slices",
+]
 
 TEST_PROTOCOLS = ("val-in-history", "train-history")
 DEFAULT_PROTOCOL = "val-in-history"
@@ -46,8 +55,9 @@ def _check_protocol(protocol: str) -> None:
         raise ValueError(f"unknown protocol {protocol!r}; valid values: {', '.join(TEST_PROTOCOLS)}")
 
 
-def fit_for_test(factory: Callable[[pd.DataFrame], Any], train: pd.DataFrame, val: pd.DataFrame,
-                 protocol: str = DEFAULT_PROTOCOL) -> tuple[Any, pd.DataFrame, dict[str, Any]]:
+def fit_for_test(
+    factory: Callable[[pd.DataFrame], Any], train: pd.DataFrame, val: pd.DataFrame, protocol: str = DEFAULT_PROTOCOL
+) -> tuple[Any, pd.DataFrame, dict[str, Any]]:
     """Fit a model for the test split under ``protocol``.
 
     Args:
@@ -91,7 +101,11 @@ def validation_score(model: Any, train: pd.DataFrame, val: pd.DataFrame, task: s
 
     if task == "ranking":
         ids = model.user_index.ids
-        return float(evaluate_ranking(lambda u: model.score_items(ids[u]), train, val, model.user_index, model.item_index, ks=(10,))["ndcg@10"])
+        return float(
+            evaluate_ranking(
+                lambda u: model.score_items(ids[u]), train, val, model.user_index, model.item_index, ks=(10,)
+            )["ndcg@10"]
+        )
     if task != "rating":
         raise ValueError(f"task must be 'rating' or 'ranking', got {task!r}")
     rated = val[pd.to_numeric(val[RATING_COL], errors="coerce").notna()]
@@ -100,8 +114,13 @@ def validation_score(model: Any, train: pd.DataFrame, val: pd.DataFrame, task: s
     return -rmse(rated[RATING_COL].to_numpy(dtype=np.float64), model.predict(rated))
 
 
-def grid_search(make: Callable[[dict[str, Any]], Any], grid: Sequence[dict[str, Any]], train: pd.DataFrame, val: pd.DataFrame,
-                task: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def grid_search(
+    make: Callable[[dict[str, Any]], Any],
+    grid: Sequence[dict[str, Any]],
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    task: str,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Try every entry of ``grid`` on the validation split; keep the best.
 
     Args:
@@ -120,7 +139,13 @@ def grid_search(make: Callable[[dict[str, Any]], Any], grid: Sequence[dict[str, 
     for params in grid:
         t = time.perf_counter()
         model = make(dict(params)).fit(train, val)
-        trials.append({"params": dict(params), "score": validation_score(model, train, val, task), "seconds": time.perf_counter() - t})
+        trials.append(
+            {
+                "params": dict(params),
+                "score": validation_score(model, train, val, task),
+                "seconds": time.perf_counter() - t,
+            }
+        )
     best = max(range(len(trials)), key=lambda j: trials[j]["score"])
     return dict(grid[best]), trials
 
@@ -151,7 +176,9 @@ def slice_masks(train: pd.DataFrame, test_users: Sequence[Any], test: pd.DataFra
     return out
 
 
-def slice_means(values: np.ndarray, masks: dict[str, np.ndarray], statistic: str = "mean") -> dict[str, dict[str, float]]:
+def slice_means(
+    values: np.ndarray, masks: dict[str, np.ndarray], statistic: str = "mean"
+) -> dict[str, dict[str, float]]:
     """Mean (or RMSE of per-user squared errors) of ``values`` in each slice, with its size.
 
     Returns:
@@ -166,3 +193,16 @@ def slice_means(values: np.ndarray, masks: dict[str, np.ndarray], statistic: str
         value = float("nan") if not sel.size else float(np.sqrt(sel.mean()) if statistic == "rmse" else sel.mean())
         out[name] = {"value": value, "n": int(mask.sum())}
     return out
+
+
+def format_slices(result: dict[str, Any], metric: str = "ndcg@10") -> str:
+    """Markdown table of one metric per slice and model (``result["slices"]`` of ``run_evaluation``)."""
+    from textinterest.utils import markdown_table
+
+    slices = result.get("slices") or {}
+    models = [m for m, per in slices.items() if metric in per]
+    if not models:
+        raise ValueError(f"result has no slices of {metric!r}")
+    names = list(slices[models[0]][metric])
+    header = ["model"] + [f"{n} (n={slices[models[0]][metric][n]['n']})" for n in names]
+    return markdown_table(header, [[m] + [slices[m][metric][n]["value"] for n in names] for m in models])

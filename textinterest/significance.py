@@ -27,7 +27,14 @@ import scipy.sparse as sp
 from textinterest.constants import ITEM_COL, RANKING_KS, USER_COL
 from textinterest.evaluation import IdIndex, _ranking_per_row
 
-__all__ = ["per_user_ranking", "per_user_squared_error", "paired_test", "PerUserStore", "compare_to_best"]
+__all__ = [
+    "per_user_ranking",
+    "per_user_squared_error",
+    "paired_test",
+    "PerUserStore",
+    "compare_to_best",
+    "format_significance",
+]
 
 STATISTICS = ("mean", "rmse")
 
@@ -82,14 +89,22 @@ def per_user_ranking(
         for name, vals in part.items():
             values.setdefault(name, np.zeros(len(test)))[ids] = vals
     if not values:  # no known user: every metric is 0
-        values = {name: np.zeros(len(test)) for name in _ranking_per_row(np.zeros((0, n_items)), None, np.zeros(0), ks, "expected")}
+        values = {
+            name: np.zeros(len(test))
+            for name in _ranking_per_row(np.zeros((0, n_items)), None, np.zeros(0), ks, "expected")
+        }
     codes, uniques = pd.factorize(test[USER_COL], sort=False)
     counts = np.bincount(codes, minlength=len(uniques))
-    per_user = {name: np.bincount(codes, weights=v, minlength=len(uniques)) / np.maximum(counts, 1) for name, v in values.items()}
+    per_user = {
+        name: np.bincount(codes, weights=v, minlength=len(uniques)) / np.maximum(counts, 1)
+        for name, v in values.items()
+    }
     return np.asarray(uniques, dtype=object), per_user
 
 
-def per_user_squared_error(users: Sequence[Any], truth: Sequence[float], pred: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def per_user_squared_error(
+    users: Sequence[Any], truth: Sequence[float], pred: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Each user's mean squared rating error.
 
     Args:
@@ -107,7 +122,9 @@ def per_user_squared_error(users: Sequence[Any], truth: Sequence[float], pred: S
         raise ValueError("truth and pred must be finite")
     codes, uniques = pd.factorize(pd.Series(list(users), dtype=object), sort=False)
     counts = np.bincount(codes, minlength=len(uniques))
-    return np.asarray(uniques, dtype=object), np.bincount(codes, weights=(truth - pred) ** 2, minlength=len(uniques)) / counts
+    return np.asarray(uniques, dtype=object), np.bincount(
+        codes, weights=(truth - pred) ** 2, minlength=len(uniques)
+    ) / counts
 
 
 def _stat(x: np.ndarray, statistic: str) -> np.ndarray:
@@ -115,8 +132,15 @@ def _stat(x: np.ndarray, statistic: str) -> np.ndarray:
     return np.sqrt(mean) if statistic == "rmse" else mean
 
 
-def paired_test(a: Sequence[float], b: Sequence[float], *, statistic: str = "mean", n_boot: int = 10_000, seed: int = 0,
-                alpha: float = 0.05) -> dict[str, float]:
+def paired_test(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    statistic: str = "mean",
+    n_boot: int = 10_000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> dict[str, float]:
     """Paired bootstrap CI and Wilcoxon p-value of ``stat(a) - stat(b)`` over the same users.
 
     Args:
@@ -153,9 +177,15 @@ def paired_test(a: Sequence[float], b: Sequence[float], *, statistic: str = "mea
     p_boot = float(min(1.0, 2.0 * min((diffs <= 0).mean(), (diffs >= 0).mean())))
     lo, hi = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
     return {
-        "n": int(a.size), "a": float(_stat(a, statistic)), "b": float(_stat(b, statistic)),
-        "diff": float(_stat(a, statistic) - _stat(b, statistic)), "ci_low": float(lo), "ci_high": float(hi),
-        "p_bootstrap": p_boot, "p_wilcoxon": p_wilcoxon, "n_boot": int(n_boot),
+        "n": int(a.size),
+        "a": float(_stat(a, statistic)),
+        "b": float(_stat(b, statistic)),
+        "diff": float(_stat(a, statistic) - _stat(b, statistic)),
+        "ci_low": float(lo),
+        "ci_high": float(hi),
+        "p_bootstrap": p_boot,
+        "p_wilcoxon": p_wilcoxon,
+        "n_boot": int(n_boot),
     }
 
 
@@ -166,12 +196,14 @@ class PerUserStore:
         self._data: dict[tuple[str, str], list[tuple[np.ndarray, dict[str, np.ndarray]]]] = {}
 
     def add(self, model: str, task: str, users: Sequence[Any], values: dict[str, np.ndarray]) -> None:
-        """Record one seed's per-user values (``{"ndcg@10": (n,), ...}`` or ``{"se": (n,)}``) of ``model`` on ``task``."""
+        """Record one seed's per-user values (``{"ndcg@10": (n,), ...}`` or ``{"se": (n,)}``) of a model on a task."""
         users = np.asarray(users, dtype=object)
         for name, v in values.items():
             if np.shape(v) != users.shape:
                 raise ValueError(f"{model}/{task}: {name} has {np.size(v)} values for {users.size} users")
-        self._data.setdefault((model, task), []).append((users, {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}))
+        self._data.setdefault((model, task), []).append(
+            (users, {k: np.asarray(v, dtype=np.float64) for k, v in values.items()})
+        )
 
     def keys(self) -> list[tuple[str, str]]:
         """The recorded (model, task) pairs, in insertion order."""
@@ -194,8 +226,14 @@ class PerUserStore:
         return users, {name: np.mean(vs, axis=0) for name, vs in out.items()}
 
 
-def compare_to_best(store: PerUserStore, reference: str, metrics: Sequence[str] = ("ndcg@10", "hr@10", "mrr", "rmse"),
-                    exclude: Sequence[str] = (), n_boot: int = 10_000, seed: int = 0) -> dict[str, dict[str, Any]]:
+def compare_to_best(
+    store: PerUserStore,
+    reference: str,
+    metrics: Sequence[str] = ("ndcg@10", "hr@10", "mrr", "rmse"),
+    exclude: Sequence[str] = (),
+    n_boot: int = 10_000,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
     """Paired test of ``reference`` against the best other model of each metric (seed-averaged per-user values).
 
     Ranking metrics read the "ranking" entries (higher = better); ``"rmse"`` reads the "rating"
@@ -226,6 +264,37 @@ def compare_to_best(store: PerUserStore, reference: str, metrics: Sequence[str] 
                 best = (score, model, v)
         if best is None:
             continue
-        test = paired_test(ref_values[key], best[2], statistic="rmse" if metric == "rmse" else "mean", n_boot=n_boot, seed=seed)
+        test = paired_test(
+            ref_values[key], best[2], statistic="rmse" if metric == "rmse" else "mean", n_boot=n_boot, seed=seed
+        )
         out[metric] = {"reference": reference, "best_other": best[1], **test}
     return out
+
+
+def format_significance(result: dict[str, Any]) -> str:
+    """Markdown table of ``result["significance"]`` (from :func:`textinterest.experiments.run_evaluation`)."""
+    from textinterest.utils import markdown_table
+
+    sig = result.get("significance") or {}
+    if not sig:
+        raise ValueError("result has no 'significance' entries (was 'interest' evaluated?)")
+    rows = []
+    for metric, s in sig.items():
+        lower_better = metric == "rmse"
+        better = (s["diff"] < 0) if lower_better else (s["diff"] > 0)
+        verdict = "tie" if s["ci_low"] <= 0 <= s["ci_high"] else ("interest better" if better else "interest worse")
+        rows.append(
+            [
+                metric.upper(),
+                s["reference"],
+                s["a"],
+                s["best_other"],
+                s["b"],
+                s["diff"],
+                f"[{s['ci_low']:.4f}, {s['ci_high']:.4f}]",
+                f"{s['p_wilcoxon']:.3g}",
+                verdict,
+            ]
+        )
+    header = ["metric", "model", "value", "best other", "value", "difference", "95 % CI", "Wilcoxon p", "verdict"]
+    return markdown_table(header, rows)

@@ -12,9 +12,8 @@ item's vector then averages only reviews written strictly before that time (revi
 day count as later: Amazon timestamps have day resolution). Without prediction times, or with
 ``time_safe=False``, every training review counts. An item with no earlier review scores 0.
 
-Review vectors come from any object with ``embed(texts) -> (N, D)`` (e.g.
-:class:`~textinterest.features.BertFeatureExtractor`, whose cache makes a refit cheap) or are
-passed to :meth:`fit` directly.
+Review vectors are given, aligned with the training rows (e.g. ``TextFeatures.review_vectors`` of
+:func:`textinterest.experiments.build_text_features`, or ``extractor.embed(texts)``).
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ import pandas as pd
 
 from textinterest.constants import ITEM_COL, TIME_COL, USER_COL
 from textinterest.evaluation import IdIndex
+from textinterest.models.base import Capabilities, Recommender
 
 __all__ = ["TimeSafeItemText", "TextProfileRecommender"]
 
@@ -51,7 +51,9 @@ class TimeSafeItemText:
         items = np.asarray(items, dtype=np.int64)
         times = np.asarray(times, dtype=np.int64)
         if vectors.ndim != 2 or len(vectors) != len(items) or len(items) != len(times):
-            raise ValueError(f"vectors (R, D), items (R,) and times (R,) must agree; got {vectors.shape}, {items.shape}, {times.shape}")
+            raise ValueError(
+                f"vectors (R, D), items (R,), times (R,) must agree; got {vectors.shape}, {items.shape}, {times.shape}"
+            )
         if len(items) and (items.min() < 0 or items.max() >= n_items):
             raise ValueError(f"item positions must be in [0, {n_items - 1}]")
         order = np.argsort(times, kind="stable")
@@ -90,34 +92,35 @@ class TimeSafeItemText:
         return (sums / np.maximum(counts, 1.0)[:, None]).astype(np.float32)
 
 
-class TextProfileRecommender:
+class TextProfileRecommender(Recommender):
     """Static text profile: ``score(u, i) = cos(mean of u's review vectors, item i's text vector)``; ranking only.
 
     Args:
-        extractor: object with ``embed(texts) -> (N, D)``; needed unless ``vectors`` is given here or to :meth:`fit`.
         time_safe: item text from reviews written before each user's prediction time (see the module docstring).
         task: must be "ranking".
-        vectors: (len(train), D) review vectors of the frame :meth:`fit` will get (e.g. ``TextFeatures.review_vectors``).
+        vectors: (len(train), D) review vectors of the frame :meth:`fit` gets (e.g. ``TextFeatures.review_vectors``).
     """
 
     name = "text-profile"
+    capabilities = Capabilities(rating=False, ranking=True, uses_text=True)
 
-    def __init__(self, extractor: Any = None, *, time_safe: bool = True, task: str = "ranking", vectors: np.ndarray | None = None) -> None:
+    def __init__(self, *, time_safe: bool = True, task: str = "ranking", vectors: np.ndarray | None = None) -> None:
         if task != "ranking":
             raise ValueError(f"text-profile only ranks items; task must be 'ranking', got {task!r}")
-        self.extractor, self.time_safe, self.task, self.vectors = extractor, bool(time_safe), task, vectors
+        self.time_safe, self.task, self.vectors = bool(time_safe), task, vectors
         self.prediction_times_: dict[Any, int] = {}
         self.n_fallback_ = 0
         self._items: TimeSafeItemText | None = None
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, vectors: np.ndarray | None = None,
-            **inputs: Any) -> "TextProfileRecommender":
+    def fit(
+        self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, vectors: np.ndarray | None = None, **inputs: Any
+    ) -> TextProfileRecommender:
         """Build the user profiles and the item text from ``train``.
 
         Args:
             train: training interactions (user, item, timestamp, text / summary).
             val: ignored (nothing to tune).
-            vectors: (len(train), D) review vectors aligned with ``train``; default: the constructor's, else embed the texts.
+            vectors: (len(train), D) review vectors aligned with ``train``; default: the constructor's.
             **inputs: other side information (ignored).
 
         Returns:
@@ -130,11 +133,10 @@ class TextProfileRecommender:
             raise ValueError("cannot fit on an empty training table")
         vectors = self.vectors if vectors is None else vectors
         if vectors is None:
-            if self.extractor is None:
-                raise ValueError("text-profile needs an extractor (embed(texts)) or fit(..., vectors=...)")
-            from textinterest.experiments import review_texts
-
-            vectors = self.extractor.embed(review_texts(train))
+            raise ValueError(
+                "text-profile needs the review vectors of the training rows: TextProfileRecommender(vectors=...) "
+                "or fit(train, vectors=...)"
+            )
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(vectors) != len(train):
             raise ValueError(f"vectors must have shape ({len(train)}, D), got {vectors.shape}")
@@ -151,7 +153,7 @@ class TextProfileRecommender:
         self._all_items = _unit(self._items.all_reviews())
         return self
 
-    def set_prediction_times(self, df: pd.DataFrame) -> "TextProfileRecommender":
+    def set_prediction_times(self, df: pd.DataFrame) -> TextProfileRecommender:
         """Record each user's prediction time: the earliest timestamp of their rows in ``df`` (e.g. the test split)."""
         missing = [c for c in (USER_COL, TIME_COL) if c not in df.columns]
         if missing:

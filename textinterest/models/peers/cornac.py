@@ -35,6 +35,7 @@ import pandas as pd
 
 from textinterest.constants import ITEM_COL, RATING_COL, USER_COL
 from textinterest.evaluation import IdIndex
+from textinterest.models.base import Capabilities, Recommender
 
 __all__ = ["CORNAC_MODELS", "CornacRecommender", "cornac_available"]
 
@@ -42,7 +43,12 @@ __all__ = ["CORNAC_MODELS", "CornacRecommender", "cornac_available"]
 CORNAC_MODELS: dict[str, tuple[str, tuple[str, ...], dict[str, Any], bool]] = {
     "bpr": ("BPR", ("ranking",), {"k": 10, "max_iter": 100, "learning_rate": 0.01, "lambda_reg": 0.01}, False),
     "mf": ("MF", ("rating", "ranking"), {"k": 10, "max_iter": 20, "learning_rate": 0.01, "lambda_reg": 0.02}, False),
-    "hft": ("HFT", ("rating", "ranking"), {"k": 10, "max_iter": 20, "grad_iter": 20, "lambda_text": 0.1, "l2_reg": 0.001}, True),
+    "hft": (
+        "HFT",
+        ("rating", "ranking"),
+        {"k": 10, "max_iter": 20, "grad_iter": 20, "lambda_text": 0.1, "l2_reg": 0.001},
+        True,
+    ),
     "ctr": ("CTR", ("ranking",), {"k": 50, "lambda_u": 0.01, "lambda_v": 0.01, "max_iter": 50}, True),
 }
 
@@ -56,7 +62,7 @@ def cornac_available() -> tuple[bool, str]:
     return True, str(cornac.__version__)
 
 
-class CornacRecommender:
+class CornacRecommender(Recommender):
     """One Cornac model fitted on a canonical interactions frame.
 
     Args:
@@ -68,8 +74,16 @@ class CornacRecommender:
         **params: Cornac constructor arguments overriding ``CORNAC_MODELS`` defaults (e.g. ``k=20``).
     """
 
-    def __init__(self, model: str = "bpr", task: str = "ranking", *, seed: int = 0, text_col: str = "text", max_vocab: int = 5000,
-                 **params: Any) -> None:
+    def __init__(
+        self,
+        model: str = "bpr",
+        task: str = "ranking",
+        *,
+        seed: int = 0,
+        text_col: str = "text",
+        max_vocab: int = 5000,
+        **params: Any,
+    ) -> None:
         if model not in CORNAC_MODELS:
             raise ValueError(f"unknown Cornac model {model!r}; valid values: {', '.join(CORNAC_MODELS)}")
         cls_name, tasks, defaults, needs_text = CORNAC_MODELS[model]
@@ -85,11 +99,12 @@ class CornacRecommender:
         self.params = {**defaults, **params}
         self.model: Any = None
         self.n_fallback_ = 0
+        self.capabilities = Capabilities(rating=task == "rating", ranking="ranking" in tasks, uses_text=needs_text)
 
     def __repr__(self) -> str:
         return f"CornacRecommender({self.model_name!r}, task={self.task!r}, {self.params})"
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, **inputs: Any) -> "CornacRecommender":
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, **inputs: Any) -> CornacRecommender:
         """Fit on ``train`` (``val`` is accepted for the shared interface; Cornac trains a fixed number of iterations).
 
         Args:
@@ -108,12 +123,18 @@ class CornacRecommender:
             raise ValueError(f"train lacks column(s) {missing}; it has {list(train.columns)}")
         if len(train) == 0:
             raise ValueError("cannot fit on an empty training table")
-        ratings = pd.to_numeric(train[RATING_COL], errors="coerce") if RATING_COL in train else pd.Series(np.nan, index=train.index)
+        ratings = (
+            pd.to_numeric(train[RATING_COL], errors="coerce")
+            if RATING_COL in train
+            else pd.Series(np.nan, index=train.index)
+        )
         if self.task == "rating" and ratings.notna().sum() == 0:
             raise ValueError(f"{self.name}: task='rating' needs rated training rows; every rating is NaN")
         # implicit models read every interaction as 1; explicit ones need a rating (unrated rows use the mean)
         mean = float(ratings.mean()) if ratings.notna().any() else 1.0
-        values = np.ones(len(train)) if self.cls_name in ("BPR", "CTR") else ratings.fillna(mean).to_numpy(dtype=np.float64)
+        values = (
+            np.ones(len(train)) if self.cls_name in ("BPR", "CTR") else ratings.fillna(mean).to_numpy(dtype=np.float64)
+        )
         users = train[USER_COL].astype(str).to_numpy()
         items = train[ITEM_COL].astype(str).to_numpy()
         triples = list(zip(users.tolist(), items.tolist(), values.tolist()))
@@ -149,8 +170,12 @@ class CornacRecommender:
             text = text.where(~blank, train["summary"].fillna("").astype(str))
         docs = text.groupby(train[ITEM_COL].astype(str).to_numpy()).agg(" ".join)
         ids = list(data.iid_map)  # every training item has a document (possibly empty)
-        modality = TextModality(corpus=[docs.get(i, "") for i in ids], ids=ids, tokenizer=BaseTokenizer(stop_words="english"),
-                                max_vocab=self.max_vocab)
+        modality = TextModality(
+            corpus=[docs.get(i, "") for i in ids],
+            ids=ids,
+            tokenizer=BaseTokenizer(stop_words="english"),
+            max_vocab=self.max_vocab,
+        )
         modality.build(id_map=data.iid_map)
         return modality
 

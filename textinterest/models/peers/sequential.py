@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from textinterest.models.cf import TorchRecommender
+from textinterest.models.base import Capabilities
+from textinterest.models.torch_base import TorchRecommender
 from textinterest.training import TrainConfig
 
 __all__ = ["NextItemConfig", "SASRec", "GRU4Rec", "SASRecRecommender", "GRU4RecRecommender"]
@@ -90,10 +91,13 @@ class SASRec(_ItemTable):
         self.pos_emb = nn.Embedding(config.max_len, H)
         self.drop = nn.Dropout(p)
         self.attn_norm = nn.ModuleList(nn.LayerNorm(H) for _ in range(config.n_layers))
-        self.attn = nn.ModuleList(nn.MultiheadAttention(H, config.n_heads, dropout=p, batch_first=True) for _ in range(config.n_layers))
+        self.attn = nn.ModuleList(
+            nn.MultiheadAttention(H, config.n_heads, dropout=p, batch_first=True) for _ in range(config.n_layers)
+        )
         self.ffn_norm = nn.ModuleList(nn.LayerNorm(H) for _ in range(config.n_layers))
         self.ffn = nn.ModuleList(
-            nn.Sequential(nn.Linear(H, H), nn.ReLU(), nn.Dropout(p), nn.Linear(H, H), nn.Dropout(p)) for _ in range(config.n_layers)
+            nn.Sequential(nn.Linear(H, H), nn.ReLU(), nn.Dropout(p), nn.Linear(H, H), nn.Dropout(p))
+            for _ in range(config.n_layers)
         )
         self.out_norm = nn.LayerNorm(H)
 
@@ -122,7 +126,9 @@ class GRU4Rec(_ItemTable):
         super().__init__(config)
         H = config.hidden
         self.drop = nn.Dropout(config.dropout)
-        self.gru = nn.GRU(H, H, num_layers=config.n_layers, batch_first=True, dropout=config.dropout if config.n_layers > 1 else 0.0)
+        self.gru = nn.GRU(
+            H, H, num_layers=config.n_layers, batch_first=True, dropout=config.dropout if config.n_layers > 1 else 0.0
+        )
         self.out = nn.Linear(H, H)
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:
@@ -134,12 +140,25 @@ class GRU4Rec(_ItemTable):
 class _NextItemRecommender(TorchRecommender):
     """Training and scoring shared by SASRec and GRU4Rec (ranking only)."""
 
-    supports_rating = False
+    capabilities = Capabilities(rating=False, ranking=True, sequential=True, trains_with_torch=True)
     module_class: type[_ItemTable] = SASRec
 
-    def __init__(self, task: str = "ranking", *, hidden: int = 64, n_layers: int = 2, n_heads: int = 1, dropout: float = 0.2,
-                 max_len: int = 50, loss: str = "ce", train_config: TrainConfig | None = None, eval_batch_size: int = 512) -> None:
-        super().__init__(task, train_config or TrainConfig(batch_size=128, lr=1e-3, patience=5, epochs=100), eval_batch_size)
+    def __init__(
+        self,
+        task: str = "ranking",
+        *,
+        hidden: int = 64,
+        n_layers: int = 2,
+        n_heads: int = 1,
+        dropout: float = 0.2,
+        max_len: int = 50,
+        loss: str = "ce",
+        train_config: TrainConfig | None = None,
+        eval_batch_size: int = 512,
+    ) -> None:
+        super().__init__(
+            task, train_config or TrainConfig(batch_size=128, lr=1e-3, patience=5, epochs=100), eval_batch_size
+        )
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         self.loss = loss
@@ -178,9 +197,9 @@ class _NextItemRecommender(TorchRecommender):
         emb = module.item_emb
         pos_logit = (h * emb(label)).sum(-1).float()
         neg_logit = (h * emb(neg)).sum(-1).float()
-        return F.binary_cross_entropy_with_logits(pos_logit, torch.ones_like(pos_logit)) + F.binary_cross_entropy_with_logits(
-            neg_logit, torch.zeros_like(neg_logit)
-        )
+        return F.binary_cross_entropy_with_logits(
+            pos_logit, torch.ones_like(pos_logit)
+        ) + F.binary_cross_entropy_with_logits(neg_logit, torch.zeros_like(neg_logit))
 
     def _score_idx(self, users: np.ndarray) -> np.ndarray:
         win = self.seq.last_window(users, self.shape["max_len"])
@@ -217,7 +236,26 @@ class GRU4RecRecommender(_NextItemRecommender):
     name = "gru4rec"
     module_class = GRU4Rec
 
-    def __init__(self, task: str = "ranking", *, hidden: int = 64, n_layers: int = 1, dropout: float = 0.2, max_len: int = 50,
-                 loss: str = "ce", train_config: TrainConfig | None = None, eval_batch_size: int = 512) -> None:
-        super().__init__(task, hidden=hidden, n_layers=n_layers, n_heads=1, dropout=dropout, max_len=max_len, loss=loss,
-                         train_config=train_config, eval_batch_size=eval_batch_size)
+    def __init__(
+        self,
+        task: str = "ranking",
+        *,
+        hidden: int = 64,
+        n_layers: int = 1,
+        dropout: float = 0.2,
+        max_len: int = 50,
+        loss: str = "ce",
+        train_config: TrainConfig | None = None,
+        eval_batch_size: int = 512,
+    ) -> None:
+        super().__init__(
+            task,
+            hidden=hidden,
+            n_layers=n_layers,
+            n_heads=1,
+            dropout=dropout,
+            max_len=max_len,
+            loss=loss,
+            train_config=train_config,
+            eval_batch_size=eval_batch_size,
+        )

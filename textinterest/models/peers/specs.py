@@ -39,10 +39,10 @@ PEER_GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
         {"k": 50, "learning_rate": 0.01, "lambda_reg": 0.1, "max_iter": 50},
     ),
     "cornac-hft": (
-        {"k": 10, "max_iter": 10, "grad_iter": 10, "lambda_text": 0.1, "l2_reg": 0.001},
-        {"k": 10, "max_iter": 10, "grad_iter": 10, "lambda_text": 0.1, "l2_reg": 0.1},
-        {"k": 5, "max_iter": 10, "grad_iter": 10, "lambda_text": 1.0, "l2_reg": 0.01},
-        {"k": 5, "max_iter": 10, "grad_iter": 10, "lambda_text": 0.01, "l2_reg": 1.0},
+        {"k": 10, "max_iter": 5, "grad_iter": 5, "lambda_text": 0.1, "l2_reg": 0.001},
+        {"k": 10, "max_iter": 5, "grad_iter": 5, "lambda_text": 0.1, "l2_reg": 0.1},
+        {"k": 5, "max_iter": 5, "grad_iter": 5, "lambda_text": 1.0, "l2_reg": 0.01},
+        {"k": 5, "max_iter": 5, "grad_iter": 5, "lambda_text": 0.01, "l2_reg": 1.0},
     ),
     "cornac-ctr": (
         {"k": 50, "lambda_u": 0.01, "lambda_v": 0.01, "max_iter": 50},
@@ -104,17 +104,73 @@ def register_peers() -> None:
     if "sasrec" in names():
         return
     cornac = {"extra": "peers", "requires": ("cornac",)}
-    register(ModelSpec("cornac-bpr", _cornac_factory("bpr"), tasks=("ranking",), grid=PEER_GRIDS["cornac-bpr"], **cornac,
-                       description="Cornac BPR (implicit feedback, pairwise ranking loss)"))
-    register(ModelSpec("cornac-mf", _cornac_factory("mf"), grid=PEER_GRIDS["cornac-mf"], **cornac,
-                       description="Cornac biased matrix factorisation (SGD on ratings)"))
-    register(ModelSpec("cornac-hft", _cornac_factory("hft"), tasks=("rating",), grid=PEER_GRIDS["cornac-hft"], uses_text=False,
-                       **cornac, description="Cornac HFT: MF tied to a topic model of item review text"))
-    register(ModelSpec("cornac-ctr", _cornac_factory("ctr"), tasks=("ranking",), grid=PEER_GRIDS["cornac-ctr"], **cornac,
-                       description="Cornac CTR: implicit MF centred on item text topics"))
-    register(ModelSpec("sasrec", _sasrec, tasks=("ranking",), train_defaults=_NEXT_ITEM_TRAIN, grid=PEER_GRIDS["sasrec"],
-                       description="SASRec self-attentive next-item model (Kang & McAuley 2018)"))
-    register(ModelSpec("gru4rec", _gru4rec, tasks=("ranking",), train_defaults=_NEXT_ITEM_TRAIN, grid=PEER_GRIDS["gru4rec"],
-                       description="GRU4Rec next-item model (Hidasi et al. 2016), full-softmax loss"))
-    register(ModelSpec("text-profile", _text_profile, tasks=("ranking",), uses_text=True, fit_once=True,
-                       description="static text profile: cosine of the user's mean review vector and the item's text"))
+    register(
+        ModelSpec(
+            "cornac-bpr",
+            _cornac_factory("bpr"),
+            tasks=("ranking",),
+            grid=PEER_GRIDS["cornac-bpr"],
+            **cornac,
+            description="Cornac BPR (implicit feedback, pairwise ranking loss)",
+        )
+    )
+    register(
+        ModelSpec(
+            "cornac-mf",
+            _cornac_factory("mf"),
+            grid=PEER_GRIDS["cornac-mf"],
+            **cornac,
+            description="Cornac biased matrix factorisation (SGD on ratings)",
+        )
+    )
+    register(
+        ModelSpec(
+            "cornac-hft",
+            _cornac_factory("hft"),
+            tasks=("rating",),
+            grid=PEER_GRIDS["cornac-hft"],
+            uses_text=False,
+            **cornac,
+            description="Cornac HFT: MF tied to a topic model of item review text",
+        )
+    )
+    register(
+        ModelSpec(
+            "cornac-ctr",
+            _cornac_factory("ctr"),
+            tasks=("ranking",),
+            grid=PEER_GRIDS["cornac-ctr"],
+            **cornac,
+            description="Cornac CTR: implicit MF centred on item text topics",
+        )
+    )
+    register(
+        ModelSpec(
+            "sasrec",
+            _sasrec,
+            tasks=("ranking",),
+            train_defaults=_NEXT_ITEM_TRAIN,
+            grid=PEER_GRIDS["sasrec"],
+            description="SASRec self-attentive next-item model (Kang & McAuley 2018)",
+        )
+    )
+    register(
+        ModelSpec(
+            "gru4rec",
+            _gru4rec,
+            tasks=("ranking",),
+            train_defaults=_NEXT_ITEM_TRAIN,
+            grid=PEER_GRIDS["gru4rec"],
+            description="GRU4Rec next-item model (Hidasi et al. 2016), full-softmax loss",
+        )
+    )
+    register(
+        ModelSpec(
+            "text-profile",
+            _text_profile,
+            tasks=("ranking",),
+            uses_text=True,
+            fit_once=True,
+            description="static text profile: cosine of the user's mean review vector and the item's text",
+        )
+    )
