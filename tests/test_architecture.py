@@ -19,6 +19,7 @@ STAGES: dict[str, int] = {
     "textinterest.constants": 0,
     "textinterest.utils": 0,
     "textinterest.evaluation": 0,
+    "textinterest.significance": 0,
     "textinterest.training": 0,
     # 1 data
     "textinterest.datasets": 1,
@@ -41,6 +42,7 @@ STAGES: dict[str, int] = {
     "textinterest.serving_eval": 4,
     "textinterest.scale": 4,
     "textinterest.distributed": 4,
+    "textinterest.protocols": 4,
     # 5 reporting
     "textinterest.reporting": 5,
     "textinterest.reproduce": 5,

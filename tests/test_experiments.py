@@ -73,16 +73,32 @@ def test_text_features_use_training_rows_only():
 def _with_held_out_changed(ds: ReviewDataset, what: str) -> ReviewDataset:
     """The same data set with the text, summary and (for "held-out") rating of some rows replaced.
 
-    "held-out": every validation and test row; "train": one training review (a control).
+    "held-out": every validation and test row; "test": every test row; "train": one training review (a control).
     """
     split = split_interactions(ds.interactions)
     df = ds.interactions.copy()
-    rows = np.concatenate([split.val.index, split.test.index]) if what == "held-out" else split.train.index[:1]
+    rows = {"held-out": np.concatenate([split.val.index, split.test.index]), "test": split.test.index}.get(
+        what, split.train.index[:1])
     df.loc[rows, "text"] = [f"HELDOUT changed review {j}" for j in range(len(rows))]
     df.loc[rows, "summary"] = "HELDOUT changed summary"
     if what == "held-out":
         df.loc[split.val.index, "rating"] = 6.0 - df.loc[split.val.index, "rating"]
     return ReviewDataset(name=ds.name, interactions=df, items=ds.items, report=ds.report)
+
+
+def test_test_reviews_never_reach_the_standard_protocol():
+    ds = _dataset(n_users=20, items=True)
+    kw = dict(seeds=(0,), epochs=1, tune=False, models=("interest",), sentiment="none",
+              interest_config={"hidden": 16, "mf_dim": 8})
+    runs = {}
+    for what in ("original", "test"):
+        ex = FakeExtractor()
+        data = ds if what == "original" else _with_held_out_changed(ds, what)
+        runs[what] = (run_evaluation("made-up", dataset=data, extractor=ex, **kw), ex.seen)
+    assert not [t for t in runs["test"][1] if "HELDOUT" in t]
+    rows = {what: next(r for r in runs[what][0]["runs"] if r["model"] == "interest") for what in runs}
+    for metric in ("rmse", "mae", "hr@10", "ndcg@10", "mrr"):
+        assert rows["test"][metric] == rows["original"][metric], metric
 
 
 def test_held_out_reviews_never_reach_the_pipeline():
@@ -91,8 +107,10 @@ def test_held_out_reviews_never_reach_the_pipeline():
     # reported on the test split may change. Test ratings are the targets, so they stay as they are;
     # validation ratings only drive early stopping, which one epoch leaves no choice for.
     ds = _dataset(n_users=20, items=True)
+    # the protocol that scores test from the training history; under the default one the validation
+    # reviews are history at test time (see test_test_reviews_never_reach_the_standard_protocol)
     kw = dict(seeds=(0,), epochs=1, tune=False, models=("interest",), sentiment="none",
-              interest_config={"hidden": 16, "mf_dim": 8})
+              interest_config={"hidden": 16, "mf_dim": 8}, protocol="train-history")
     runs = {}
     for what in ("original", "held-out", "train"):
         ex = FakeExtractor()
@@ -192,10 +210,15 @@ def test_sentiment_classifier_sees_training_reviews_only(monkeypatch):
     ds = _dataset(n_users=20)
     split = split_interactions(ds.interactions)
     res = run_evaluation("made-up", dataset=ds, extractor=FakeExtractor(), seeds=(0,), epochs=1, tune=False,
-                         models=("interest",), tasks=("rating",))
+                         models=("interest",), tasks=("rating",), protocol="train-history")
     assert res["sentiment"]["status"] == "ok" and seen["kwargs"]["mode"] == "frozen"
     train_texts = set(review_texts(split.train))
     assert set(seen["fit"]) <= train_texts and seen["score"] == review_texts(split.train)
+    # the standard protocol refits on train + validation: the validation reviews join, the test reviews never do
+    run_evaluation("made-up", dataset=ds, extractor=FakeExtractor(), seeds=(0,), epochs=1, tune=False,
+                   models=("interest",), tasks=("rating",))
+    history_texts = set(review_texts(split.train)) | set(review_texts(split.val))
+    assert set(seen["fit"]) <= history_texts and seen["score"] == review_texts(split.train) + review_texts(split.val)
 
 
 def test_run_evaluation_is_deterministic():
@@ -212,9 +235,9 @@ def test_tuning_uses_validation_only(monkeypatch):
     calls = []
     real = ex._evaluate_model
 
-    def spy(model, split, task, ks):
+    def spy(model, split, task, ks, **kw):
         calls.append(task)
-        return real(model, split, task, ks)
+        return real(model, split, task, ks, **kw)
 
     monkeypatch.setattr(ex, "_evaluate_model", spy)
     res = run_evaluation("made-up", dataset=_dataset(n_users=15), extractor=FakeExtractor(), seeds=(0,), epochs=1,

@@ -158,6 +158,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         dataset=dataset,
         progress=None if args.json else True,
+        protocol=args.protocol,
     )
     if args.json:
         _print_json(result)
@@ -228,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="rating and/or ranking")
     evaluate.add_argument("--epochs", type=types.positive_int, default=None, help="cap on training epochs")
     evaluate.add_argument("--output", type=types.writable_file, default=None, help="also write the JSON result here")
+    evaluate.add_argument("--protocol", choices=("val-in-history", "train-history"), default="val-in-history",
+                          help="test scoring after model selection: standard leave-one-out (refit on train + "
+                               "validation) or the earlier train-history protocol")
     evaluate.set_defaults(handler=_cmd_evaluate)
 
     from textinterest.benchmarks import NAMES as BENCHMARKS

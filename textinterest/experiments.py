@@ -5,7 +5,9 @@
 1. load the data set and split it (default leave-last-out: per user, last -> test, second last
    -> validation, the rest -> train; ties broken by source order);
 2. embed the *training* review texts once with :class:`~textinterest.features.BertFeatureExtractor`
-   (cached on disk) -- validation and test texts are never embedded, so they cannot leak;
+   (cached on disk) -- test texts are never embedded, so they cannot leak; under the standard
+   ``protocol="val-in-history"`` the validation texts are embedded too, for the refits on train +
+   validation that score the test split (see :mod:`textinterest.protocols`);
 3. score the sentiment of the training reviews with ``SentimentClassifier(mode="frozen")``
    fitted on training reviews only (a slice of train for its early stopping);
 4. train and evaluate, for every seed, every selected model of :mod:`textinterest.models.registry`
@@ -13,7 +15,9 @@
    and its ablations -- no text, no sentiment, no LSTM, K = 1, no CF term); early stopping and each
    model's registered hyper-parameter grid look at the validation split only; a model whose
    optional extra is not installed is listed under ``"skipped"`` with the reason;
-5. aggregate mean and standard deviation over seeds.
+5. aggregate mean and standard deviation over seeds; a per-user paired test (bootstrap CI and
+   Wilcoxon, :mod:`textinterest.significance`) of ``interest`` against the best other model per
+   metric, and every model's metrics on the slices of :func:`textinterest.protocols.slice_masks`.
 
 :func:`format_results_table` renders the result as a markdown table.
 """
@@ -28,6 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -45,6 +50,14 @@ from textinterest.constants import (
 )
 from textinterest.models import registry as _registry
 from textinterest.models.registry import INTEREST_GRID, INTEREST_VARIANTS
+from textinterest.protocols import (
+    DEFAULT_PROTOCOL,
+    TEST_PROTOCOLS,
+    fit_for_test,
+    slice_masks,
+    slice_means,
+    validation_score,
+)
 from textinterest.utils import atomic_write_text, json_default, markdown_table
 
 __all__ = [
@@ -187,9 +200,16 @@ def _subsample_users(df: pd.DataFrame, max_users: int | None, seed: int) -> pd.D
     return df[df[USER_COL].isin(keep)]
 
 
-def _evaluate_model(model: Any, split: Any, task: str, ks: Sequence[int]) -> dict[str, float]:
-    """Test metrics of a fitted model for one task (empty when the model or the data cannot answer it)."""
+def _evaluate_model(
+    model: Any, split: Any, task: str, ks: Sequence[int], store: Any = None, name: str = ""
+) -> dict[str, float]:
+    """Test metrics of a fitted model for one task (empty when the model or the data cannot answer it).
+
+    ``split.train`` is the history whose items are not candidates; ``store`` (a
+    :class:`~textinterest.significance.PerUserStore`) receives the per-user values under ``name``.
+    """
     from textinterest.evaluation import evaluate_ranking, mae, rmse
+    from textinterest.significance import per_user_ranking, per_user_squared_error
 
     test = split.test
     if not model.capabilities.serves(task):
@@ -200,12 +220,19 @@ def _evaluate_model(model: Any, split: Any, task: str, ks: Sequence[int]) -> dic
             return {}
         pred = model.predict(rated)
         truth = rated[RATING_COL].to_numpy(dtype=np.float64)
+        if store is not None:
+            users, se = per_user_squared_error(rated[USER_COL].to_numpy(), truth, pred)
+            store.add(name, task, users, {"se": se})
         return {"rmse": rmse(truth, pred), "mae": mae(truth, pred), "n_rated": int(len(rated)),
                 "n_fallback": int(model.n_fallback_)}
     if not len(test):
         return {}
     ids = model.user_index.ids
-    result = evaluate_ranking(lambda u: model.score_items(ids[u]), split.train, test, model.user_index, model.item_index, ks=ks)
+    score = lambda u: model.score_items(ids[u])  # noqa: E731
+    if store is not None:
+        users, per_user = per_user_ranking(score, split.train, test, model.user_index, model.item_index, ks=ks)
+        store.add(name, task, users, per_user)
+    result = evaluate_ranking(score, split.train, test, model.user_index, model.item_index, ks=ks)
     return {k: v for k, v in result.items() if k not in ("n_users", "n_items")}
 
 
@@ -245,8 +272,11 @@ class _Run:
     features: Any = None
     chosen: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # model -> task -> params
     extras: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    protocol: str = "val-in-history"
+    history_features: Any = None  # text inputs of train + validation rows (refits under "val-in-history")
+    store: Any = None  # per-user test values for the paired tests and the slices
 
-    def context(self, spec: Any, task: str, seed: int, params: dict[str, Any] | None = None) -> Any:
+    def context(self, spec: Any, task: str, seed: int, params: dict[str, Any] | None = None, frame: Any = None) -> Any:
         from textinterest.models.registry import BuildContext
 
         config = None
@@ -258,8 +288,10 @@ class _Run:
         if params is None:
             source = spec.tuned_by or spec.name
             params = self.chosen.get(source, {}).get(task, dict(_grid_of(source)[0]) if _grid_of(source) else {})
-        return BuildContext(task=task, seed=seed, train_config=config, params=dict(params), features=self.features,
-                            train=self.parts.train, dataset=self.dataset, options=self.options)
+        refit = frame is not None and len(frame) != len(self.parts.train)  # the history: train + validation
+        return BuildContext(task=task, seed=seed, train_config=config, params=dict(params),
+                            features=self.history_features if refit else self.features,
+                            train=frame if refit else self.parts.train, dataset=self.dataset, options=self.options)
 
 
 def _grid_of(name: str) -> tuple[dict[str, Any], ...]:
@@ -310,6 +342,16 @@ def _text_features(run: _Run, extractor: Any, encoder: str, sentiment: str, prog
         scores, info = _sentiment_scores(train, run.features.texts, SEED, progress, encoder, run.device)
         run.features = replace(run.features, sentiment=scores)
     timings["sentiment_seconds"] = time.perf_counter() - t
+    if run.protocol == "val-in-history" and len(run.parts.val):
+        # the validation reviews join the history at test time (never the test reviews)
+        t = time.perf_counter()
+        history = pd.concat([train, run.parts.val], ignore_index=True)
+        _log(progress, f"embedding {len(history)} train + validation reviews for the refits")
+        run.history_features = build_text_features(history, extractor, items=run.dataset.items)
+        if run.features.sentiment is not None:
+            scores, _ = _sentiment_scores(history, run.history_features.texts, SEED, progress, encoder, run.device)
+            run.history_features = replace(run.history_features, sentiment=scores)
+        timings["history_features_seconds"] = time.perf_counter() - t
     return info
 
 
@@ -329,11 +371,16 @@ def _tune(run: _Run, seed: int, progress: Any) -> dict[str, Any]:
             for j, cand in enumerate(spec.grid):
                 _log(progress, f"tuning {spec.name} ({task}) on validation: {dict(cand)}")
                 model = spec.build(run.context(spec, task, seed, dict(cand))).fit(run.parts.train, run.parts.val)
-                metric = model.train_result_.best_metric  # -RMSE or NDCG@10 on validation
+                result = getattr(model, "train_result_", None)  # -RMSE or NDCG@10 on validation
+                if result is not None:
+                    metric = result.best_metric
+                else:  # no early stopping (Cornac): score the fitted model on validation directly
+                    metric = validation_score(model, run.parts.train, run.parts.val, task)
                 record["scores"][f"{task}:{j}"] = metric
                 if best is None or metric > best[0]:
                     best = (metric, dict(cand))
             record["chosen"][task] = best[1]
+        record["trials"] = len(spec.grid)
         run.chosen[spec.name] = record["chosen"]
         by_model[spec.name] = record
     first = next(iter(by_model.values()), {"grid": [], "chosen": {}, "scores": {}})
@@ -348,9 +395,14 @@ def _fit_and_test(spec: Any, run: _Run, seed: int, progress: Any) -> dict[str, A
         t = time.perf_counter()
         _log(progress, f"seed {seed}: {spec.name} ({task})")
         if model is None or not spec.fit_once:
-            model = spec.build(run.context(spec, task, seed))
-            model.fit(run.parts.train, run.parts.val)
-        row.update(_evaluate_model(model, run.parts, task, run.ks))
+            model, history, info = fit_for_test(
+                lambda frame, task=task: spec.build(run.context(spec, task, seed, frame=frame)),
+                run.parts.train, run.parts.val, run.protocol,
+            )
+            if hasattr(model, "set_prediction_times"):
+                model.set_prediction_times(run.parts.test)  # time-safe item text
+        row.update(_evaluate_model(model, SimpleNamespace(train=history, test=run.parts.test), task, run.ks,
+                                   store=run.store, name=spec.name))
         result = getattr(model, "train_result_", None)
         if result is not None:
             row[f"{task}_epochs"] = int(result.best_epoch + 1)
@@ -360,6 +412,23 @@ def _fit_and_test(spec: Any, run: _Run, seed: int, progress: Any) -> dict[str, A
             row.update(spec.report(model, ReportContext(task, seed, run.parts, run.dataset, run.extras)))
         row[f"{task}_seconds"] = time.perf_counter() - t
     return row
+
+
+def _compare(run: _Run, train: pd.DataFrame) -> dict[str, Any]:
+    """Paired tests of ``interest`` against the best other model, and every model's slices (seed-averaged per user)."""
+    from textinterest.significance import compare_to_best
+
+    own = tuple(INTEREST_VARIANTS) + (JOINT_MODEL,)
+    out: dict[str, Any] = {"significance": compare_to_best(run.store, "interest", exclude=own), "slices": {}}
+    for model, task in run.store.keys():
+        users, values = run.store.mean(model, task)
+        masks = slice_masks(train, users, run.parts.test)
+        for key, vals in values.items():
+            metric = "rmse" if key == "se" else key
+            if metric in ("rmse", "ndcg@10", "hr@10"):
+                statistic = "rmse" if key == "se" else "mean"
+                out["slices"].setdefault(model, {})[metric] = slice_means(vals, masks, statistic)
+    return out
 
 
 def _environment(device: str) -> dict[str, Any]:
@@ -441,6 +510,7 @@ def run_evaluation(
     joint_layers: int | None = None,
     joint_max_length: int = 128,
     interest_config: dict[str, Any] | None = None,
+    protocol: str = DEFAULT_PROTOCOL,
 ) -> dict[str, Any]:
     """Evaluate every selected model of the registry on one data set and one split, over several seeds.
 
@@ -471,6 +541,9 @@ def run_evaluation(
         joint_layers: for ``"interest+joint"`` (asked for in ``models``): how many top encoder
             layers to fine-tune with the interest model; None = all of them (a GPU job).
         joint_max_length: token limit per review while fine-tuning jointly.
+        protocol: how test is scored after model selection on validation (see :mod:`textinterest.protocols`):
+            "val-in-history" (standard leave-one-out: refit on train + validation, the validation item
+            is history and not a candidate) or "train-history" (the earlier tables' protocol).
 
     Returns:
         ``{"dataset", "split", "n_train", "n_val", "n_test", "seeds", "tasks", "results": [one
@@ -505,7 +578,12 @@ def run_evaluation(
     _log(progress, f"split {split}: train {len(train)}, val {len(val)}, test {len(parts.test)}")
     options = {"encoder": encoder, "interest_config": interest_config, "joint_layers": joint_layers,
                "joint_max_length": joint_max_length}
-    run = _Run(parts, dataset, specs, tasks, tuple(ks), device, epochs, options)
+    if protocol not in TEST_PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; valid values: {', '.join(TEST_PROTOCOLS)}")
+    from textinterest.significance import PerUserStore
+
+    run = _Run(parts, dataset, specs, tasks, tuple(ks), device, epochs, options, protocol=protocol,
+               store=PerUserStore())
     sentiment_info = _text_features(run, extractor, encoder, sentiment, progress, timings)
 
     t = time.perf_counter()
@@ -520,8 +598,10 @@ def run_evaluation(
             runs.append(_fit_and_test(spec, run, seed, progress))
             key = f"{spec.group or spec.name}_seconds"
             timings[key] = timings.get(key, 0.0) + time.perf_counter() - t
+    comparison = _compare(run, run.parts.train)
     timings["total_seconds"] = time.perf_counter() - t0
     result = _result(run, name, split, df, seeds, runs, timings, tuning, sentiment_info, skipped, max_users, progress)
+    result.update(protocol=protocol, **comparison)
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(result, indent=2, default=json_default))
     return result

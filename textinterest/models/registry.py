@@ -297,6 +297,16 @@ INTEREST_VARIANTS: dict[str, dict[str, Any]] = {
 INTEREST_GRID: tuple[dict[str, Any], ...] = (
     {"dropout": 0.1, "hidden": 64},
     {"dropout": 0.5, "hidden": 32},
+    {"dropout": 0.3, "hidden": 64},
+    {"dropout": 0.1, "hidden": 32},
+)
+# the ID-only house models get a search of the same size (every tuned model: 4 validation trials)
+MF_GRID: tuple[dict[str, Any], ...] = ({"dim": 32}, {"dim": 64}, {"dim": 16}, {"dim": 64, "bias_l2": 1.0})
+SEQ_GRID: tuple[dict[str, Any], ...] = (
+    {"hidden": 64, "dropout": 0.1},
+    {"hidden": 32, "dropout": 0.5},
+    {"hidden": 64, "dropout": 0.3},
+    {"hidden": 128, "dropout": 0.3},
 )
 _INTEREST_TRAIN = {"epochs": 40, "batch_size": 64, "lr": 3e-3, "patience": 3}
 
@@ -419,6 +429,7 @@ def _register_builtins() -> None:
             "mf",
             _mf,
             train_defaults={"epochs": 60, "batch_size": 256, "lr": 5e-3, "patience": 3},
+            grid=MF_GRID,
             description="ID-only biased matrix factorisation (MSE / BPR)",
         )
     )
@@ -428,6 +439,7 @@ def _register_builtins() -> None:
             _seq_lstm,
             tasks=("ranking",),
             train_defaults={"epochs": 40, "batch_size": 64, "lr": 3e-3, "patience": 3},
+            grid=SEQ_GRID,
             description="ID-only next-item LSTM",
         )
     )
@@ -461,3 +473,8 @@ def _register_builtins() -> None:
 
 
 _register_builtins()
+
+# the peers of the field (SASRec, GRU4Rec, the text profile; Cornac's models with the extra "peers")
+from textinterest.models.peers.specs import register_peers  # noqa: E402 - they register after the built-ins
+
+register_peers()

@@ -1,0 +1,176 @@
+"""Registry entries of the peers: one :class:`~textinterest.models.registry.ModelSpec` per model.
+
+Every tuned peer declares a grid of ``TRIALS`` entries, the same budget as the house models, searched
+on the validation split only. The Cornac models need the optional extra ``peers``; without it they
+are skipped with the reason (``ModelSpec.missing``).
+
+============== ============= ================================================================
+name           tasks         what
+============== ============= ================================================================
+cornac-bpr     ranking       Cornac BPR (Rendle et al. 2009)
+cornac-mf      rating, rank  Cornac biased MF (SGD)
+cornac-hft     rating        Cornac HFT: MF tied to a topic model of the item's review text
+cornac-ctr     ranking       Cornac CTR: implicit MF centred on the item's text topics
+sasrec         ranking       SASRec, self-attention next-item model (torch, this package)
+gru4rec        ranking       GRU4Rec, GRU next-item model (torch, this package)
+text-profile   ranking       static text profile: cos(mean of user's review vectors, item text)
+============== ============= ================================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["TRIALS", "PEER_GRIDS", "register_peers"]
+
+TRIALS = 4  # validation trials per tuned model (the same for every model in a run)
+
+PEER_GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
+    "cornac-bpr": (
+        {"k": 10, "learning_rate": 0.01, "lambda_reg": 0.01, "max_iter": 100},
+        {"k": 50, "learning_rate": 0.05, "lambda_reg": 0.01, "max_iter": 200},
+        {"k": 20, "learning_rate": 0.01, "lambda_reg": 0.001, "max_iter": 300},
+        {"k": 100, "learning_rate": 0.05, "lambda_reg": 0.1, "max_iter": 200},
+    ),
+    "cornac-mf": (
+        {"k": 10, "learning_rate": 0.01, "lambda_reg": 0.02, "max_iter": 20},
+        {"k": 10, "learning_rate": 0.005, "lambda_reg": 0.05, "max_iter": 50},
+        {"k": 20, "learning_rate": 0.01, "lambda_reg": 0.1, "max_iter": 20},
+        {"k": 50, "learning_rate": 0.01, "lambda_reg": 0.1, "max_iter": 50},
+    ),
+    "cornac-hft": (
+        {"k": 10, "max_iter": 5, "grad_iter": 5, "lambda_text": 0.1, "l2_reg": 0.001},
+        {"k": 10, "max_iter": 5, "grad_iter": 5, "lambda_text": 0.1, "l2_reg": 0.1},
+        {"k": 5, "max_iter": 5, "grad_iter": 5, "lambda_text": 1.0, "l2_reg": 0.01},
+        {"k": 5, "max_iter": 5, "grad_iter": 5, "lambda_text": 0.01, "l2_reg": 1.0},
+    ),
+    "cornac-ctr": (
+        {"k": 50, "lambda_u": 0.01, "lambda_v": 0.01, "max_iter": 50},
+        {"k": 50, "lambda_u": 0.01, "lambda_v": 1.0, "max_iter": 50},
+        {"k": 20, "lambda_u": 0.1, "lambda_v": 0.1, "max_iter": 50},
+        {"k": 100, "lambda_u": 0.01, "lambda_v": 10.0, "max_iter": 50},
+    ),
+    "sasrec": (
+        {"hidden": 64, "n_layers": 2, "dropout": 0.2},
+        {"hidden": 64, "n_layers": 1, "dropout": 0.5},
+        {"hidden": 32, "n_layers": 2, "dropout": 0.5},
+        {"hidden": 128, "n_layers": 2, "dropout": 0.2},
+    ),
+    "gru4rec": (
+        {"hidden": 64, "dropout": 0.2},
+        {"hidden": 64, "dropout": 0.5},
+        {"hidden": 128, "dropout": 0.2},
+        {"hidden": 32, "dropout": 0.5},
+    ),
+}
+assert all(len(g) == TRIALS for g in PEER_GRIDS.values()), "every peer gets the same number of trials"
+
+_NEXT_ITEM_TRAIN = {"epochs": 100, "batch_size": 128, "lr": 1e-3, "patience": 5}
+
+
+def _cornac_factory(model: str):
+    def build(ctx: Any) -> Any:
+        from textinterest.models.peers.cornac import CornacRecommender
+
+        return CornacRecommender(model, ctx.task, seed=ctx.seed, **ctx.params)
+
+    return build
+
+
+def _sasrec(ctx: Any) -> Any:
+    from textinterest.models.peers.sequential import SASRecRecommender
+
+    return SASRecRecommender(ctx.task, train_config=ctx.train_config, **ctx.params)
+
+
+def _gru4rec(ctx: Any) -> Any:
+    from textinterest.models.peers.sequential import GRU4RecRecommender
+
+    return GRU4RecRecommender(ctx.task, train_config=ctx.train_config, **ctx.params)
+
+
+def _text_profile(ctx: Any) -> Any:
+    from textinterest.models.text_profile import TextProfileRecommender
+
+    if ctx.features is None:
+        raise ValueError("text-profile needs the review vectors of the rows it is fitted on (ctx.features)")
+    return TextProfileRecommender(vectors=ctx.features.review_vectors, **ctx.params)
+
+
+def register_peers() -> None:
+    """Add the peers to the model registry (after the built-in models), once."""
+    from textinterest.models.registry import ModelSpec, names, register
+
+    if "sasrec" in names():
+        return
+    cornac = {"extra": "peers", "requires": ("cornac",)}
+    register(
+        ModelSpec(
+            "cornac-bpr",
+            _cornac_factory("bpr"),
+            tasks=("ranking",),
+            grid=PEER_GRIDS["cornac-bpr"],
+            **cornac,
+            description="Cornac BPR (implicit feedback, pairwise ranking loss)",
+        )
+    )
+    register(
+        ModelSpec(
+            "cornac-mf",
+            _cornac_factory("mf"),
+            grid=PEER_GRIDS["cornac-mf"],
+            **cornac,
+            description="Cornac biased matrix factorisation (SGD on ratings)",
+        )
+    )
+    register(
+        ModelSpec(
+            "cornac-hft",
+            _cornac_factory("hft"),
+            tasks=("rating",),
+            grid=PEER_GRIDS["cornac-hft"],
+            uses_text=False,
+            **cornac,
+            description="Cornac HFT: MF tied to a topic model of item review text",
+        )
+    )
+    register(
+        ModelSpec(
+            "cornac-ctr",
+            _cornac_factory("ctr"),
+            tasks=("ranking",),
+            grid=PEER_GRIDS["cornac-ctr"],
+            **cornac,
+            description="Cornac CTR: implicit MF centred on item text topics",
+        )
+    )
+    register(
+        ModelSpec(
+            "sasrec",
+            _sasrec,
+            tasks=("ranking",),
+            train_defaults=_NEXT_ITEM_TRAIN,
+            grid=PEER_GRIDS["sasrec"],
+            description="SASRec self-attentive next-item model (Kang & McAuley 2018)",
+        )
+    )
+    register(
+        ModelSpec(
+            "gru4rec",
+            _gru4rec,
+            tasks=("ranking",),
+            train_defaults=_NEXT_ITEM_TRAIN,
+            grid=PEER_GRIDS["gru4rec"],
+            description="GRU4Rec next-item model (Hidasi et al. 2016), full-softmax loss",
+        )
+    )
+    register(
+        ModelSpec(
+            "text-profile",
+            _text_profile,
+            tasks=("ranking",),
+            uses_text=True,
+            fit_once=True,
+            description="static text profile: cosine of the user's mean review vector and the item's text",
+        )
+    )
