@@ -13,8 +13,9 @@ import io
 import json
 import os
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -152,9 +153,27 @@ def yelp_files() -> Any:
     return _Yelp()
 
 
-ML_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
-             "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War",
-             "Western"]
+ML_GENRES = [
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+]
 
 
 def movielens_files(n_users: int = 4, n_items: int = 3) -> dict[str, bytes]:
@@ -192,8 +211,10 @@ def tiny_home(tmp_path: Path) -> Path:
     _write_lines(home / "amazon2014/reviews_Musical_Instruments_5.json.gz", [_amazon2014(i) for i in range(12)])
     _write_lines(home / "amazon2018/All_Beauty_5.json.gz", [_amazon2018(i) for i in range(12)])
     _write_lines(home / "goodreads/young_adult_10000.json.gz", [_goodreads(i) for i in range(12)])
-    rows = [f'b{i % 4},2012-03-0{1 + i % 9},r{i},{1 + i % 5},"Text {i}\nwith a second line",review,u{i % 3},0,1,2'
-            for i in range(12)]
+    rows = [
+        f'b{i % 4},2012-03-0{1 + i % 9},r{i},{1 + i % 5},"Text {i}\nwith a second line",review,u{i % 3},0,1,2'
+        for i in range(12)
+    ]
     write_yelp_zip(home / "yelp/yelp.csv.zip", yelp_csv(rows))
     for name, data in movielens_files().items():
         target = home / "movielens/ml-100k" / f"{name}.gz"

@@ -29,8 +29,15 @@ def make_ratings(n_users: int = 50, n_items: int = 30, n: int = 700, seed: int =
     u = rng.integers(0, n_users, n)
     i = rng.integers(0, n_items, n)
     r = np.clip(np.round(3.5 + user_bias[u] + item_bias[i] + rng.normal(0, 0.5, n)), 1, 5)
-    df = pd.DataFrame({USER_COL: [f"u{x}" for x in u], ITEM_COL: [f"i{x}" for x in i], RATING_COL: r,
-                       TIME_COL: rng.integers(0, 1000, n), ORDER_COL: np.arange(n)})
+    df = pd.DataFrame(
+        {
+            USER_COL: [f"u{x}" for x in u],
+            ITEM_COL: [f"i{x}" for x in i],
+            RATING_COL: r,
+            TIME_COL: rng.integers(0, 1000, n),
+            ORDER_COL: np.arange(n),
+        }
+    )
     return df.drop_duplicates([USER_COL, ITEM_COL]).reset_index(drop=True)
 
 
@@ -85,8 +92,9 @@ def test_refitting_a_model_forgets_the_previous_data(name):
     model = SurpriseModel(name, k=3) if name == "KNNBaseline" else SurpriseModel(name, n_factors=4)
     model.fit(first).score_items(["u1"])
     users = list(model.fit(second).user_index.ids)
-    np.testing.assert_allclose(model.score_items(users), surprise_reference(model, users, model.item_index.ids),
-                               atol=1e-10)
+    np.testing.assert_allclose(
+        model.score_items(users), surprise_reference(model, users, model.item_index.ids), atol=1e-10
+    )
 
 
 def test_score_items_for_users_and_items_surprise_never_saw():

@@ -31,8 +31,15 @@ def test_every_benchmark_is_a_module_with_main(name):
 
 def test_python_dash_m_runs_a_benchmark_without_path_tricks(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-m", "textinterest.benchmarks.embed", "--help"], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=120, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "textinterest.benchmarks.embed", "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     assert "--repeats" in out.stdout
 
@@ -56,7 +63,9 @@ def test_no_sys_path_manipulation_anywhere():
         str(p.relative_to(ROOT))
         for folder in ("textinterest", "benchmarks", "tests", "notebooks")
         for p in (ROOT / folder).rglob("*")
-        if p.suffix in (".py", ".ipynb") and ".ipynb_checkpoints" not in p.parts and pattern.search(p.read_text())
+        if p.suffix in (".py", ".ipynb")
+        and ".ipynb_checkpoints" not in p.parts
+        and pattern.search(p.read_text())
         and p.name != "test_benchmarks.py"
     ]
     assert offenders == []
@@ -76,8 +85,20 @@ def test_cache_verify_on_a_tiny_model(tmp_path, monkeypatch):
     monkeypatch.delenv("TEXTINTEREST_DATA", raising=False)
     model = build_tiny_model(tmp_path / "tiny")
     out = tmp_path / "record.json"
-    argv = ["--model", str(model), "--n", "12", "--max-length", "32", "--large", "5000", "--repeats", "2",
-            "--output", str(out)]
+    argv = [
+        "--model",
+        str(model),
+        "--n",
+        "12",
+        "--max-length",
+        "32",
+        "--large",
+        "5000",
+        "--repeats",
+        "2",
+        "--output",
+        str(out),
+    ]
     assert benchmarks.run("cache_verify", argv) == 0
     record = json.loads(out.read_text())
     assert record["warm_all_hits"] is True

@@ -49,10 +49,15 @@ def _fast(**kw):
 
 
 def test_user_sequences_order_and_gaps():
-    df = _frame([
-        ("a", "x", 5.0, 200, 2), ("b", "y", 3.0, 100, 0), ("a", "y", 4.0, 100, 5),
-        ("a", "z", 1.0, 100, 1), ("b", "x", np.nan, 100 + 86400 * 3, 9),
-    ])
+    df = _frame(
+        [
+            ("a", "x", 5.0, 200, 2),
+            ("b", "y", 3.0, 100, 0),
+            ("a", "y", 4.0, 100, 5),
+            ("a", "z", 1.0, 100, 1),
+            ("b", "x", np.nan, 100 + 86400 * 3, 9),
+        ]
+    )
     users, items = IdIndex(df.user_id), IdIndex(df.item_id)
     seq = UserSequences(df, users, items)
     a = users.index_of(["a"])[0]
@@ -78,7 +83,7 @@ def test_windows_cover_every_target_once_with_context(length, max_len):
     seq = UserSequences(df, IdIndex(df.user_id), IdIndex(df.item_id))
     win = seq.windows(max_len)
     targets = []
-    for u, start, end, first in win:
+    for _u, start, end, first in win:
         assert end - start <= max_len
         for p in range(first, end):
             targets.append(p)
@@ -133,7 +138,9 @@ def test_mf_bpr_ranks_better_than_chance():
     df = df[df.rating == 5.0]  # implicit feedback: only the liked (group-matched) items
     split = split_interactions(df, "leave-last-out")
     mf = MFRecommender("ranking", dim=8, train_config=_fast(lr=0.02, batch_size=64)).fit(split.train, split.val)
-    res = evaluate_ranking(lambda u: mf.score_items(mf.user_index.ids[u]), split.train, split.test, mf.user_index, mf.item_index)
+    res = evaluate_ranking(
+        lambda u: mf.score_items(mf.user_index.ids[u]), split.train, split.test, mf.user_index, mf.item_index
+    )
     # ~37 candidates, ~17 of them in the user's group: chance ~ 10/37 = 0.27, perfect group model ~ 10/17 = 0.59
     assert res["hr@10"] > 0.4
     with pytest.raises(ValueError, match="task='rating'"):
@@ -159,10 +166,19 @@ def test_mf_bad_inputs():
 def test_sequential_lstm_learns_a_chain():
     df = _chain()
     split = split_interactions(df, "leave-last-out")
-    seq = SequentialRecommender(hidden=32, dropout=0.0, train_config=_fast(epochs=60, lr=0.01, batch_size=16)).fit(split.train, split.val)
+    seq = SequentialRecommender(hidden=32, dropout=0.0, train_config=_fast(epochs=60, lr=0.01, batch_size=16)).fit(
+        split.train, split.val
+    )
     # the validation item is the next step after the training history (the test item is two
     # steps ahead: test predictions use the training history only)
-    res = evaluate_ranking(lambda u: seq.score_items(seq.user_index.ids[u]), split.train, split.val, seq.user_index, seq.item_index, ks=(1, 5))
+    res = evaluate_ranking(
+        lambda u: seq.score_items(seq.user_index.ids[u]),
+        split.train,
+        split.val,
+        seq.user_index,
+        seq.item_index,
+        ks=(1, 5),
+    )
     assert res["hr@1"] > 0.8  # chance: 1 / 6 candidates left
     assert seq.score_items(["u0", "unknown"]).shape == (2, len(seq.item_index))
 

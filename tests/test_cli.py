@@ -133,7 +133,9 @@ def test_encoder_accepts_default_and_a_model_folder(tmp_path):
         cli_types.encoder_name(str(tmp_path / "empty"))
 
 
-@pytest.mark.parametrize("argv", [["--debug", "data", "summary", "synthetic"], ["data", "summary", "synthetic", "--debug"]])
+@pytest.mark.parametrize(
+    "argv", [["--debug", "data", "summary", "synthetic"], ["data", "summary", "synthetic", "--debug"]]
+)
 def test_debug_before_or_after_the_command(monkeypatch, argv):
     _raise_in_handler(monkeypatch, DataFormatError("f.json, line 2: bad"))
     outcome = run_cli(argv)

@@ -15,7 +15,6 @@ committed HEAD) before the rest of the notebook runs.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -30,8 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 ALL_NOTEBOOKS = NOTEBOOKS + sorted((NOTEBOOKS_DIR / "solutions").glob("*.ipynb"))
-PLACEHOLDERS = re.compile(r"your[-_ ]?(user(name)?|org|account|fork|name)|<owner>|<user>|OWNER/REPO|example\.(com|org)",
-                          re.IGNORECASE)
+PLACEHOLDERS = re.compile(
+    r"your[-_ ]?(user(name)?|org|account|fork|name)|<owner>|<user>|OWNER/REPO|example\.(com|org)", re.IGNORECASE
+)
 REPOSITORY_LINE = 'REPOSITORY = "{url}"  # [project.urls] Repository in pyproject.toml'
 INSTALL_LINE = '    %pip install -q "textinterest @ git+{REPOSITORY}"'
 
@@ -47,7 +47,9 @@ def repository_url() -> str:
         with open(ROOT / "pyproject.toml", "rb") as f:
             url = tomllib.load(f)["project"]["urls"]["Repository"]
     if not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", url):
-        raise ValueError(f"pyproject.toml [project.urls] Repository must be https://github.com/<owner>/<name>, got {url!r}")
+        raise ValueError(
+            f"pyproject.toml [project.urls] Repository must be https://github.com/<owner>/<name>, got {url!r}"
+        )
     return url
 
 
@@ -66,11 +68,17 @@ def test_install_cell_and_badge_use_the_repository_from_pyproject(path):
     url = repository_url()
     nb = nbformat.read(path, as_version=4)
     cell = _install_cell(nb).source.splitlines()
-    assert REPOSITORY_LINE.format(url=url) in cell, f"{path.name}: the install cell must set {REPOSITORY_LINE.format(url=url)!r}"
+    assert REPOSITORY_LINE.format(url=url) in cell, (
+        f"{path.name}: the install cell must set {REPOSITORY_LINE.format(url=url)!r}"
+    )
     assert INSTALL_LINE in cell, f"{path.name}: the install cell must run {INSTALL_LINE.strip()!r}"
-    assert cell.index(INSTALL_LINE) > cell.index('if "google.colab" in sys.modules:  # on Colab only: install textinterest '
-                                                 "(Colab's torch and numpy stay as they are)")
-    assert f"({badge_link(url, path)})" in nb.cells[0].source, f"{path.name}: the Colab badge must open this notebook from {url}"
+    assert cell.index(INSTALL_LINE) > cell.index(
+        'if "google.colab" in sys.modules:  # on Colab only: install textinterest '
+        "(Colab's torch and numpy stay as they are)"
+    )
+    assert f"({badge_link(url, path)})" in nb.cells[0].source, (
+        f"{path.name}: the Colab badge must open this notebook from {url}"
+    )
 
 
 @pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.stem)
@@ -102,8 +110,11 @@ def sync(paths: list[Path], url: str) -> list[Path]:
         cell = _install_cell(nb)
         new_cell = re.sub(r'^REPOSITORY = "[^"]*"', f'REPOSITORY = "{url}"', cell.source, flags=re.MULTILINE)
         slug = url.removeprefix("https://github.com/")
-        new_badge = re.sub(r"colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/", f"colab.research.google.com/github/{slug}/",
-                           nb.cells[0].source)
+        new_badge = re.sub(
+            r"colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/",
+            f"colab.research.google.com/github/{slug}/",
+            nb.cells[0].source,
+        )
         if (new_cell, new_badge) != (cell.source, nb.cells[0].source):
             cell.source, nb.cells[0].source = new_cell, new_badge
             nbformat.write(nb, path)
@@ -113,15 +124,23 @@ def sync(paths: list[Path], url: str) -> list[Path]:
 
 # ------------------------------------------------------------------------------------- Colab simulation
 
-FAKE_COLAB = '"""Stand-in for the module Colab imports in every runtime (tests only)."""\n\nIN_COLAB_SIMULATION = True\n'
+FAKE_COLAB = (
+    '"""Stand-in for the module Colab imports in every runtime (tests only)."""\n\nIN_COLAB_SIMULATION = True\n'
+)
 
 
 def _colab_like_venv(venv: Path) -> Path:
     """A venv that sees the project's packages except textinterest, with google.colab imported at start-up."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     project_site = Path(sysconfig.get_paths()["purelib"])
     for entry in project_site.iterdir():
         name = entry.name.lower()
@@ -138,10 +157,15 @@ def _colab_like_venv(venv: Path) -> Path:
     (site / "zz_colab_runtime.pth").write_text("import google.colab\n")
     kernel = venv / "share" / "jupyter" / "kernels" / "colab"
     kernel.mkdir(parents=True)
-    (kernel / "kernel.json").write_text(json.dumps({
-        "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Colab (simulated)", "language": "python",
-    }))
+    (kernel / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Colab (simulated)",
+                "language": "python",
+            }
+        )
+    )
     return python
 
 

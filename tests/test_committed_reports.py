@@ -24,7 +24,9 @@ def _readme_rows() -> list[str]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert README_SECTION in text, f"README.md has no section {README_SECTION!r}"
     section = text.split(README_SECTION, 1)[1].split("\n#", 1)[0]
-    rows = [line.strip() for line in section.splitlines() if line.startswith("| ") and not line.startswith("| Notebook")]
+    rows = [
+        line.strip() for line in section.splitlines() if line.startswith("| ") and not line.startswith("| Notebook")
+    ]
     assert rows, "the README's full-report section has no table rows"
     return rows
 

@@ -40,11 +40,24 @@ def test_unknown_name_lists_known_names(tmp_path):
     with pytest.raises(UnknownDatasetError) as info:
         load_dataset("netflix:prize", tmp_path)
     message = str(info.value)
-    for name in ("amazon:Musical_Instruments", "amazon2018:All_Beauty", "goodreads:young_adult_10000",
-                 "yelp:sample", "movielens:100k", "synthetic"):
+    for name in (
+        "amazon:Musical_Instruments",
+        "amazon2018:All_Beauty",
+        "goodreads:young_adult_10000",
+        "yelp:sample",
+        "movielens:100k",
+        "synthetic",
+    ):
         assert name in message
-    for bad in ("synthetic:x", "amazon", "amazon:", "goodreads:fantasy_10000", "movielens:1m", "yelp:full",
-                "amazon:../etc"):
+    for bad in (
+        "synthetic:x",
+        "amazon",
+        "amazon:",
+        "goodreads:fantasy_10000",
+        "movielens:1m",
+        "yelp:full",
+        "amazon:../etc",
+    ):
         with pytest.raises(UnknownDatasetError):
             load_dataset(bad, tmp_path)
 
@@ -109,19 +122,27 @@ def test_amazon2014_columns_types_and_order(tiny_home):
 
 def test_amazon2014_missing_optional_fields_are_kept_and_flagged(tmp_path, write_lines, make_review):
     d = make_review.DELETE
-    write_lines(tmp_path / MI, [
-        make_review.amazon2014(0, reviewerName=d),
-        make_review.amazon2014(1, reviewText=""),
-        make_review.amazon2014(2, reviewText=d, summary=d),
-        make_review.amazon2014(4, helpful=d),
-    ])
+    write_lines(
+        tmp_path / MI,
+        [
+            make_review.amazon2014(0, reviewerName=d),
+            make_review.amazon2014(1, reviewText=""),
+            make_review.amazon2014(2, reviewText=d, summary=d),
+            make_review.amazon2014(4, helpful=d),
+        ],
+    )
     ds = load("amazon:Musical_Instruments", tmp_path)
     df = ds.interactions
     assert len(df) == 4
     assert df.loc[0, "reviewer_name"] == "" and df.loc[2, TEXT_COL] == "" and df.loc[2, "summary"] == ""
     assert (df.loc[3, "helpful_votes"], df.loc[3, "total_votes"]) == (0, 0)
-    assert ds.report.flagged == {"missing:reviewerName": 1, "missing:reviewText": 1, "missing:summary": 1,
-                                 "missing:helpful": 1, "empty_text": 2}
+    assert ds.report.flagged == {
+        "missing:reviewerName": 1,
+        "missing:reviewText": 1,
+        "missing:summary": 1,
+        "missing:helpful": 1,
+        "empty_text": 2,
+    }
     assert ds.report.dropped == {}
 
 
@@ -143,10 +164,19 @@ def _bad_lines(make_review):
     return good, bad
 
 
-@pytest.mark.parametrize("reason", [
-    "malformed_json", "missing_field:reviewerID", "missing_field:asin", "bad_value:overall",
-    "bad_value:unixReviewTime", "non_utf8", "bad_value:helpful", "bad_value:reviewText",
-])
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "malformed_json",
+        "missing_field:reviewerID",
+        "missing_field:asin",
+        "bad_value:overall",
+        "bad_value:unixReviewTime",
+        "non_utf8",
+        "bad_value:helpful",
+        "bad_value:reviewText",
+    ],
+)
 def test_bad_line_raises_with_file_line_and_field(tmp_path, write_lines, make_review, reason):
     good, bad = _bad_lines(make_review)
     path = write_lines(tmp_path / MI, [*good[:3], bad[reason], *good[3:]])
@@ -229,12 +259,15 @@ def test_clean_text_rules():
 
 
 def test_text_cleaning_is_counted_per_row(tmp_path, write_lines, make_review):
-    write_lines(tmp_path / MI, [
-        make_review.amazon2014(0, reviewText="Great &quot;tone&quot;", summary="A &amp; B"),
-        make_review.amazon2014(1, reviewerName="\x1a\x1a\x1a"),
-        make_review.amazon2014(2, reviewText="double  space"),
-        make_review.amazon2014(4, reviewText="clean"),
-    ])
+    write_lines(
+        tmp_path / MI,
+        [
+            make_review.amazon2014(0, reviewText="Great &quot;tone&quot;", summary="A &amp; B"),
+            make_review.amazon2014(1, reviewerName="\x1a\x1a\x1a"),
+            make_review.amazon2014(2, reviewText="double  space"),
+            make_review.amazon2014(4, reviewText="clean"),
+        ],
+    )
     ds = load("amazon:Musical_Instruments", tmp_path)
     df = ds.interactions
     assert df[TEXT_COL].tolist()[:3] == ['Great "tone"', make_review.amazon2014(1)["reviewText"], "double space"]
@@ -246,13 +279,13 @@ def test_exact_duplicates_and_user_item_duplicates(tmp_path, write_lines, make_r
     r = make_review.amazon2014
     T0 = 1_300_000_000
     lines = [
-        r(0, reviewerID="U1", asin="I1", unixReviewTime=T0 + 200, reviewText="old"),      # 0 superseded by 2
-        r(1, reviewerID="U1", asin="I1", unixReviewTime=T0 + 100, reviewText="older"),    # 1 superseded
-        r(2, reviewerID="U1", asin="I1", unixReviewTime=T0 + 300, reviewText="latest"),   # 2 kept
-        r(3, reviewerID="U2", asin="I1", unixReviewTime=T0 + 500, reviewText="tie a"),    # 3 tie: later line wins
-        r(4, reviewerID="U2", asin="I1", unixReviewTime=T0 + 500, reviewText="tie b"),    # 4 kept
-        r(5, reviewerID="U3", asin="I2", unixReviewTime=T0 + 50),                         # 5 kept
-        r(5, reviewerID="U3", asin="I2", unixReviewTime=T0 + 50),                         # 6 exact duplicate of 5
+        r(0, reviewerID="U1", asin="I1", unixReviewTime=T0 + 200, reviewText="old"),  # 0 superseded by 2
+        r(1, reviewerID="U1", asin="I1", unixReviewTime=T0 + 100, reviewText="older"),  # 1 superseded
+        r(2, reviewerID="U1", asin="I1", unixReviewTime=T0 + 300, reviewText="latest"),  # 2 kept
+        r(3, reviewerID="U2", asin="I1", unixReviewTime=T0 + 500, reviewText="tie a"),  # 3 tie: later line wins
+        r(4, reviewerID="U2", asin="I1", unixReviewTime=T0 + 500, reviewText="tie b"),  # 4 kept
+        r(5, reviewerID="U3", asin="I2", unixReviewTime=T0 + 50),  # 5 kept
+        r(5, reviewerID="U3", asin="I2", unixReviewTime=T0 + 50),  # 6 exact duplicate of 5
     ]
     write_lines(tmp_path / MI, lines)
     ds = load("amazon:Musical_Instruments", tmp_path)
@@ -285,12 +318,15 @@ def test_kcore_iterates_to_a_fixed_point(tmp_path, write_lines, make_review):
 
 def test_amazon2018_schema(tmp_path, write_lines, make_review):
     r = make_review.amazon2018
-    write_lines(tmp_path / BEAUTY, [
-        r(0, vote="1,234", image=["http://example.org/a.jpg"]),
-        r(1, vote=make_review.DELETE, style=make_review.DELETE, verified=make_review.DELETE),
-        r(2, vote="7", style={"Size:": " 7.0 oz", "Color:": " Blue"}),
-        r(4, reviewText=make_review.DELETE),
-    ])
+    write_lines(
+        tmp_path / BEAUTY,
+        [
+            r(0, vote="1,234", image=["http://example.org/a.jpg"]),
+            r(1, vote=make_review.DELETE, style=make_review.DELETE, verified=make_review.DELETE),
+            r(2, vote="7", style={"Size:": " 7.0 oz", "Color:": " Blue"}),
+            r(4, reviewText=make_review.DELETE),
+        ],
+    )
     ds = load("amazon2018:All_Beauty", tmp_path)
     df = ds.interactions
     assert ds.name == "amazon2018:All_Beauty"
@@ -313,7 +349,9 @@ def test_amazon2018_bad_vote(tmp_path, write_lines, make_review, vote):
 
 def test_goodreads_rating_zero_time_and_extras(tmp_path, write_lines, make_review):
     r = make_review.goodreads
-    write_lines(tmp_path / GOODREADS, [r(0, rating=0), r(1, rating=4), r(2, date_added="Sat Mar 05 00:00:00 +0000 2016")])
+    write_lines(
+        tmp_path / GOODREADS, [r(0, rating=0), r(1, rating=4), r(2, date_added="Sat Mar 05 00:00:00 +0000 2016")]
+    )
     ds = load("goodreads:young_adult_10000", tmp_path)
     df = ds.interactions
     assert np.isnan(df.loc[0, RATING_COL]) and df.loc[1, RATING_COL] == 4.0
@@ -327,15 +365,18 @@ def test_goodreads_rating_zero_time_and_extras(tmp_path, write_lines, make_revie
     assert dataset_summary(ds)["rating_histogram"]["unrated"] == 1
 
 
-@pytest.mark.parametrize("field,value,reason", [
-    ("rating", 6, "bad_value:rating"),
-    ("rating", -1, "bad_value:rating"),
-    ("rating", 3.5, "bad_value:rating"),
-    ("rating", "4", "bad_value:rating"),
-    ("date_added", "2010-01-13", "bad_value:date_added"),
-    ("user_id", "", "missing_field:user_id"),
-    ("n_votes", "many", "bad_value:n_votes"),
-])
+@pytest.mark.parametrize(
+    "field,value,reason",
+    [
+        ("rating", 6, "bad_value:rating"),
+        ("rating", -1, "bad_value:rating"),
+        ("rating", 3.5, "bad_value:rating"),
+        ("rating", "4", "bad_value:rating"),
+        ("date_added", "2010-01-13", "bad_value:date_added"),
+        ("user_id", "", "missing_field:user_id"),
+        ("n_votes", "many", "bad_value:n_votes"),
+    ],
+)
 def test_goodreads_bad_values(tmp_path, write_lines, make_review, field, value, reason):
     write_lines(tmp_path / GOODREADS, [make_review.goodreads(0), make_review.goodreads(1, **{field: value})])
     with pytest.raises(DataFormatError) as info:
@@ -373,12 +414,12 @@ def test_yelp_plain_csv_is_accepted(tmp_path, yelp_files):
 
 def test_yelp_bad_rows_report_first_physical_line(tmp_path, yelp_files):
     rows = [
-        'b1,2012-03-04,r1,5,"two\nlines",review,u1,0,0,0',   # lines 2-3
-        "b2,2012-03-04,r2,9,bad stars,review,u1,0,0,0",       # line 4
-        "b3,03/04/2012,r3,4,bad date,review,u1,0,0,0",        # line 5
-        "b4,2012-03-04,r4,4,too few fields",                  # line 6
-        ",2012-03-04,r5,4,no business,review,u1,0,0,0",       # line 7
-        "b6,2012-03-04,r6,4,bad vote,review,u1,x,0,0",        # line 8
+        'b1,2012-03-04,r1,5,"two\nlines",review,u1,0,0,0',  # lines 2-3
+        "b2,2012-03-04,r2,9,bad stars,review,u1,0,0,0",  # line 4
+        "b3,03/04/2012,r3,4,bad date,review,u1,0,0,0",  # line 5
+        "b4,2012-03-04,r4,4,too few fields",  # line 6
+        ",2012-03-04,r5,4,no business,review,u1,0,0,0",  # line 7
+        "b6,2012-03-04,r6,4,bad vote,review,u1,x,0,0",  # line 8
     ]
     data = yelp_files.csv(rows).replace(b"bad stars", b"bad \xff stars")
     yelp_files.write_zip(tmp_path / "yelp/yelp.csv.zip", data)
@@ -386,8 +427,13 @@ def test_yelp_bad_rows_report_first_physical_line(tmp_path, yelp_files):
         load("yelp:sample", tmp_path)
     assert info.value.line == 4 and info.value.reason == "non_utf8" and "yelp.csv" in str(info.value)
     ds = load("yelp:sample", tmp_path, errors="drop")
-    assert ds.report.dropped == {"non_utf8": 1, "bad_value:date": 1, "malformed_csv": 1,
-                                 "missing_field:business_id": 1, "bad_value:cool": 1}
+    assert ds.report.dropped == {
+        "non_utf8": 1,
+        "bad_value:date": 1,
+        "malformed_csv": 1,
+        "missing_field:business_id": 1,
+        "bad_value:cool": 1,
+    }
     assert len(ds.interactions) == 1 and ds.report.n_read == 6
     data = yelp_files.csv(rows[:3]).replace(b"bad stars", b"fine stars")
     yelp_files.write_zip(tmp_path / "yelp/yelp.csv.zip", data)
@@ -505,8 +551,14 @@ def test_cleaning_report_str_and_dict():
     report.add("dropped", "exact_duplicate", 3)
     report.add("changed", "html_unescaped", 2)
     report.add("changed", "nothing", 0)
-    assert report.to_dict() == {"source": "f.json", "n_read": 10, "dropped": {"exact_duplicate": 3},
-                                "changed": {"html_unescaped": 2}, "flagged": {}, "n_kept": 7}
+    assert report.to_dict() == {
+        "source": "f.json",
+        "n_read": 10,
+        "dropped": {"exact_duplicate": 3},
+        "changed": {"html_unescaped": 2},
+        "flagged": {},
+        "n_kept": 7,
+    }
     text = str(report)
     assert "exact_duplicate" in text and "html_unescaped" in text and "kept:   7" in text
     assert report.n_dropped == 3
@@ -529,7 +581,9 @@ def test_load_dataset_downloads_a_registered_file(tmp_path, monkeypatch, write_l
     from textinterest.datasets import ChecksumMismatchError
     from textinterest.datasets.registry import REGISTRY, RemoteFile
 
-    source = write_lines(tmp_path / "mirror" / "young_adult_10000.json.gz", [make_review.goodreads(i) for i in range(5)])
+    source = write_lines(
+        tmp_path / "mirror" / "young_adult_10000.json.gz", [make_review.goodreads(i) for i in range(5)]
+    )
     sha = hashlib.sha256(source.read_bytes()).hexdigest()
     monkeypatch.setitem(REGISTRY, GOODREADS, RemoteFile(GOODREADS, source.as_uri(), sha))
     with pytest.raises(DataNotFoundError, match="download=True"):
@@ -553,10 +607,16 @@ def test_empty_kcore_warns_and_summarizes(tiny_home):
 # ---------------------------------------------------------------- timestamps and compression
 
 
-@pytest.mark.parametrize("value, words", [
-    (1e20, "outside 1990-2100"), (10**400, "finite number"), (1_300_000_000_000, "milliseconds"),
-    (86_400, "outside 1990-2100"), (4_200_000_000, "outside 1990-2100"),
-])
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        (1e20, "outside 1990-2100"),
+        (10**400, "finite number"),
+        (1_300_000_000_000, "milliseconds"),
+        (86_400, "outside 1990-2100"),
+        (4_200_000_000, "outside 1990-2100"),
+    ],
+)
 def test_amazon_timestamp_out_of_range(tmp_path, write_lines, make_review, value, words):
     r = make_review.amazon2014
     write_lines(tmp_path / MI, [r(0), r(1, unixReviewTime=value), r(2)])

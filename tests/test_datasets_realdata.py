@@ -6,7 +6,7 @@ Needs TEXTINTEREST_DATA pointing at the shared data folder; skipped otherwise.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from textinterest.datasets.registry import REGISTRY, fetch_file, find_local, ver
 pytestmark = pytest.mark.realdata
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(name: str, home: str, **options):
     return load_dataset(name, home, **options)
 
@@ -45,8 +45,7 @@ def test_musical_instruments(shared_data):
     summary = dataset_summary(ds)
     assert (summary["n_reviews"], summary["n_users"], summary["n_items"]) == (10_261, 1_429, 900)
     assert (summary["time_min"], summary["time_max"]) == (1_095_465_600, 1_405_987_200)
-    assert summary["rating_histogram"] == {"1.0": 217, "2.0": 250, "3.0": 772, "4.0": 2_084, "5.0": 6_938,
-                                           "unrated": 0}
+    assert summary["rating_histogram"] == {"1.0": 217, "2.0": 250, "3.0": 772, "4.0": 2_084, "5.0": 6_938, "unrated": 0}
     assert summary["n_empty_text"] == 7
     report = ds.report
     assert report.n_read == report.n_kept == 10_261 and report.dropped == {}
@@ -104,8 +103,14 @@ def test_goodreads(shared_data):
     summary = dataset_summary(ds)
     assert (summary["n_reviews"], summary["n_users"], summary["n_items"]) == (10_000, 715, 4_980)
     assert summary["n_unrated"] == 351 and ds.report.changed["rating_0_as_unrated"] == 351
-    assert summary["rating_histogram"] == {"1.0": 249, "2.0": 742, "3.0": 2_049, "4.0": 3_370, "5.0": 3_239,
-                                           "unrated": 351}
+    assert summary["rating_histogram"] == {
+        "1.0": 249,
+        "2.0": 742,
+        "3.0": 2_049,
+        "4.0": 3_370,
+        "5.0": 3_239,
+        "unrated": 351,
+    }
     assert (summary["time_min"], summary["time_max"]) == (1_180_294_238, 1_508_627_437)
     assert ds.report.dropped == {} and ds.report.flagged == {}
     # paragraph breaks " \n " become "\n" (5,062 rows changed)
@@ -117,8 +122,14 @@ def test_yelp(shared_data):
     ds = load("yelp:sample", shared_data)
     summary = dataset_summary(ds)
     assert (summary["n_reviews"], summary["n_users"], summary["n_items"]) == (10_000, 6_403, 4_174)
-    assert summary["rating_histogram"] == {"1.0": 749, "2.0": 927, "3.0": 1_461, "4.0": 3_526, "5.0": 3_337,
-                                           "unrated": 0}
+    assert summary["rating_histogram"] == {
+        "1.0": 749,
+        "2.0": 927,
+        "3.0": 1_461,
+        "4.0": 3_526,
+        "5.0": 3_337,
+        "unrated": 0,
+    }
     assert (summary["date_min"], summary["date_max"]) == ("2005-04-18T00:00:00Z", "2013-01-05T00:00:00Z")
     assert ds.report.dropped == {} and ds.report.flagged == {}
     assert ds.report.changed == {"whitespace_normalized": 6_521}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -75,8 +74,12 @@ def test_reviews_follow_active_interest_and_interests_switch(world):
 
 def test_text_sentiment_matches_rating(world):
     df = world.interactions
-    positive = df[TEXT_COL].str.contains("love it|Highly recommended|Worth every penny|I would buy it again|Five stars|Very happy")
-    negative = df[TEXT_COL].str.contains("not buy it again|waste of money|returned it|Avoid this|unhappy|Not recommended")
+    positive = df[TEXT_COL].str.contains(
+        "love it|Highly recommended|Worth every penny|I would buy it again|Five stars|Very happy"
+    )
+    negative = df[TEXT_COL].str.contains(
+        "not buy it again|waste of money|returned it|Avoid this|unhappy|Not recommended"
+    )
     assert positive[df[RATING_COL] >= 4].all() and not positive[df[RATING_COL] <= 3].any()
     assert negative[df[RATING_COL] <= 2].all() and not negative[df[RATING_COL] >= 3].any()
     topic_words = set(w for words in TOPICS.values() for w in words)
@@ -92,8 +95,7 @@ def test_rating_reflects_bias_and_quality(world):
 
 
 def test_options_and_kcore_alignment():
-    ds = load_dataset("synthetic", n_users=30, n_items=40, n_topics=3, seed=1, min_reviews=3, max_reviews=5,
-                      kcore=3)
+    ds = load_dataset("synthetic", n_users=30, n_items=40, n_topics=3, seed=1, min_reviews=3, max_reviews=5, kcore=3)
     df, gt = ds.interactions, ds.ground_truth
     assert len(gt["review_topic"]) == len(df) and ds.report.dropped.get("kcore", 0) > 0
     assert df.groupby(ITEM_COL).size().min() >= 3 and df.groupby(USER_COL).size().min() >= 3

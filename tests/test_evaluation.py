@@ -211,8 +211,9 @@ def test_evaluate_ranking_several_test_items_per_user():
 def test_evaluate_ranking_checks_score_shape():
     user_index, item_index = IdIndex(["a"]), IdIndex(["x", "y"])
     with pytest.raises(ValueError, match="shape"):
-        evaluate_ranking(lambda p: np.zeros((len(p), 3)), _frames([("a", "x")]), _frames([("a", "y")]),
-                         user_index, item_index)
+        evaluate_ranking(
+            lambda p: np.zeros((len(p), 3)), _frames([("a", "x")]), _frames([("a", "y")]), user_index, item_index
+        )
 
 
 # --------------------------------------------------------------------------- classification

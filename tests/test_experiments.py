@@ -45,11 +45,31 @@ def _dataset(n_users=30, n_items=15, per_user=6, seed=0, items=False):
         for j, i in enumerate(rng.choice(n_items, size=per_user, replace=False)):
             rating = float(rng.integers(1, 6))
             text = f"user {u} says item {i} is {'good' if rating > 3 else 'bad'}" if j % 5 else ""
-            rows.append(dict(user_id=f"u{u}", item_id=f"i{i}", rating=rating, timestamp=1000 + 10 * j, text=text,
-                             summary=f"summary {u}-{j}", source_order=len(rows)))
+            rows.append(
+                dict(
+                    user_id=f"u{u}",
+                    item_id=f"i{i}",
+                    rating=rating,
+                    timestamp=1000 + 10 * j,
+                    text=text,
+                    summary=f"summary {u}-{j}",
+                    source_order=len(rows),
+                )
+            )
     df = pd.DataFrame(rows)
-    meta = pd.DataFrame({"item_id": [f"i{i}" for i in range(n_items)], "item_text": [f"item {i} text" for i in range(n_items)]}) if items else None
-    return ReviewDataset(name="made-up", interactions=df, items=meta, report=CleaningReport(source="test", n_read=len(df), n_kept=len(df)))
+    meta = (
+        pd.DataFrame(
+            {"item_id": [f"i{i}" for i in range(n_items)], "item_text": [f"item {i} text" for i in range(n_items)]}
+        )
+        if items
+        else None
+    )
+    return ReviewDataset(
+        name="made-up",
+        interactions=df,
+        items=meta,
+        report=CleaningReport(source="test", n_read=len(df), n_kept=len(df)),
+    )
 
 
 def test_review_texts_fall_back_to_summary():
@@ -78,7 +98,8 @@ def _with_held_out_changed(ds: ReviewDataset, what: str) -> ReviewDataset:
     split = split_interactions(ds.interactions)
     df = ds.interactions.copy()
     rows = {"held-out": np.concatenate([split.val.index, split.test.index]), "test": split.test.index}.get(
-        what, split.train.index[:1])
+        what, split.train.index[:1]
+    )
     df.loc[rows, "text"] = [f"HELDOUT changed review {j}" for j in range(len(rows))]
     df.loc[rows, "summary"] = "HELDOUT changed summary"
     if what == "held-out":
@@ -88,8 +109,14 @@ def _with_held_out_changed(ds: ReviewDataset, what: str) -> ReviewDataset:
 
 def test_test_reviews_never_reach_the_standard_protocol():
     ds = _dataset(n_users=20, items=True)
-    kw = dict(seeds=(0,), epochs=1, tune=False, models=("interest",), sentiment="none",
-              interest_config={"hidden": 16, "mf_dim": 8})
+    kw = dict(
+        seeds=(0,),
+        epochs=1,
+        tune=False,
+        models=("interest",),
+        sentiment="none",
+        interest_config={"hidden": 16, "mf_dim": 8},
+    )
     runs = {}
     for what in ("original", "test"):
         ex = FakeExtractor()
@@ -109,8 +136,15 @@ def test_held_out_reviews_never_reach_the_pipeline():
     ds = _dataset(n_users=20, items=True)
     # the protocol that scores test from the training history; under the default one the validation
     # reviews are history at test time (see test_test_reviews_never_reach_the_standard_protocol)
-    kw = dict(seeds=(0,), epochs=1, tune=False, models=("interest",), sentiment="none",
-              interest_config={"hidden": 16, "mf_dim": 8}, protocol="train-history")
+    kw = dict(
+        seeds=(0,),
+        epochs=1,
+        tune=False,
+        models=("interest",),
+        sentiment="none",
+        interest_config={"hidden": 16, "mf_dim": 8},
+        protocol="train-history",
+    )
     runs = {}
     for what in ("original", "held-out", "train"):
         ex = FakeExtractor()
@@ -141,8 +175,15 @@ def test_cold_start_counts():
 def small_result(tmp_path_factory):
     path = tmp_path_factory.mktemp("out") / "evaluate_made-up.json"
     result = run_evaluation(
-        "made-up", dataset=_dataset(), extractor=FakeExtractor(), seeds=(0, 1), epochs=2, tune=False,
-        models=("baselines", "mf", "seq-lstm", "interest", "interest-no-text", "interest-k1"), json_out=path, sentiment="none",
+        "made-up",
+        dataset=_dataset(),
+        extractor=FakeExtractor(),
+        seeds=(0, 1),
+        epochs=2,
+        tune=False,
+        models=("baselines", "mf", "seq-lstm", "interest", "interest-no-text", "interest-k1"),
+        json_out=path,
+        sentiment="none",
         interest_config={"hidden": 16, "mf_dim": 8},
     )
     return result, path
@@ -209,21 +250,46 @@ def test_sentiment_classifier_sees_training_reviews_only(monkeypatch):
     monkeypatch.setattr(sentiment_module, "SentimentClassifier", FakeClassifier)
     ds = _dataset(n_users=20)
     split = split_interactions(ds.interactions)
-    res = run_evaluation("made-up", dataset=ds, extractor=FakeExtractor(), seeds=(0,), epochs=1, tune=False,
-                         models=("interest",), tasks=("rating",), protocol="train-history")
+    res = run_evaluation(
+        "made-up",
+        dataset=ds,
+        extractor=FakeExtractor(),
+        seeds=(0,),
+        epochs=1,
+        tune=False,
+        models=("interest",),
+        tasks=("rating",),
+        protocol="train-history",
+    )
     assert res["sentiment"]["status"] == "ok" and seen["kwargs"]["mode"] == "frozen"
     train_texts = set(review_texts(split.train))
     assert set(seen["fit"]) <= train_texts and seen["score"] == review_texts(split.train)
     # the standard protocol refits on train + validation: the validation reviews join, the test reviews never do
-    run_evaluation("made-up", dataset=ds, extractor=FakeExtractor(), seeds=(0,), epochs=1, tune=False,
-                   models=("interest",), tasks=("rating",))
+    run_evaluation(
+        "made-up",
+        dataset=ds,
+        extractor=FakeExtractor(),
+        seeds=(0,),
+        epochs=1,
+        tune=False,
+        models=("interest",),
+        tasks=("rating",),
+    )
     history_texts = set(review_texts(split.train)) | set(review_texts(split.val))
     assert set(seen["fit"]) <= history_texts and seen["score"] == review_texts(split.train) + review_texts(split.val)
 
 
 def test_run_evaluation_is_deterministic():
-    kw = dict(dataset=_dataset(n_users=15), seeds=(3,), epochs=1, tune=False, models=("interest",), tasks=("rating",),
-              sentiment="none", interest_config={"hidden": 16})
+    kw = dict(
+        dataset=_dataset(n_users=15),
+        seeds=(3,),
+        epochs=1,
+        tune=False,
+        models=("interest",),
+        tasks=("rating",),
+        sentiment="none",
+        interest_config={"hidden": 16},
+    )
     a = run_evaluation("made-up", extractor=FakeExtractor(), **kw)
     b = run_evaluation("made-up", extractor=FakeExtractor(), **kw)
     assert a["results"][0]["rmse"] == b["results"][0]["rmse"]
@@ -240,8 +306,16 @@ def test_tuning_uses_validation_only(monkeypatch):
         return real(model, split, task, ks, **kw)
 
     monkeypatch.setattr(ex, "_evaluate_model", spy)
-    res = run_evaluation("made-up", dataset=_dataset(n_users=15), extractor=FakeExtractor(), seeds=(0,), epochs=1,
-                         models=("interest",), tasks=("rating",), sentiment="none")
+    res = run_evaluation(
+        "made-up",
+        dataset=_dataset(n_users=15),
+        extractor=FakeExtractor(),
+        seeds=(0,),
+        epochs=1,
+        models=("interest",),
+        tasks=("rating",),
+        sentiment="none",
+    )
     assert len(res["tuning"]["scores"]) == len(ex.TUNING_GRID)
     assert calls == ["rating"]  # the test split is evaluated once, after the choice
 
@@ -266,8 +340,16 @@ def test_bad_arguments():
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_real_data_smoke(shared_data):
-    res = run_evaluation("amazon:Musical_Instruments", data_home=shared_data, seeds=(0,), max_users=60, epochs=1,
-                         tune=False, models=("mf", "interest"), extractor=FakeExtractor())
+    res = run_evaluation(
+        "amazon:Musical_Instruments",
+        data_home=shared_data,
+        seeds=(0,),
+        max_users=60,
+        epochs=1,
+        tune=False,
+        models=("mf", "interest"),
+        extractor=FakeExtractor(),
+    )
     assert {r["model"] for r in res["results"]} == {"mf", "interest"}
 
 
@@ -292,13 +374,25 @@ def test_registry_adds_a_model_with_one_call_and_skips_missing_extras():
             return -super().score_items(user_ids)
 
     registry.register(registry.ModelSpec("reverse-popularity", lambda ctx: Reversed(), tasks=("ranking",)))
-    registry.register(registry.ModelSpec("needs-extra", lambda ctx: Reversed(), tasks=("ranking",),
-                                         extra="nonexistent", requires=("textinterest_no_such_module",)))
+    registry.register(
+        registry.ModelSpec(
+            "needs-extra",
+            lambda ctx: Reversed(),
+            tasks=("ranking",),
+            extra="nonexistent",
+            requires=("textinterest_no_such_module",),
+        )
+    )
     try:
         with pytest.raises(ValueError, match="already registered"):
             registry.register(registry.ModelSpec("reverse-popularity", lambda ctx: Reversed()))
-        res = run_evaluation("made-up", dataset=_dataset(n_users=15), seeds=(0,), tune=False,
-                             models=("Popularity", "reverse-popularity", "needs-extra"))
+        res = run_evaluation(
+            "made-up",
+            dataset=_dataset(n_users=15),
+            seeds=(0,),
+            tune=False,
+            models=("Popularity", "reverse-popularity", "needs-extra"),
+        )
         rows = {r["model"]: r for r in res["results"]}
         assert set(rows) == {"Popularity", "reverse-popularity"}
         assert rows["reverse-popularity"]["ndcg@10"] != rows["Popularity"]["ndcg@10"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
 import warnings
@@ -19,6 +18,8 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from tiny_models import build_tiny_model  # noqa: E402
+
 from textinterest import features  # noqa: E402
 from textinterest.features import (  # noqa: E402
     BertFeatureExtractor,
@@ -28,8 +29,6 @@ from textinterest.features import (  # noqa: E402
     model_identity,
     text_key,
 )
-
-from tiny_models import build_tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +59,9 @@ def make(model: Path, tmp_path: Path, **kw) -> BertFeatureExtractor:
 
 def count_forward_rows(extractor: BertFeatureExtractor) -> list[int]:
     rows: list[int] = []
-    extractor.model.register_forward_hook(lambda mod, args, kwargs, out: rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True)
+    extractor.model.register_forward_hook(
+        lambda mod, args, kwargs, out: rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    )
     return rows
 
 
@@ -146,7 +147,9 @@ def test_truncation_at_max_length(tiny_model, tmp_path):
     a, b = ex.embed([base + " it broke", base + " i love this pedal"])
     # both are cut to the same first 6 word tokens + [CLS]/[SEP]
     np.testing.assert_allclose(a, b, atol=1e-6)
-    full = make(tiny_model, tmp_path, use_cache=False, max_length=64).embed([base + " it broke", base + " i love this pedal"])
+    full = make(tiny_model, tmp_path, use_cache=False, max_length=64).embed(
+        [base + " it broke", base + " i love this pedal"]
+    )
     assert not np.allclose(full[0], full[1], atol=1e-4)
 
 
@@ -502,8 +505,16 @@ def test_embed_benchmark_on_tiny_model(tiny_model, tmp_path):
 
     texts = [f"{t} number {i}" for i, t in enumerate(TEXTS * 4)]
     out = tmp_path / "embed.json"
-    result = run_embed_benchmark(texts=texts, model=str(tiny_model), max_length=32, batch_size=4, repeats=2,
-                                 paths=["sorted", "int8"], json_out=out, verbose=False)
+    result = run_embed_benchmark(
+        texts=texts,
+        model=str(tiny_model),
+        max_length=32,
+        batch_size=4,
+        repeats=2,
+        paths=["sorted", "int8"],
+        json_out=out,
+        verbose=False,
+    )
     rows = {r["path"]: r for r in result["paths"]}
     assert set(rows) == {"naive", "sorted", "int8"}
     assert rows["naive"]["speedup_vs_naive"] == pytest.approx(1.0)

@@ -60,7 +60,11 @@ def features_for(train, vectors, with_texts=True):
 def tiny(task="rating", epochs=3, seed=0, **over):
     cfg = dict(hidden=16, n_components=3, mf_dim=8, dropout=0.0, max_history=8)
     cfg.update(over)
-    return dict(config=InterestConfig(**cfg), task=task, train_config=TrainConfig(epochs=epochs, progress=False, seed=seed, patience=0))
+    return dict(
+        config=InterestConfig(**cfg),
+        task=task,
+        train_config=TrainConfig(epochs=epochs, progress=False, seed=seed, patience=0),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +90,18 @@ def _random_batch(cfg: InterestConfig, lengths, seed=0):
 
 
 def _model(**over):
-    cfg = InterestConfig(**{"n_users": 6, "n_items": 9, "text_dim": 5, "hidden": 8, "n_components": 3, "mf_dim": 4, "dropout": 0.0, **over})
+    cfg = InterestConfig(
+        **{
+            "n_users": 6,
+            "n_items": 9,
+            "text_dim": 5,
+            "hidden": 8,
+            "n_components": 3,
+            "mf_dim": 4,
+            "dropout": 0.0,
+            **over,
+        }
+    )
     torch.manual_seed(0)
     model = DynamicInterestModel(cfg).eval()
     with torch.no_grad():
@@ -99,8 +114,17 @@ def _model(**over):
 
 @pytest.mark.parametrize(
     "field,value",
-    [("n_components", 0), ("hidden", -1), ("dropout", 1.0), ("max_history", 1), ("prior_count", 0.0),
-     ("ranking_loss", "hinge"), ("n_negatives", -5), ("l2", -1.0), ("text_dim", 2.5)],
+    [
+        ("n_components", 0),
+        ("hidden", -1),
+        ("dropout", 1.0),
+        ("max_history", 1),
+        ("prior_count", 0.0),
+        ("ranking_loss", "hinge"),
+        ("n_negatives", -5),
+        ("l2", -1.0),
+        ("text_dim", 2.5),
+    ],
 )
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field):
@@ -330,7 +354,12 @@ def test_metadata_item_vectors_replace_review_means(world):
 def test_fit_predict_rank_and_determinism(world):
     df, vectors, topics, split = world
     train = split.train
-    runs = [InterestRecommender(features=features_for(train, vectors), **tiny("ranking", epochs=2, seed=s)).fit(train, split.val) for s in (0, 0, 1)]
+    runs = [
+        InterestRecommender(features=features_for(train, vectors), **tiny("ranking", epochs=2, seed=s)).fit(
+            train, split.val
+        )
+        for s in (0, 0, 1)
+    ]
     scores = [r.score_items(["u0", "u1"]) for r in runs]
     assert scores[0].shape == (2, len(runs[0].item_index))
     np.testing.assert_array_equal(scores[0], scores[1])
@@ -342,7 +371,10 @@ def test_fit_predict_rank_and_determinism(world):
 @pytest.mark.parametrize("loss,negatives", [("bpr", 0), ("softmax", 10)])
 def test_other_ranking_losses_train(world, loss, negatives):
     df, vectors, topics, split = world
-    rec = InterestRecommender(features=features_for(split.train, vectors), **tiny("ranking", epochs=1, ranking_loss=loss, n_negatives=negatives))
+    rec = InterestRecommender(
+        features=features_for(split.train, vectors),
+        **tiny("ranking", epochs=1, ranking_loss=loss, n_negatives=negatives),
+    )
     rec.fit(split.train, split.val)
     assert np.isfinite(rec.train_result_.history[0]["loss"])
 
@@ -351,11 +383,26 @@ def test_cold_start_users_and_items(world):
     df, vectors, topics, split = world
     train = split.train.copy()
     # a user with a single training review
-    one = pd.DataFrame([{"user_id": "solo", "item_id": "i1", "rating": 4.0, "timestamp": 5, "text": "only", "summary": "", "source_order": 10_000}], index=[len(df)])
+    one = pd.DataFrame(
+        [
+            {
+                "user_id": "solo",
+                "item_id": "i1",
+                "rating": 4.0,
+                "timestamp": 5,
+                "text": "only",
+                "summary": "",
+                "source_order": 10_000,
+            }
+        ],
+        index=[len(df)],
+    )
     train = pd.concat([train, one])
     vec = np.vstack([vectors, np.ones((1, D), np.float32)])
     rec = InterestRecommender(features=features_for(train, vec), **tiny("rating", epochs=1)).fit(train)
-    query = pd.DataFrame({"user_id": ["new-user", "solo", "u0", "new-user"], "item_id": ["i0", "i2", "new-item", "new-item"]})
+    query = pd.DataFrame(
+        {"user_id": ["new-user", "solo", "u0", "new-user"], "item_id": ["i0", "i2", "new-item", "new-item"]}
+    )
     pred = rec.predict(query)
     assert np.isfinite(pred).all() and rec.n_fallback_ == 3
     assert rec.history_length(["new-user", "solo", "u0"]).tolist()[:2] == [0, 1]
@@ -379,7 +426,9 @@ def test_explain(world):
     weights = [r["weight"] for r in out["top_reviews"]]
     assert weights == sorted(weights, reverse=True)
     assert out["score"] == pytest.approx(rec.predict(pd.DataFrame({"user_id": ["u3"], "item_id": ["i5"]}))[0], abs=1e-5)
-    assert out["cf_term"] + out["text_term"] == pytest.approx(out["score"], abs=1e-4) or out["score"] in rec.rating_range_
+    assert (
+        out["cf_term"] + out["text_term"] == pytest.approx(out["score"], abs=1e-4) or out["score"] in rec.rating_range_
+    )
     cold = rec.explain("nobody", "nothing")
     assert cold["history_length"] == 0 and cold["top_reviews"] == [] and not cold["known_user"]
     assert all(v == pytest.approx(1.0) for k, v in cold["prior_share"].items())
@@ -399,7 +448,9 @@ def test_bad_inputs(world):
     with pytest.raises(ValueError, match="NaN"):
         InterestRecommender(features=TextFeatures(bad), **tiny()).fit(train)
     with pytest.raises(ValueError, match="sentiment"):
-        InterestRecommender(features=TextFeatures(vectors[train.index], sentiment=np.full(len(train), 3.0)), **tiny()).fit(train)
+        InterestRecommender(
+            features=TextFeatures(vectors[train.index], sentiment=np.full(len(train), 3.0)), **tiny()
+        ).fit(train)
     with pytest.raises(ValueError, match="task"):
         InterestRecommender(task="classify")
     with pytest.raises(RuntimeError, match="not fitted"):
@@ -414,7 +465,8 @@ def test_topic_recovery_beats_chance(world):
     rec = InterestRecommender(
         features=features_for(split.train, vectors),
         config=InterestConfig(hidden=32, n_components=4, mf_dim=8, dropout=0.0, max_history=20),
-        task="ranking", train_config=TrainConfig(epochs=8, progress=False, seed=0, patience=0),
+        task="ranking",
+        train_config=TrainConfig(epochs=8, progress=False, seed=0, patience=0),
     ).fit(split.train, split.val)
     rec_figures = measure_topic_recovery(rec, {"review_topic": topics}, next_df=split.val)
     assert rec_figures["n_steps"] == len(split.train) and rec_figures["n_topics"] == 4
@@ -446,5 +498,7 @@ def test_negatives_get_leave_one_out_text_vectors_too(world):
             assert min(dists) < 1e-4
     batch = next(rec._batches(0, np.random.default_rng(0)))
     assert batch["cand_text"].shape == (len(batch["cand"]), D)
-    off = InterestRecommender(features=features_for(train, vectors), **tiny("ranking", epochs=1, loo_negatives=False)).fit(train)
+    off = InterestRecommender(
+        features=features_for(train, vectors), **tiny("ranking", epochs=1, loo_negatives=False)
+    ).fit(train)
     assert "cand_text" not in next(off._batches(0, np.random.default_rng(0)))

@@ -11,13 +11,16 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from tiny_models import build_tiny_model  # noqa: E402
+
 from textinterest.datasets.splits import split_interactions  # noqa: E402
-from textinterest.features import BertFeatureExtractor  # noqa: E402
+from textinterest.features import (
+    BertFeatureExtractor,  # noqa: E402
+    freeze_all_but_last_layers,  # noqa: E402
+)
 from textinterest.models.interest import InterestConfig, TextFeatures  # noqa: E402
-from textinterest.features import freeze_all_but_last_layers  # noqa: E402
 from textinterest.models.joint import JointInterestRecommender  # noqa: E402
 from textinterest.training import TrainConfig  # noqa: E402
-from tiny_models import build_tiny_model  # noqa: E402
 
 GOOD = ["good guitar", "great strings", "love this amp", "nice pedal tone", "best cable"]
 BAD = ["bad guitar", "terrible strings", "hate this amp", "awful pedal tone", "worst cable"]
@@ -50,15 +53,21 @@ def setting(tmp_path_factory):
 def make(folder, **over):
     cfg = InterestConfig(hidden=16, n_components=2, mf_dim=4, dropout=0.0, max_history=6)
     return JointInterestRecommender(
-        cfg, task="rating", train_config=TrainConfig(epochs=2, batch_size=8, lr=1e-2, progress=False, patience=0),
-        encoder=str(folder), max_length=16, **over,
+        cfg,
+        task="rating",
+        train_config=TrainConfig(epochs=2, batch_size=8, lr=1e-2, progress=False, patience=0),
+        encoder=str(folder),
+        max_length=16,
+        **over,
     )
 
 
 def test_joint_training_updates_only_the_top_layer_and_refreshes_vectors(setting):
     folder, split, feats, vectors = setting
     model = make(folder, train_layers=1, encoder_lr=1e-2)
-    encoder_before = {k: v.clone() for k, v in BertFeatureExtractor(str(folder), use_cache=False).model.state_dict().items()}
+    encoder_before = {
+        k: v.clone() for k, v in BertFeatureExtractor(str(folder), use_cache=False).model.state_dict().items()
+    }
     model.fit(split.train, split.val, feats)
     after = model.module.text_encoder.state_dict()
     changed = {k for k, v in encoder_before.items() if not torch.equal(v, after[k])}
@@ -109,9 +118,19 @@ def test_run_evaluation_trains_the_joint_model(setting, tmp_path):
     folder = setting[0]
     data = load_dataset("synthetic", n_users=30, n_items=40, n_topics=3, seed=1, min_reviews=5, max_reviews=8)
     result = run_evaluation(
-        "synthetic", dataset=data, encoder=str(folder), models=("interest", "interest+joint"), tasks=("rating",),
+        "synthetic",
+        dataset=data,
+        encoder=str(folder),
+        models=("interest", "interest+joint"),
+        tasks=("rating",),
         extractor=BertFeatureExtractor(str(folder), use_cache=False, max_length=16),
-        seeds=(0,), epochs=1, tune=False, joint_layers=1, joint_max_length=16, sentiment="none", device="cpu",
+        seeds=(0,),
+        epochs=1,
+        tune=False,
+        joint_layers=1,
+        joint_max_length=16,
+        sentiment="none",
+        device="cpu",
     )
     rows = {r["model"]: r for r in result["results"]}
     assert set(rows) == {"interest", "interest+joint"}

@@ -28,8 +28,14 @@ def _cells() -> list[str]:
 
 
 def _run_cells() -> dict:
-    namespace = {"torch": torch, "F": F, "math": math, "SEED": 42,
-                 "DynamicInterestModel": DynamicInterestModel, "InterestConfig": InterestConfig}
+    namespace = {
+        "torch": torch,
+        "F": F,
+        "math": math,
+        "SEED": 42,
+        "DynamicInterestModel": DynamicInterestModel,
+        "InterestConfig": InterestConfig,
+    }
     for source in _cells():
         exec(compile(source, str(NOTEBOOK), "exec"), namespace)  # noqa: S102 - the notebook's own cells
     return namespace

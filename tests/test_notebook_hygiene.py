@@ -34,7 +34,8 @@ def _python_source(source: str) -> str:
     """Cell source with IPython magics and shell escapes blanked out, so ast can parse it."""
     lines = source.splitlines()
     return "\n".join(
-        line[: len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("%", "!")) else line for line in lines
+        line[: len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("%", "!")) else line
+        for line in lines
     )
 
 
@@ -76,7 +77,9 @@ def test_first_cell_is_a_titled_introduction_with_colab_badge(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_colab_only_install_cell(path):
     code = [c for c in _read(path).cells if c.cell_type == "code"]
-    assert code and '"google.colab" in sys.modules' in code[0].source, f"{path.name}: first code cell must guard on Colab"
+    assert code and '"google.colab" in sys.modules' in code[0].source, (
+        f"{path.name}: first code cell must guard on Colab"
+    )
     assert "%pip install" in code[0].source
     assert not re.search(r"%pip install[^\n]*\b(torch|numpy)\b", code[0].source), "leave torch/numpy to Colab"
 
@@ -136,7 +139,10 @@ def test_no_library_code_in_notebooks(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_numbered_sections(path):
     headings = [
-        line for c in _read(path).cells if c.cell_type == "markdown" for line in c.source.splitlines()
+        line
+        for c in _read(path).cells
+        if c.cell_type == "markdown"
+        for line in c.source.splitlines()
         if re.match(r"##\s+\d+\.", line)
     ]
     assert len(headings) >= 2, f"{path.name}: expected numbered sections ('## 1. ...')"

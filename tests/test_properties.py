@@ -32,8 +32,11 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 FIELDS = ("reviewerID", "asin", "overall", "unixReviewTime", "reviewText", "summary", "reviewerName", "helpful")
 
 any_json = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(10**30), max_value=10**30)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
     max_leaves=5,
 )
@@ -51,8 +54,25 @@ def review_line(draw) -> bytes:
         "summary": draw(st.sampled_from(["", "ok", "Great & <b>loud</b>"])),
         "helpful": [0, 1],
     }
-    kind = draw(st.sampled_from(["valid", "valid", "valid", "missing", "extra", "wrong_type", "empty_text",
-                                 "ms_time", "absurd_time", "not_json", "not_object", "bad_utf8", "blank"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "valid",
+                "valid",
+                "valid",
+                "missing",
+                "extra",
+                "wrong_type",
+                "empty_text",
+                "ms_time",
+                "absurd_time",
+                "not_json",
+                "not_object",
+                "bad_utf8",
+                "blank",
+            ]
+        )
+    )
     if kind == "missing":
         del record[draw(st.sampled_from(sorted(record)))]
     elif kind == "extra":
@@ -123,9 +143,16 @@ def interactions(draw) -> pd.DataFrame:
     times = draw(st.lists(st.integers(0, 3), min_size=n, max_size=n))
     order = draw(st.permutations(range(n)))
     labels = draw(st.permutations(range(100, 100 + n)))
-    return pd.DataFrame({USER_COL: [f"u{u}" for u in users], ITEM_COL: [f"i{i}" for i in items],
-                         RATING_COL: 3.0, TIME_COL: [1_300_000_000 + 86_400 * t for t in times],
-                         ORDER_COL: order}, index=labels)
+    return pd.DataFrame(
+        {
+            USER_COL: [f"u{u}" for u in users],
+            ITEM_COL: [f"i{i}" for i in items],
+            RATING_COL: 3.0,
+            TIME_COL: [1_300_000_000 + 86_400 * t for t in times],
+            ORDER_COL: order,
+        },
+        index=labels,
+    )
 
 
 def _keys(part: pd.DataFrame) -> list[tuple[int, int]]:

@@ -57,8 +57,10 @@ def test_refit_keeps_the_validated_epoch_count():
 
 def test_grid_search_uses_validation_only():
     split = split_interactions(_chain(), "leave-last-out")
+
     def make(p):
         return SequentialRecommender(train_config=TrainConfig(progress=False, batch_size=16, lr=0.01, patience=3, **p))
+
     best, trials = grid_search(make, [{"epochs": 1}, {"epochs": 30}], split.train, split.val, "ranking")
     assert best == {"epochs": 30} and len(trials) == 2
     assert trials[1]["score"] > trials[0]["score"]

@@ -190,8 +190,14 @@ def test_knn_refuses_with_the_estimated_memory(monkeypatch):
     from textinterest.baselines import SurpriseModel
 
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({USER_COL: [f"u{i % 60}" for i in range(400)], ITEM_COL: [f"i{i % 23}" for i in range(400)],
-                       RATING_COL: rng.integers(1, 6, 400).astype(float), TIME_COL: np.arange(400)})
+    df = pd.DataFrame(
+        {
+            USER_COL: [f"u{i % 60}" for i in range(400)],
+            ITEM_COL: [f"i{i % 23}" for i in range(400)],
+            RATING_COL: rng.integers(1, 6, 400).astype(float),
+            TIME_COL: np.arange(400),
+        }
+    )
     monkeypatch.setattr(baselines, "knn_memory_limit_bytes", lambda: 24 * 59.0**2)
     with pytest.raises(MemoryError, match=r"60 users would need about .* GiB"):
         SurpriseModel("KNNBaseline").fit(df)
@@ -261,8 +267,9 @@ def test_embed_command_fills_the_cache(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_ray_engine_on_a_two_worker_cluster_gives_the_single_process_vectors(tmp_path):
-    ray = pytest.importorskip("ray", reason="the Ray engine needs the optional extra 'scale': "
-                                            "pip install 'textinterest[scale]'")
+    ray = pytest.importorskip(
+        "ray", reason="the Ray engine needs the optional extra 'scale': pip install 'textinterest[scale]'"
+    )
     from ray.cluster_utils import Cluster
 
     from textinterest.distributed import embed_to_cache

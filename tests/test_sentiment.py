@@ -39,8 +39,14 @@ def build_tiny_bert(folder: Path, seed: int = 0) -> Path:
     arg = "vocab" if "vocab" in inspect.signature(BertTokenizerFast.__init__).parameters else "vocab_file"
     BertTokenizerFast(**{arg: str(folder / "vocab.txt")}).save_pretrained(folder)
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=len(dict.fromkeys(vocab)), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=37, max_position_embeddings=64)
+    config = BertConfig(
+        vocab_size=len(dict.fromkeys(vocab)),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=64,
+    )
     BertModel(config).save_pretrained(folder)
     return folder
 
@@ -148,8 +154,9 @@ def test_left_out_labels_are_rejected():
 def test_finetune_learns_toy_task_and_roundtrips(tiny_bert, tmp_path):
     x, y = toy_task(48)
     xv, yv = toy_task(24, seed=1)
-    clf = SentimentClassifier(str(tiny_bert), mode="finetune", lr=3e-3, epochs=6, batch_size=8, patience=3,
-                              device="cpu", warmup_ratio=0.0)
+    clf = SentimentClassifier(
+        str(tiny_bert), mode="finetune", lr=3e-3, epochs=6, batch_size=8, patience=3, device="cpu", warmup_ratio=0.0
+    )
     clf.fit(x, y, xv, yv)
     assert len(clf.history_) >= 1
     assert {"epoch", "train_loss", "val_macro_f1", "seconds"} <= set(clf.history_[0])
@@ -184,9 +191,15 @@ def test_train_last_layers_freezes_the_rest(tiny_bert):
     before = {k: v.clone() for k, v in clf._model.state_dict().items()}
     clf.fit(x, y)
     after = clf._model.state_dict()
-    assert torch.equal(before["bert.embeddings.word_embeddings.weight"], after["bert.embeddings.word_embeddings.weight"])
-    assert torch.equal(before["bert.encoder.layer.0.output.dense.weight"], after["bert.encoder.layer.0.output.dense.weight"])
-    assert not torch.equal(before["bert.encoder.layer.1.output.dense.weight"], after["bert.encoder.layer.1.output.dense.weight"])
+    assert torch.equal(
+        before["bert.embeddings.word_embeddings.weight"], after["bert.embeddings.word_embeddings.weight"]
+    )
+    assert torch.equal(
+        before["bert.encoder.layer.0.output.dense.weight"], after["bert.encoder.layer.0.output.dense.weight"]
+    )
+    assert not torch.equal(
+        before["bert.encoder.layer.1.output.dense.weight"], after["bert.encoder.layer.1.output.dense.weight"]
+    )
     assert not torch.equal(before["classifier.weight"], after["classifier.weight"])
     with pytest.raises(ValueError, match="layers"):
         SentimentClassifier(str(tiny_bert), epochs=1, device="cpu", train_last_layers=5).fit(x, y)
@@ -224,8 +237,9 @@ def test_frozen_mode_learns_and_roundtrips(tiny_bert, tmp_path):
 def test_ternary_classifier_scores(tiny_bert, tmp_path):
     x, _ = toy_task(30)
     y = np.arange(30) % 3
-    clf = SentimentClassifier(str(tiny_bert), num_labels=3, mode="frozen", device="cpu",
-                              cache_dir=tmp_path / "cache", fast=None).fit(x, y)
+    clf = SentimentClassifier(
+        str(tiny_bert), num_labels=3, mode="frozen", device="cpu", cache_dir=tmp_path / "cache", fast=None
+    ).fit(x, y)
     proba = clf.predict_proba(x)
     assert proba.shape == (30, 3)
     np.testing.assert_allclose(clf.score(x), proba[:, 2] - proba[:, 0])
@@ -254,8 +268,9 @@ def test_finetune_on_cuda_with_amp(tiny_bert, tmp_path):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     x, y = toy_task(48)
-    clf = SentimentClassifier(str(tiny_bert), lr=3e-3, epochs=6, batch_size=8, patience=3, device="cuda",
-                              amp=True, warmup_ratio=0.0).fit(x, y, x, y)
+    clf = SentimentClassifier(
+        str(tiny_bert), lr=3e-3, epochs=6, batch_size=8, patience=3, device="cuda", amp=True, warmup_ratio=0.0
+    ).fit(x, y, x, y)
     assert max(h["val_macro_f1"] for h in clf.history_) == 1.0
     loaded = SentimentClassifier.load(clf.save(tmp_path / "ft"), device="cuda")
     np.testing.assert_allclose(loaded.predict_proba(x), clf.predict_proba(x), atol=1e-3)

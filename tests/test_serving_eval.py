@@ -59,12 +59,24 @@ def test_tables_render_every_case():
 
     summary = {"n": 4, "mean": 0.25, "ci95": [0.0, 0.5]}
     per = {"interest": summary, "popularity": {"n": 4, "mean": 0.0}, "text_profile": {"n": 4, "mean": None}}
-    faith = {"n_users": 200, "mean_abs_change_top": 0.2, "mean_abs_change_random": 0.05, "ratio": 4.0,
-             "ratio_ci95": [3.0, 5.0], "mean_abs_change_best_single": 0.3, "share_top_is_most_influential": 0.5,
-             "mean_spearman_weight_vs_effect": 0.4}
+    faith = {
+        "n_users": 200,
+        "mean_abs_change_top": 0.2,
+        "mean_abs_change_random": 0.05,
+        "ratio": 4.0,
+        "ratio_ci95": [3.0, 5.0],
+        "mean_abs_change_best_single": 0.3,
+        "share_top_is_most_influential": 0.5,
+        "mean_spearman_weight_vs_effect": 0.4,
+    }
     times = {"p50": 10.0, "p95": 20.0}
-    result = {"dataset": "toy", "cold_start": {f"history_{m}": per for m in (1, 2, 3)}, "unseen_items": per,
-              "faithfulness": faith, "latency": {"known_user_ms": times, "new_user_5_reviews_ms": times}}
+    result = {
+        "dataset": "toy",
+        "cold_start": {f"history_{m}": per for m in (1, 2, 3)},
+        "unseen_items": per,
+        "faithfulness": faith,
+        "latency": {"known_user_ms": times, "new_user_5_reviews_ms": times},
+    }
     text = format_tables([result])
     assert "| toy | cold user, 2 review(s) | 4 | 0.250 | 0.000 | – |" in text
     assert "4.00 (3.00–5.00)" in text and "| toy | known user | 10 / 20 | – |" in text

@@ -93,8 +93,9 @@ def test_leave_last_out_short_histories_stay_in_train_and_are_counted():
 
 
 def test_leave_last_out_min_interactions_two_gives_test_without_val():
-    df = pd.DataFrame({USER_COL: ["a", "a"], ITEM_COL: ["x", "y"], RATING_COL: [1.0, 2.0],
-                       TIME_COL: [1, 2], ORDER_COL: [0, 1]})
+    df = pd.DataFrame(
+        {USER_COL: ["a", "a"], ITEM_COL: ["x", "y"], RATING_COL: [1.0, 2.0], TIME_COL: [1, 2], ORDER_COL: [0, 1]}
+    )
     split = split_interactions(df, "leave-last-out", min_interactions=2)
     assert split.test[ITEM_COL].tolist() == ["y"] and len(split.val) == 0 and len(split.train) == 1
     assert len(split_interactions(df, "leave-last-out").train) == 2

@@ -12,8 +12,8 @@ from torch import nn
 from textinterest.models.cf import MatrixFactorization, MFConfig
 from textinterest.models.interest import DynamicInterestModel, InterestConfig
 from textinterest.training import (
-    Trainer,
     TrainConfig,
+    Trainer,
     autocast_dtype,
     load_model,
     resolve_device,
@@ -41,7 +41,15 @@ def _regression_task(seed: int = 0):
 
 @pytest.mark.parametrize(
     "field,value",
-    [("epochs", 0), ("lr", 0.0), ("weight_decay", -1.0), ("batch_size", 0), ("patience", -1), ("grad_clip", -1.0), ("device", "tpu")],
+    [
+        ("epochs", 0),
+        ("lr", 0.0),
+        ("weight_decay", -1.0),
+        ("batch_size", 0),
+        ("patience", -1),
+        ("grad_clip", -1.0),
+        ("device", "tpu"),
+    ],
 )
 def test_train_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field if field != "device" else "device"):
@@ -90,7 +98,9 @@ def test_early_stopping_restores_best_weights():
         return next(metrics)
 
     model = nn.Linear(4, 1)
-    result = Trainer(TrainConfig(epochs=7, lr=0.05, patience=3, progress=False)).fit(model, batches, loss, validate, maximize=True)
+    result = Trainer(TrainConfig(epochs=7, lr=0.05, patience=3, progress=False)).fit(
+        model, batches, loss, validate, maximize=True
+    )
     assert result.best_epoch == 1 and result.best_metric == 3.0
     assert len(result.history) == 5  # epochs 2, 3, 4 did not improve -> stop
     for k, v in model.state_dict().items():

@@ -86,6 +86,8 @@ def knn_memory_limit_bytes() -> float:
 
     total = memory_gib()
     return float("inf") if total is None else total * 2**30 / 2
+
+
 _KNN_BATCH_CELLS = 5_000_000  # neighbours x items x users per vectorized KNN block
 
 
@@ -129,8 +131,11 @@ class _Base(Recommender):
         if not rated.any():
             raise ValueError(f"{self.name}.fit: no rated training rows (column {RATING_COL!r})")
         out = pd.DataFrame(
-            {USER_COL: train[USER_COL].to_numpy()[rated], ITEM_COL: train[ITEM_COL].to_numpy()[rated],
-             RATING_COL: ratings.to_numpy(dtype=np.float64)[rated]}
+            {
+                USER_COL: train[USER_COL].to_numpy()[rated],
+                ITEM_COL: train[ITEM_COL].to_numpy()[rated],
+                RATING_COL: ratings.to_numpy(dtype=np.float64)[rated],
+            }
         )
         lo, hi = self.rating_scale
         outside = (out[RATING_COL] < lo) | (out[RATING_COL] > hi)
@@ -161,7 +166,7 @@ class GlobalMean(_Base):
     name = "GlobalMean"
     capabilities = Capabilities(rating=True, ranking=False)
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, **inputs: Any) -> "GlobalMean":
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, **inputs: Any) -> GlobalMean:
         """Store the mean of the rated training rows (``val`` and ``inputs`` are not used)."""
         self._prepare(train)
         return self
@@ -183,7 +188,7 @@ class Popularity(_Base):
     name = "Popularity"
     capabilities = Capabilities(rating=False, ranking=True)
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, **inputs: Any) -> "Popularity":
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, **inputs: Any) -> Popularity:
         """Count training interactions per item (``val`` and ``inputs`` are not used)."""
         self._prepare(train, need_ratings=False)
         return self
@@ -206,8 +211,9 @@ class SurpriseModel(_Base):
             ``sim_options={"name": "pearson_baseline"}``).
     """
 
-    def __init__(self, name: str, *, seed: int | None = SEED, rating_scale: tuple[float, float] = RATING_SCALE,
-                 **params: Any):
+    def __init__(
+        self, name: str, *, seed: int | None = SEED, rating_scale: tuple[float, float] = RATING_SCALE, **params: Any
+    ):
         if name not in SURPRISE_ALGORITHMS:
             raise ValueError(f"unknown Surprise algorithm {name!r}; valid values: {', '.join(SURPRISE_ALGORITHMS)}")
         super().__init__(rating_scale)
@@ -224,7 +230,7 @@ class SurpriseModel(_Base):
     def _user_based(self) -> bool:
         return bool(self.params.get("sim_options", {}).get("user_based", True))
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, **inputs: Any) -> "SurpriseModel":
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, **inputs: Any) -> SurpriseModel:
         """Fit on the rated rows of ``train`` (NaN ratings left out, ``n_unrated_dropped_``).
 
         Args:
@@ -255,7 +261,8 @@ class SurpriseModel(_Base):
                     f"{self.name} on {n:,} {what} would need about {need / 2**30:,.1f} GiB for its similarity "
                     f"matrix (~{KNN_BYTES_PER_PAIR} B x {what}^2), more than the {limit / 2**30:,.1f} GiB allowed "
                     f"(half of this machine's memory); leave it out (e.g. --models without {self.name}) or "
-                    f"sample fewer {what}")
+                    f"sample fewer {what}"
+                )
         self.algo_ = getattr(surprise, self.name)(**self.params)
         start = time.perf_counter()
         self.algo_.fit(trainset)
@@ -323,7 +330,8 @@ class SurpriseModel(_Base):
             return self._rng.normal(mu, algo.sigma, size=(n, len(self.item_index)))
 
         biased = self.name in ("BaselineOnly", "SVDpp", "KNNBaseline") or bool(
-            self.params.get("biased", self.name == "SVD"))
+            self.params.get("biased", self.name == "SVD")
+        )
         block = np.empty((n, n_inner_items))  # (B, n_inner_items): Surprise's estimate per known item
         unknown_item = np.full(n, mu)  # Surprise's estimate for an item it never saw
         if biased:
@@ -362,9 +370,11 @@ class SurpriseModel(_Base):
     def _rating_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(inner user, inner item, rating) of every training rating."""
         rated = self._rated
-        return (self._inner_users.index_of(rated[USER_COL].to_numpy()),
-                self._inner_items.index_of(rated[ITEM_COL].to_numpy()),
-                rated[RATING_COL].to_numpy(dtype=np.float64))
+        return (
+            self._inner_users.index_of(rated[USER_COL].to_numpy()),
+            self._inner_items.index_of(rated[ITEM_COL].to_numpy()),
+            rated[RATING_COL].to_numpy(dtype=np.float64),
+        )
 
     def _knn_adjustment(self, users: np.ndarray) -> np.ndarray:
         """KNNBaseline's neighbourhood term for known inner users, all inner items: (B, n_items)."""
@@ -443,8 +453,9 @@ class SurpriseModel(_Base):
         return out
 
 
-def make_model(name: str, *, seed: int | None = SEED, rating_scale: tuple[float, float] = RATING_SCALE,
-               **params: Any) -> _Base:
+def make_model(
+    name: str, *, seed: int | None = SEED, rating_scale: tuple[float, float] = RATING_SCALE, **params: Any
+) -> _Base:
     """A baseline by name: "GlobalMean", "Popularity" or one of ``SURPRISE_ALGORITHMS``."""
     if name == "GlobalMean":
         return GlobalMean(rating_scale)
@@ -504,16 +515,21 @@ def run_baselines(
             if len(rated):
                 pred = model.predict(rated)
                 truth = rated[RATING_COL].to_numpy(dtype=np.float64)
-                row.update(rmse=rmse(truth, pred), mae=mae(truth, pred), n_rated=int(len(rated)),
-                           n_fallback=int(model.n_fallback_))
+                row.update(
+                    rmse=rmse(truth, pred),
+                    mae=mae(truth, pred),
+                    n_rated=int(len(rated)),
+                    n_fallback=int(model.n_fallback_),
+                )
         if model.capabilities.ranking and len(target):
             user_ids = model.user_index.ids
 
             def score_fn(positions: np.ndarray, _model=model, _ids=user_ids) -> np.ndarray:
                 return _model.score_items(_ids[positions])
 
-            result = evaluate_ranking(score_fn, split.train, target, model.user_index, model.item_index,
-                                      ks=ks, batch_size=batch_size)
+            result = evaluate_ranking(
+                score_fn, split.train, target, model.user_index, model.item_index, ks=ks, batch_size=batch_size
+            )
             row.update({key: value for key, value in result.items() if key not in ("n_users", "n_items")})
         row["eval_seconds"] = time.perf_counter() - start
         rows.append(row)

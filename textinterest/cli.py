@@ -72,15 +72,24 @@ def results_markdown(results: Sequence[dict], columns: Sequence[str] | None = No
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="data set name, e.g. amazon:Musical_Instruments, synthetic")
-    parser.add_argument("--data-home", default=None, type=types.existing_dir,
-                        help="folder laid out like the shared data folder "
-                             "(default: $TEXTINTEREST_DATA, else the user cache)")
-    parser.add_argument("--download", action="store_true",
-                        help="download a missing file from its publisher (hash-checked)")
-    parser.add_argument("--errors", choices=("raise", "drop"), default="raise",
-                        help="a bad record stops the command (raise) or is dropped and counted in the cleaning report")
-    parser.add_argument("--no-verify", action="store_true",
-                        help="use data files even when their hash differs from the registry's")
+    parser.add_argument(
+        "--data-home",
+        default=None,
+        type=types.existing_dir,
+        help="folder laid out like the shared data folder (default: $TEXTINTEREST_DATA, else the user cache)",
+    )
+    parser.add_argument(
+        "--download", action="store_true", help="download a missing file from its publisher (hash-checked)"
+    )
+    parser.add_argument(
+        "--errors",
+        choices=("raise", "drop"),
+        default="raise",
+        help="a bad record stops the command (raise) or is dropped and counted in the cleaning report",
+    )
+    parser.add_argument(
+        "--no-verify", action="store_true", help="use data files even when their hash differs from the registry's"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
@@ -128,8 +137,10 @@ def _cmd_baselines(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(payload)
     else:
-        print(f"{args.name} · {args.split} · train {payload['n_train']:,} · val {payload['n_val']:,} "
-              f"· test {payload['n_test']:,}")
+        print(
+            f"{args.name} · {args.split} · train {payload['n_train']:,} · val {payload['n_val']:,} "
+            f"· test {payload['n_test']:,}"
+        )
         columns = [c for c in BASELINE_COLUMNS if any(c in r for r in results)]
         print(results_markdown(results, columns))
     return 0
@@ -178,9 +189,16 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     gpu = {"auto": None, "gpu": True, "cpu": False}[args.settings]
     try:
-        return reproduce.reproduce(profile=args.profile, dataset=args.dataset, output=args.output,
-                                   notebooks_dir=args.notebooks_dir, only=args.only, reuse=not args.force, gpu=gpu,
-                                   verify_data=args.verify_data)
+        return reproduce.reproduce(
+            profile=args.profile,
+            dataset=args.dataset,
+            output=args.output,
+            notebooks_dir=args.notebooks_dir,
+            only=args.only,
+            reuse=not args.force,
+            gpu=gpu,
+            verify_data=args.verify_data,
+        )
     except KeyboardInterrupt:  # before the run could record anything (reproduce handles it once running)
         print("\ntextinterest: interrupted", file=sys.stderr)
         return reproduce.EXIT_INTERRUPTED
@@ -198,8 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     summary = data_commands.add_parser("summary", help="counts, time span, ratings and the cleaning report")
     _add_data_arguments(summary)
-    summary.add_argument("--kcore", type=types.positive_int, default=None,
-                         help="re-apply a k-core filter after cleaning")
+    summary.add_argument(
+        "--kcore", type=types.positive_int, default=None, help="re-apply a k-core filter after cleaning"
+    )
     summary.set_defaults(handler=_cmd_data_summary)
 
     from textinterest.models import registry
@@ -208,36 +227,51 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_arguments(baselines)
     baselines.add_argument("--split", choices=SPLITS, default="leave-last-out")
     baselines.add_argument("--seed", type=types.seed, default=SEED)
-    baselines.add_argument("--models", default=None,
-                           help=f"comma-separated subset of {','.join(registry.groups()['baselines'])}")
+    baselines.add_argument(
+        "--models", default=None, help=f"comma-separated subset of {','.join(registry.groups()['baselines'])}"
+    )
     baselines.set_defaults(handler=_cmd_baselines)
 
     evaluate = commands.add_parser("evaluate", help="the interest model, its ablations and all baselines, over seeds")
     _add_data_arguments(evaluate)
     evaluate.add_argument("--split", choices=SPLITS, default="leave-last-out")
     evaluate.add_argument("--seeds", type=types.positive_int, default=3, help="run seeds 0..N-1")
-    evaluate.add_argument("--seed-list", type=types.seed_list, default=None,
-                          help="explicit comma-separated seeds (overrides --seeds)")
-    evaluate.add_argument("--encoder", type=types.encoder_name, default="default",
-                          help="'default' (packaged MiniLM), a Hugging Face id or a local folder")
+    evaluate.add_argument(
+        "--seed-list", type=types.seed_list, default=None, help="explicit comma-separated seeds (overrides --seeds)"
+    )
+    evaluate.add_argument(
+        "--encoder",
+        type=types.encoder_name,
+        default="default",
+        help="'default' (packaged MiniLM), a Hugging Face id or a local folder",
+    )
     evaluate.add_argument("--device", type=types.device, default="auto")
     evaluate.add_argument("--max-users", type=types.positive_int, default=None, help="subsample users (quick runs)")
-    evaluate.add_argument("--models", default=None,
-                          help=f"comma-separated models or groups of the model registry (default: "
-                               f"{','.join(registry.default_names())}); valid: {', '.join(registry.valid_names())}")
-    evaluate.add_argument("--tasks", type=types.name_list(("rating", "ranking")), default="rating,ranking",
-                          help="rating and/or ranking")
+    evaluate.add_argument(
+        "--models",
+        default=None,
+        help=f"comma-separated models or groups of the model registry (default: "
+        f"{','.join(registry.default_names())}); valid: {', '.join(registry.valid_names())}",
+    )
+    evaluate.add_argument(
+        "--tasks", type=types.name_list(("rating", "ranking")), default="rating,ranking", help="rating and/or ranking"
+    )
     evaluate.add_argument("--epochs", type=types.positive_int, default=None, help="cap on training epochs")
     evaluate.add_argument("--output", type=types.writable_file, default=None, help="also write the JSON result here")
-    evaluate.add_argument("--protocol", choices=("val-in-history", "train-history"), default="val-in-history",
-                          help="test scoring after model selection: standard leave-one-out (refit on train + "
-                               "validation) or the earlier train-history protocol")
+    evaluate.add_argument(
+        "--protocol",
+        choices=("val-in-history", "train-history"),
+        default="val-in-history",
+        help="test scoring after model selection: standard leave-one-out (refit on train + "
+        "validation) or the earlier train-history protocol",
+    )
     evaluate.set_defaults(handler=_cmd_evaluate)
 
     from textinterest.benchmarks import NAMES as BENCHMARKS
 
     benchmark = commands.add_parser(
-        "benchmark", help="performance benchmarks (textinterest benchmark NAME --help)",
+        "benchmark",
+        help="performance benchmarks (textinterest benchmark NAME --help)",
         description="Run one benchmark; its options follow its name (textinterest benchmark NAME --help).",
     )
     benchmark.add_argument("benchmark_name", metavar="NAME", choices=BENCHMARKS, help=", ".join(BENCHMARKS))
@@ -251,17 +285,25 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce = commands.add_parser("reproduce", help="run every notebook with papermill and build reports/")
     reproduce.add_argument("--profile", default="smoke", help="parameter preset in notebooks/params/ (smoke or full)")
     reproduce.add_argument("--dataset", default=None, help="override the DATASET parameter of every notebook")
-    reproduce.add_argument("--output", type=types.writable_dir, default="reports",
-                           help="reports folder (a sub-folder per profile)")
+    reproduce.add_argument(
+        "--output", type=types.writable_dir, default="reports", help="reports folder (a sub-folder per profile)"
+    )
     reproduce.add_argument("--notebooks-dir", type=types.existing_dir, default=None)
     reproduce.add_argument("--only", default=None, help="comma-separated notebook name prefixes, e.g. 00,03")
-    reproduce.add_argument("--force", action="store_true",
-                           help="execute every notebook, even those whose last run had the same inputs")
-    reproduce.add_argument("--verify-data", action="store_true",
-                           help="rehash every data file instead of trusting the cached content hashes")
-    reproduce.add_argument("--settings", choices=("auto", "gpu", "cpu"), default="auto",
-                           help="the profile's GPU settings or its 'without_gpu' ones "
-                                "(auto: GPU settings when CUDA is available)")
+    reproduce.add_argument(
+        "--force", action="store_true", help="execute every notebook, even those whose last run had the same inputs"
+    )
+    reproduce.add_argument(
+        "--verify-data",
+        action="store_true",
+        help="rehash every data file instead of trusting the cached content hashes",
+    )
+    reproduce.add_argument(
+        "--settings",
+        choices=("auto", "gpu", "cpu"),
+        default="auto",
+        help="the profile's GPU settings or its 'without_gpu' ones (auto: GPU settings when CUDA is available)",
+    )
     reproduce.set_defaults(handler=_cmd_reproduce)
 
     from textinterest.cli_serving import add_serving_commands
@@ -310,8 +352,12 @@ def _accept_debug_anywhere(parser: argparse.ArgumentParser) -> None:
             for sub in action.choices.values():
                 if not any(isinstance(a, argparse._SubParsersAction) for a in sub._actions):
                     # SUPPRESS: a leaf that is not given --debug leaves the global flag's value alone
-                    sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                                     help="show the traceback of an error instead of one line")
+                    sub.add_argument(
+                        "--debug",
+                        action="store_true",
+                        default=argparse.SUPPRESS,
+                        help="show the traceback of an error instead of one line",
+                    )
                 _accept_debug_anywhere(sub)
 
 

@@ -123,7 +123,9 @@ def _check_can_write_in(folder: Path, target: str) -> None:
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as exc:
-        raise argparse.ArgumentTypeError(f"cannot write {target!r}: {str(existing)!r} is not writable ({exc.strerror})")
+        raise argparse.ArgumentTypeError(
+            f"cannot write {target!r}: {str(existing)!r} is not writable ({exc.strerror})"
+        ) from None
 
 
 def writable_file(text: str) -> str:
@@ -169,7 +171,9 @@ def encoder_name(text: str) -> str:
     if text == "hashing" or text.startswith("hashing:"):
         dim = text.partition(":")[2]
         if dim and not (dim.isdigit() and int(dim) > 0):
-            raise argparse.ArgumentTypeError(f"expected 'hashing' or 'hashing:D' with D a positive integer, got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"expected 'hashing' or 'hashing:D' with D a positive integer, got {text!r}"
+            )
         return text
     path = Path(text).expanduser()
     if path.is_dir():
@@ -189,8 +193,10 @@ def encoder_name(text: str) -> str:
             cached = None
         if isinstance(cached, str):
             return text
-        hint = (f"{text!r} is neither 'default', a local folder, nor a model id in the local Hugging Face cache "
-                f"({_hf_cache()}); models are not downloaded at run time")
+        hint = (
+            f"{text!r} is neither 'default', a local folder, nor a model id in the local Hugging Face cache "
+            f"({_hf_cache()}); models are not downloaded at run time"
+        )
     else:
         hint = f"model folder {text!r} does not exist"
     raise argparse.ArgumentTypeError(hint)

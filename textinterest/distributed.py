@@ -21,8 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -56,8 +57,16 @@ class _EmbedActor:
         return {"row": batch["row"], "vec": self.extractor.embed(texts)}
 
 
-def _ray_embed(texts: list[str], encoder: str, options: dict[str, Any], *, address: str | None, num_actors: int,
-               num_gpus: float, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+def _ray_embed(
+    texts: list[str],
+    encoder: str,
+    options: dict[str, Any],
+    *,
+    address: str | None,
+    num_actors: int,
+    num_gpus: float,
+    batch_size: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """Embed ``texts`` on Ray; returns (row positions, vectors) in the order the batches came back."""
     try:
         import ray
@@ -69,10 +78,17 @@ def _ray_embed(texts: list[str], encoder: str, options: dict[str, Any], *, addre
         started = True
     try:
         ray.data.DataContext.get_current().enable_progress_bars = False
-        ds = ray.data.from_items([{"row": i, "text": t} for i, t in enumerate(texts)],
-                                 override_num_blocks=max(num_actors * 2, 1))
-        out = ds.map_batches(_EmbedActor, fn_constructor_args=(encoder, options), batch_size=batch_size,
-                             concurrency=num_actors, num_gpus=num_gpus or None, batch_format="numpy")
+        ds = ray.data.from_items(
+            [{"row": i, "text": t} for i, t in enumerate(texts)], override_num_blocks=max(num_actors * 2, 1)
+        )
+        out = ds.map_batches(
+            _EmbedActor,
+            fn_constructor_args=(encoder, options),
+            batch_size=batch_size,
+            concurrency=num_actors,
+            num_gpus=num_gpus or None,
+            batch_format="numpy",
+        )
         rows, vecs = [], []
         for batch in out.iter_batches(batch_size=4096, batch_format="numpy"):
             rows.append(np.asarray(batch["row"], dtype=np.int64))
@@ -120,8 +136,9 @@ def embed_to_cache(
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     if num_actors < 1 or batch_size < 1 or num_gpus < 0:
-        raise ValueError(f"need num_actors >= 1, batch_size >= 1 and num_gpus >= 0, got {num_actors}, {batch_size}, "
-                         f"{num_gpus}")
+        raise ValueError(
+            f"need num_actors >= 1, batch_size >= 1 and num_gpus >= 0, got {num_actors}, {batch_size}, {num_gpus}"
+        )
     items = validate_texts(texts)
     distinct = list(dict.fromkeys(items))
     options: dict[str, Any] = {"cache_dir": cache_dir}
@@ -140,16 +157,22 @@ def embed_to_cache(
             extractor.embed([distinct[i] for i in missing])
     else:
         todo = [distinct[i] for i in missing]
-        rows, vectors = _ray_embed(todo, encoder, options, address=address, num_actors=num_actors,
-                                   num_gpus=num_gpus, batch_size=batch_size)
+        rows, vectors = _ray_embed(
+            todo, encoder, options, address=address, num_actors=num_actors, num_gpus=num_gpus, batch_size=batch_size
+        )
         if sorted(rows.tolist()) != list(range(len(todo))):
             raise RuntimeError(f"Ray returned {len(rows)} vectors for {len(todo)} texts")
         for lo in range(0, len(rows), 100_000):
             part = rows[lo : lo + 100_000]
             cache.add([keys[missing[i]] for i in part], vectors[lo : lo + 100_000])
     return {
-        "engine": engine, "encoder": encoder, "cache_dir": str(cache.directory), "n_texts": len(items),
-        "n_unique": len(distinct), "n_cached_before": int(found.sum()), "n_embedded": int(missing.size),
+        "engine": engine,
+        "encoder": encoder,
+        "cache_dir": str(cache.directory),
+        "n_texts": len(items),
+        "n_unique": len(distinct),
+        "n_cached_before": int(found.sum()),
+        "n_embedded": int(missing.size),
         "seconds": time.perf_counter() - start,
     }
 
@@ -157,15 +180,25 @@ def embed_to_cache(
 def cmd_embed(args: argparse.Namespace) -> int:
     """``textinterest embed NAME``: embed a data set's texts into the cache."""
     texts = dataset_texts(args.name, args.data_home)
-    result = embed_to_cache(texts, args.encoder, engine=args.engine, address=args.address, num_actors=args.num_actors,
-                            num_gpus=args.num_gpus, batch_size=args.batch_size, device=args.device)
+    result = embed_to_cache(
+        texts,
+        args.encoder,
+        engine=args.engine,
+        address=args.address,
+        num_actors=args.num_actors,
+        num_gpus=args.num_gpus,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
     result["dataset"] = args.name
     if args.json:
         print(json.dumps(result, indent=1))
     else:
-        print(f"{args.name}: {result['n_embedded']:,} texts embedded with {args.engine} "
-              f"({result['n_cached_before']:,} of {result['n_unique']:,} distinct texts were cached) "
-              f"in {result['seconds']:.1f} s -> {result['cache_dir']}")
+        print(
+            f"{args.name}: {result['n_embedded']:,} texts embedded with {args.engine} "
+            f"({result['n_cached_before']:,} of {result['n_unique']:,} distinct texts were cached) "
+            f"in {result['seconds']:.1f} s -> {result['cache_dir']}"
+        )
     return 0
 
 
@@ -174,8 +207,9 @@ def add_parser(commands: Any) -> None:
     embed = commands.add_parser("embed", help="embed a data set's reviews into the cache (one process or Ray)")
     embed.add_argument("name", help="data set name, e.g. amazon:Musical_Instruments, synthetic:50000x2000")
     embed.add_argument("--data-home", default=None, help="data folder (default: $TEXTINTEREST_DATA)")
-    embed.add_argument("--encoder", default="default",
-                       help="hashing, hashing:D, 'default' (MiniLM), a hub id or folder")
+    embed.add_argument(
+        "--encoder", default="default", help="hashing, hashing:D, 'default' (MiniLM), a hub id or folder"
+    )
     embed.add_argument("--engine", choices=ENGINES, default="local")
     embed.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     embed.add_argument("--num-actors", type=int, default=2, help="Ray actors (each holds one encoder)")

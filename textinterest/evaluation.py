@@ -177,7 +177,9 @@ def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
     return ks
 
 
-def _case_counts(scores: np.ndarray, exclude: sp.csr_matrix | None, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _case_counts(
+    scores: np.ndarray, exclude: sp.csr_matrix | None, targets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Count candidates above / tied with each row's target. ``scores`` is modified in place."""
     n_rows, n_items = scores.shape
     rows = np.arange(n_rows)

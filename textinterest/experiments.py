@@ -93,14 +93,19 @@ def _log(progress: Any, message: str) -> None:
         print(f"[evaluate] {message}", file=sys.stderr, flush=True)
 
 
-def _sentiment_scores(train: pd.DataFrame, texts: list[str], seed: int, progress: Any, encoder: str = "default",
-                      device: str = "auto") -> tuple[np.ndarray | None, dict]:
+def _sentiment_scores(
+    train: pd.DataFrame, texts: list[str], seed: int, progress: Any, encoder: str = "default", device: str = "auto"
+) -> tuple[np.ndarray | None, dict]:
     """Frozen-encoder sentiment scores of the training reviews, fitted on training reviews only."""
     try:
         from textinterest.sentiment import SentimentClassifier, sentiment_labels
     except ImportError as exc:  # sentiment module missing
         return None, {"status": "unavailable", "reason": f"import failed: {exc}"}
-    ratings = pd.to_numeric(train[RATING_COL], errors="coerce").to_numpy() if RATING_COL in train else np.full(len(train), np.nan)
+    ratings = (
+        pd.to_numeric(train[RATING_COL], errors="coerce").to_numpy()
+        if RATING_COL in train
+        else np.full(len(train), np.nan)
+    )
     labels = np.asarray(sentiment_labels(ratings, scheme="binary"))  # -1: unrated or neutral (left out)
     usable = np.flatnonzero(labels >= 0)
     if usable.size < 20 or len(np.unique(labels[usable])) < 2:
@@ -118,8 +123,13 @@ def _sentiment_scores(train: pd.DataFrame, texts: list[str], seed: int, progress
     except Exception as exc:  # noqa: BLE001 - a failing classifier must not sink the whole evaluation
         _log(progress, f"sentiment classifier failed ({type(exc).__name__}: {exc}); using no sentiment")
         return None, {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
-    info = {"status": "ok", "mode": "frozen", "n_fit": int(fit_idx.size), "n_val": int(val_idx.size),
-            "seconds": time.perf_counter() - start}
+    info = {
+        "status": "ok",
+        "mode": "frozen",
+        "n_fit": int(fit_idx.size),
+        "n_val": int(val_idx.size),
+        "seconds": time.perf_counter() - start,
+    }
     held = scores[val_idx]
     info["val_accuracy"] = float(((held > 0).astype(int) == labels[val_idx]).mean())
     return scores, info
@@ -155,7 +165,9 @@ def build_text_features(
         if len(meta):
             item_ids = meta[ITEM_COL].to_numpy(dtype=object)
             item_vectors = np.asarray(extractor.embed(meta[ITEM_TEXT_COL].astype(str).tolist()), dtype=np.float32)
-    return TextFeatures(review_vectors=vectors, sentiment=sentiment, texts=texts, item_ids=item_ids, item_vectors=item_vectors)
+    return TextFeatures(
+        review_vectors=vectors, sentiment=sentiment, texts=texts, item_ids=item_ids, item_vectors=item_vectors
+    )
 
 
 def cold_start_counts(train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame) -> dict[str, int]:
@@ -179,13 +191,17 @@ def held_out_text_duplicates(train: pd.DataFrame, val: pd.DataFrame, test: pd.Da
     Such rows (e.g. one review posted for several variants of a product) let any model that
     reads a user's past reviews or ratings copy the answer; results on them are not comparable.
     """
+
     def key(df: pd.DataFrame) -> pd.Series:
         texts = pd.Series(review_texts(df), index=df.index)
         return df[USER_COL].astype(str) + "\x1f" + texts
 
     texts = pd.Series(review_texts(train), index=train.index)
     seen = set(key(train)[texts.str.strip() != ""])
-    return {f"{name}_same_user_text_in_train": int(key(part).isin(seen).sum()) for name, part in (("val", val), ("test", test))}
+    return {
+        f"{name}_same_user_text_in_train": int(key(part).isin(seen).sum())
+        for name, part in (("val", val), ("test", test))
+    }
 
 
 def _subsample_users(df: pd.DataFrame, max_users: int | None, seed: int) -> pd.DataFrame:
@@ -223,8 +239,12 @@ def _evaluate_model(
         if store is not None:
             users, se = per_user_squared_error(rated[USER_COL].to_numpy(), truth, pred)
             store.add(name, task, users, {"se": se})
-        return {"rmse": rmse(truth, pred), "mae": mae(truth, pred), "n_rated": int(len(rated)),
-                "n_fallback": int(model.n_fallback_)}
+        return {
+            "rmse": rmse(truth, pred),
+            "mae": mae(truth, pred),
+            "n_rated": int(len(rated)),
+            "n_fallback": int(model.n_fallback_),
+        }
     if not len(test):
         return {}
     ids = model.user_index.ids
@@ -289,9 +309,16 @@ class _Run:
             source = spec.tuned_by or spec.name
             params = self.chosen.get(source, {}).get(task, dict(_grid_of(source)[0]) if _grid_of(source) else {})
         refit = frame is not None and len(frame) != len(self.parts.train)  # the history: train + validation
-        return BuildContext(task=task, seed=seed, train_config=config, params=dict(params),
-                            features=self.history_features if refit else self.features,
-                            train=frame if refit else self.parts.train, dataset=self.dataset, options=self.options)
+        return BuildContext(
+            task=task,
+            seed=seed,
+            train_config=config,
+            params=dict(params),
+            features=self.history_features if refit else self.features,
+            train=frame if refit else self.parts.train,
+            dataset=self.dataset,
+            options=self.options,
+        )
 
 
 def _grid_of(name: str) -> tuple[dict[str, Any], ...]:
@@ -300,8 +327,13 @@ def _grid_of(name: str) -> tuple[dict[str, Any], ...]:
     return tuple(registry.get(name).grid)
 
 
-def _check_arguments(tasks: tuple[str, ...], seeds: tuple[int, ...], sentiment: str, joint_layers: int | None,
-                     interest_config: dict[str, Any] | None) -> None:
+def _check_arguments(
+    tasks: tuple[str, ...],
+    seeds: tuple[int, ...],
+    sentiment: str,
+    joint_layers: int | None,
+    interest_config: dict[str, Any] | None,
+) -> None:
     bad = [t for t in tasks if t not in ("rating", "ranking")]
     if bad or not tasks:
         raise ValueError(f"tasks must be a non-empty subset of ('rating', 'ranking'), got {tasks}")
@@ -319,8 +351,9 @@ def _check_arguments(tasks: tuple[str, ...], seeds: tuple[int, ...], sentiment: 
             raise ValueError(f"interest_config has unknown InterestConfig field(s) {bad_fields}")
 
 
-def _text_features(run: _Run, extractor: Any, encoder: str, sentiment: str, progress: Any,
-                   timings: dict[str, float]) -> dict[str, Any]:
+def _text_features(
+    run: _Run, extractor: Any, encoder: str, sentiment: str, progress: Any, timings: dict[str, float]
+) -> dict[str, Any]:
     """Embed the training reviews (and score their sentiment) when a selected model reads text."""
     if not any(spec.uses_text for spec in run.specs):
         return {"status": "not needed"}
@@ -329,7 +362,9 @@ def _text_features(run: _Run, extractor: Any, encoder: str, sentiment: str, prog
     if extractor is None:
         from textinterest.hashing import make_extractor  # "hashing[:D]" or a BERT encoder
 
-        extractor = make_extractor(encoder, device=run.device, progress=bool(progress) if progress is not None else None)
+        extractor = make_extractor(
+            encoder, device=run.device, progress=bool(progress) if progress is not None else None
+        )
     _log(progress, f"embedding {len(train)} training reviews")
     run.features = build_text_features(train, extractor, items=run.dataset.items)
     timings["embed_seconds"] = time.perf_counter() - t
@@ -397,12 +432,22 @@ def _fit_and_test(spec: Any, run: _Run, seed: int, progress: Any) -> dict[str, A
         if model is None or not spec.fit_once:
             model, history, info = fit_for_test(
                 lambda frame, task=task: spec.build(run.context(spec, task, seed, frame=frame)),
-                run.parts.train, run.parts.val, run.protocol,
+                run.parts.train,
+                run.parts.val,
+                run.protocol,
             )
             if hasattr(model, "set_prediction_times"):
                 model.set_prediction_times(run.parts.test)  # time-safe item text
-        row.update(_evaluate_model(model, SimpleNamespace(train=history, test=run.parts.test), task, run.ks,
-                                   store=run.store, name=spec.name))
+        row.update(
+            _evaluate_model(
+                model,
+                SimpleNamespace(train=history, test=run.parts.test),
+                task,
+                run.ks,
+                store=run.store,
+                name=spec.name,
+            )
+        )
         result = getattr(model, "train_result_", None)
         if result is not None:
             row[f"{task}_epochs"] = int(result.best_epoch + 1)
@@ -436,13 +481,29 @@ def _environment(device: str) -> dict[str, Any]:
 
     from textinterest.training import resolve_device
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "device": str(resolve_device(device)),
-            "threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": str(resolve_device(device)),
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+    }
 
 
-def _result(run: _Run, name: str, split: str, df: pd.DataFrame, seeds: tuple[int, ...], runs: list[dict[str, Any]],
-            timings: dict[str, float], tuning: dict[str, Any], sentiment_info: dict[str, Any],
-            skipped: dict[str, str], max_users: int | None, progress: Any) -> dict[str, Any]:
+def _result(
+    run: _Run,
+    name: str,
+    split: str,
+    df: pd.DataFrame,
+    seeds: tuple[int, ...],
+    runs: list[dict[str, Any]],
+    timings: dict[str, float],
+    tuning: dict[str, Any],
+    sentiment_info: dict[str, Any],
+    skipped: dict[str, str],
+    max_users: int | None,
+    progress: Any,
+) -> dict[str, Any]:
     """The result dict of :func:`run_evaluation` (see its docstring), with duplicate-text warnings."""
     from textinterest.models import registry
 
@@ -482,8 +543,11 @@ def _result(run: _Run, name: str, split: str, df: pd.DataFrame, seeds: tuple[int
         "sentiment": sentiment_info,
         **run.extras,
         "tuning": tuning,
-        "config": {"interest": asdict(registry.interest_base_config(train, dataset)), "chosen": chosen,
-                   "encoder": encoder},
+        "config": {
+            "interest": asdict(registry.interest_base_config(train, dataset)),
+            "chosen": chosen,
+            "encoder": encoder,
+        },
         "environment": _environment(device),
     }
 
@@ -576,14 +640,19 @@ def run_evaluation(
     timings["load_split_seconds"] = time.perf_counter() - t0
     train, val = parts.train, parts.val
     _log(progress, f"split {split}: train {len(train)}, val {len(val)}, test {len(parts.test)}")
-    options = {"encoder": encoder, "interest_config": interest_config, "joint_layers": joint_layers,
-               "joint_max_length": joint_max_length}
+    options = {
+        "encoder": encoder,
+        "interest_config": interest_config,
+        "joint_layers": joint_layers,
+        "joint_max_length": joint_max_length,
+    }
     if protocol not in TEST_PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; valid values: {', '.join(TEST_PROTOCOLS)}")
     from textinterest.significance import PerUserStore
 
-    run = _Run(parts, dataset, specs, tasks, tuple(ks), device, epochs, options, protocol=protocol,
-               store=PerUserStore())
+    run = _Run(
+        parts, dataset, specs, tasks, tuple(ks), device, epochs, options, protocol=protocol, store=PerUserStore()
+    )
     sentiment_info = _text_features(run, extractor, encoder, sentiment, progress, timings)
 
     t = time.perf_counter()
@@ -607,7 +676,9 @@ def run_evaluation(
     return result
 
 
-def format_results_table(result: dict[str, Any], metrics: Sequence[str] = ("rmse", "mae", "hr@10", "ndcg@10", "mrr")) -> str:
+def format_results_table(
+    result: dict[str, Any], metrics: Sequence[str] = ("rmse", "mae", "hr@10", "ndcg@10", "mrr")
+) -> str:
     """A markdown table of ``result["results"]``: ``mean ± std`` over seeds, "–" where a metric does not apply.
 
     Args:
@@ -616,8 +687,10 @@ def format_results_table(result: dict[str, Any], metrics: Sequence[str] = ("rmse
     """
     if "results" not in result:
         raise ValueError("result has no 'results' field (is it the output of run_evaluation?)")
-    title = (f"{result.get('dataset', '?')} · {result.get('split', '?')} · seeds {result.get('seeds')} · "
-             f"train/val/test {result.get('n_train')}/{result.get('n_val')}/{result.get('n_test')}")
+    title = (
+        f"{result.get('dataset', '?')} · {result.get('split', '?')} · seeds {result.get('seeds')} · "
+        f"train/val/test {result.get('n_train')}/{result.get('n_val')}/{result.get('n_test')}"
+    )
     rows = []
     for row in result["results"]:
         cells = [str(row["model"])]

@@ -403,8 +403,13 @@ class BertFeatureExtractor:
 
     def _get_ort_session(self) -> Any:
         if self._ort_session is None:
-            session = ort_session(self._onnx_dir(), lambda: self.model, self.tokenizer,
-                                  int8=self.fast_mode == "onnx-int8", threads=configure_threads())
+            session = ort_session(
+                self._onnx_dir(),
+                lambda: self.model,
+                self.tokenizer,
+                int8=self.fast_mode == "onnx-int8",
+                threads=configure_threads(),
+            )
             self._ort_inputs = [i.name for i in session.get_inputs()]
             self._ort_session = session
             self._model = None  # the session holds its own copy of the weights
@@ -538,8 +543,9 @@ class BertFeatureExtractor:
             try:
                 cache.add([keys[missing[i]] for i in idx], vec)
             except OSError as exc:
-                warnings.warn(f"embedding cache: could not write to {cache.directory}: {exc}", RuntimeWarning,
-                              stacklevel=4)
+                warnings.warn(
+                    f"embedding cache: could not write to {cache.directory}: {exc}", RuntimeWarning, stacklevel=4
+                )
 
         def on_chunk(idx: np.ndarray, vec: np.ndarray) -> None:
             if cache is None:

@@ -28,7 +28,8 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -56,8 +57,11 @@ def token_budget_batches(lengths: Sequence[int], max_tokens: int, max_batch: int
     while start < len(order):
         end = start + 1
         # sorted ascending: the batch's padded length is the length of its last text
-        while (end < len(order) and end - start < max_batch
-               and (end - start + 1) * max(lengths[order[end]], 1) <= max_tokens):
+        while (
+            end < len(order)
+            and end - start < max_batch
+            and (end - start + 1) * max(lengths[order[end]], 1) <= max_tokens
+        ):
             end += 1
         batches.append(order[start:end])
         start = end
@@ -88,9 +92,20 @@ class OverlappedEmbedder:
         attention: "sdpa" (fused attention) or "eager".
     """
 
-    def __init__(self, model: str = "default", *, device: str = "auto", dtype: str = "fp32", max_length: int = 128,
-                 max_tokens: int = 16384, max_batch: int = 1024, chunk: int = 8192, prefetch: int = 4,
-                 warmup: int = 2, attention: str = "sdpa") -> None:
+    def __init__(
+        self,
+        model: str = "default",
+        *,
+        device: str = "auto",
+        dtype: str = "fp32",
+        max_length: int = 128,
+        max_tokens: int = 16384,
+        max_batch: int = 1024,
+        chunk: int = 8192,
+        prefetch: int = 4,
+        warmup: int = 2,
+        attention: str = "sdpa",
+    ) -> None:
         from textinterest.features import BertFeatureExtractor
 
         _torch_dtype(dtype)
@@ -105,8 +120,9 @@ class OverlappedEmbedder:
         self.max_tokens, self.max_batch = int(max_tokens), int(max_batch)
         self.chunk, self.prefetch = int(chunk), int(prefetch)
         self.warmup, self.attention = int(warmup), attention
-        self._base = BertFeatureExtractor(model, device=self.device, max_length=max_length, use_cache=False,
-                                          progress=False)
+        self._base = BertFeatureExtractor(
+            model, device=self.device, max_length=max_length, use_cache=False, progress=False
+        )
         self._model: Any = None
         self._warm = False
         self.stats: dict[str, float] = {"warmup_seconds": 0.0, "batches": 0, "padded_tokens": 0, "real_tokens": 0}
@@ -132,8 +148,9 @@ class OverlappedEmbedder:
             source, revision, _ = _resolve_model(self.model_name)
             with quiet_transformers():
                 try:
-                    model = AutoModel.from_pretrained(source, revision=revision, attn_implementation=self.attention,
-                                                      dtype=_torch_dtype(self.dtype))
+                    model = AutoModel.from_pretrained(
+                        source, revision=revision, attn_implementation=self.attention, dtype=_torch_dtype(self.dtype)
+                    )
                 except (ValueError, ImportError, TypeError):  # the model has no SDPA path: default attention
                     model = AutoModel.from_pretrained(source, revision=revision, dtype=_torch_dtype(self.dtype))
             self._model = model.eval().to(self.device)
@@ -146,8 +163,13 @@ class OverlappedEmbedder:
         if "token_type_ids" in tok.model_input_names:
             keep.append("token_type_ids")
         for lo in range(0, len(texts), self.chunk):
-            enc = tok(texts[lo : lo + self.chunk], truncation=True, max_length=self.max_length, padding=False,
-                      return_attention_mask=True)
+            enc = tok(
+                texts[lo : lo + self.chunk],
+                truncation=True,
+                max_length=self.max_length,
+                padding=False,
+                return_attention_mask=True,
+            )
             lengths = [len(ids) for ids in enc["input_ids"]]
             for idx in token_budget_batches(lengths, self.max_tokens, self.max_batch):
                 width = max(lengths[i] for i in idx)
@@ -250,9 +272,16 @@ class OverlappedEmbedder:
         return out
 
 
-def compare_throughput(texts: Sequence[str], model: str = "default", *, device: str = "auto",
-                       dtypes: Sequence[str] = ("fp32", "bf16", "fp16"), max_tokens: int = 16384,
-                       max_length: int = 128, repeats: int = 2) -> dict[str, Any]:
+def compare_throughput(
+    texts: Sequence[str],
+    model: str = "default",
+    *,
+    device: str = "auto",
+    dtypes: Sequence[str] = ("fp32", "bf16", "fp16"),
+    max_tokens: int = 16384,
+    max_length: int = 128,
+    repeats: int = 2,
+) -> dict[str, Any]:
     """Reviews per second of the bare forward pass and of the whole embedder, per precision.
 
     The bare forward pass gets the embedder's own batches, tokenised, padded and moved to the device
@@ -286,8 +315,9 @@ def compare_throughput(texts: Sequence[str], model: str = "default", *, device: 
             continue
         resolved = emb.device
         emb.embed(texts[: min(len(texts), 64)])  # load and warm up
-        batches = [(idx, {k: torch.from_numpy(v).to(emb.device) for k, v in b.items()})
-                   for idx, b in emb._batches(texts)]
+        batches = [
+            (idx, {k: torch.from_numpy(v).to(emb.device) for k, v in b.items()}) for idx, b in emb._batches(texts)
+        ]
         best_forward = best_embed = float("inf")
         for _ in range(max(1, repeats)):
             emb._sync()
@@ -302,8 +332,12 @@ def compare_throughput(texts: Sequence[str], model: str = "default", *, device: 
             emb._sync()
             best_embed = min(best_embed, time.perf_counter() - start)
         forward, full = len(texts) / best_forward, len(texts) / best_embed
-        results[dtype] = {"forward_per_s": forward, "embedder_per_s": full, "ratio": full / forward,
-                          "warmup_seconds": emb.stats["warmup_seconds"]}
+        results[dtype] = {
+            "forward_per_s": forward,
+            "embedder_per_s": full,
+            "ratio": full / forward,
+            "warmup_seconds": emb.stats["warmup_seconds"],
+        }
         del batches, emb
     gpu = torch.cuda.get_device_name(resolved) if resolved and resolved.startswith("cuda") else None
     return {"device": resolved, "gpu": gpu, "n_texts": len(texts), "results": results, "skipped": skipped}

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -88,8 +89,10 @@ class HashingEncoder:
         chunk_size: int = 50_000,
     ) -> None:
         if int(dim) < 1 or int(n_features) < 2 or int(nonzeros) < 1 or int(chunk_size) < 1:
-            raise ValueError(f"need dim, nonzeros, chunk_size >= 1 and n_features >= 2, got dim={dim}, "
-                             f"n_features={n_features}, nonzeros={nonzeros}, chunk_size={chunk_size}")
+            raise ValueError(
+                f"need dim, nonzeros, chunk_size >= 1 and n_features >= 2, got dim={dim}, "
+                f"n_features={n_features}, nonzeros={nonzeros}, chunk_size={chunk_size}"
+            )
         lo, hi = (int(v) for v in ngram_range)
         if not 1 <= lo <= hi:
             raise ValueError(f"ngram_range must be (min, max) with 1 <= min <= max, got {ngram_range}")
@@ -118,9 +121,15 @@ class HashingEncoder:
     @property
     def identity(self) -> dict:
         """Everything that determines the vectors (the cache key is derived from it)."""
-        return {"encoder": HASHING_PREFIX, "dim": self.dim, "n_features": self.n_features,
-                "ngram_range": list(self.ngram_range), "nonzeros": self.nonzeros, "seed": self.seed,
-                "format": FORMAT_VERSION}
+        return {
+            "encoder": HASHING_PREFIX,
+            "dim": self.dim,
+            "n_features": self.n_features,
+            "ngram_range": list(self.ngram_range),
+            "nonzeros": self.nonzeros,
+            "seed": self.seed,
+            "format": FORMAT_VERSION,
+        }
 
     def cache_key(self) -> str:
         """Hex key of this encoder's cache folder."""
@@ -134,8 +143,9 @@ class HashingEncoder:
         if self._cache is None:
             from textinterest.features import EmbeddingCache
 
-            self._cache = EmbeddingCache(self.cache_root / self.cache_key(), self.dim,
-                                         {"model": self.model_name, "identity": self.identity})
+            self._cache = EmbeddingCache(
+                self.cache_root / self.cache_key(), self.dim, {"model": self.model_name, "identity": self.identity}
+            )
         return self._cache
 
     def _parts(self) -> tuple[Any, Any]:
@@ -143,8 +153,13 @@ class HashingEncoder:
             import scipy.sparse as sp
             from sklearn.feature_extraction.text import HashingVectorizer
 
-            self._vectorizer = HashingVectorizer(n_features=self.n_features, ngram_range=self.ngram_range,
-                                                 alternate_sign=False, norm=None, dtype=np.float32)
+            self._vectorizer = HashingVectorizer(
+                n_features=self.n_features,
+                ngram_range=self.ngram_range,
+                alternate_sign=False,
+                norm=None,
+                dtype=np.float32,
+            )
             rng = np.random.default_rng(self.seed)
             cols = rng.integers(0, self.dim, (self.n_features, self.nonzeros), dtype=np.int32).ravel()
             signs = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=cols.size) / np.sqrt(self.nonzeros)
@@ -207,8 +222,9 @@ class HashingEncoder:
             except OSError as exc:
                 import warnings
 
-                warnings.warn(f"embedding cache: could not write to {cache.directory}: {exc}", RuntimeWarning,
-                              stacklevel=2)
+                warnings.warn(
+                    f"embedding cache: could not write to {cache.directory}: {exc}", RuntimeWarning, stacklevel=2
+                )
         return vectors[inverse]
 
     def __repr__(self) -> str:

@@ -334,7 +334,10 @@ def _history_batch(model: Any, reviews: list[dict[str, Any]]) -> tuple[dict[str,
     ts = np.array([r["timestamp"] for r in kept], np.int64)
     gap = np.diff(ts, prepend=ts[:1]).astype(np.float64) / 86400.0
     log_gap = np.log1p(np.clip(gap, 0.0, None))
-    f = lambda a: torch.as_tensor(np.asarray(a, np.float32)[None, :], device=model.device)
+
+    def f(a):
+        return torch.as_tensor(np.asarray(a, np.float32)[None, :], device=model.device)
+
     batch = {
         "review": torch.as_tensor(review[None], device=model.device),  # (1, n, D)
         "items": torch.as_tensor(np.where(items >= 0, items + 1, 0)[None], device=model.device),  # (1, n)

@@ -35,8 +35,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -96,8 +97,15 @@ def _sentiment(train: Any, texts: list[str], encoder: str) -> tuple[np.ndarray |
     return scores, {"status": "ok", "val_accuracy": accuracy}
 
 
-def run_one_size(n_reviews: int, *, n_items: int = 2000, encoder: str = "hashing", scratch: str | Path | None = None,
-                 progress: Callable[[str], None] | None = None, partial: str | Path | None = None) -> dict[str, Any]:
+def run_one_size(
+    n_reviews: int,
+    *,
+    n_items: int = 2000,
+    encoder: str = "hashing",
+    scratch: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+    partial: str | Path | None = None,
+) -> dict[str, Any]:
     """Run every stage once for one size in this process (see the module docstring).
 
     Args:
@@ -133,19 +141,26 @@ def run_one_size(n_reviews: int, *, n_items: int = 2000, encoder: str = "hashing
 
     def done(stage: str) -> None:
         now = time.perf_counter()
-        stages[stage] = {"seconds": now - clock[0], "cpu_seconds": time.process_time() - clock[1],
-                         "peak_rss_mb": peak_rss_mb(), "rss_mb": _rss_now_mb()}
+        stages[stage] = {
+            "seconds": now - clock[0],
+            "cpu_seconds": time.process_time() - clock[1],
+            "peak_rss_mb": peak_rss_mb(),
+            "rss_mb": _rss_now_mb(),
+        }
         if progress is not None:
-            progress(f"{n_reviews:>9,} reviews  {stage:<18} {now - clock[0]:8.1f} s  "
-                     f"(cpu {stages[stage]['cpu_seconds']:7.1f} s)  peak {peak_rss_mb():7.0f} MiB")
+            progress(
+                f"{n_reviews:>9,} reviews  {stage:<18} {now - clock[0]:8.1f} s  "
+                f"(cpu {stages[stage]['cpu_seconds']:7.1f} s)  peak {peak_rss_mb():7.0f} MiB"
+            )
         if partial is not None:
             with open(partial, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps({"stage": stage, **stages[stage]}) + "\n")
         clock[0], clock[1] = time.perf_counter(), time.process_time()
 
     try:
-        data = load_dataset("synthetic", n_users=max(1, round(n_reviews / MEAN_REVIEWS_PER_USER)), n_items=n_items,
-                            vectorised=True)
+        data = load_dataset(
+            "synthetic", n_users=max(1, round(n_reviews / MEAN_REVIEWS_PER_USER)), n_items=n_items, vectorised=True
+        )
         done("generate")
         parts = split_interactions(data.interactions, how="leave-last-out", seed=SEED)
         train, val, test = parts.train, parts.val, parts.test
@@ -162,23 +177,36 @@ def run_one_size(n_reviews: int, *, n_items: int = 2000, encoder: str = "hashing
         one_epoch = TrainConfig(epochs=1, patience=0, seed=SEED, device="cpu", progress=False)
         mf = MFRecommender("ranking", train_config=replace(one_epoch, batch_size=256, lr=5e-3)).fit(train)
         done("train_mf")
-        features = TextFeatures(review_vectors=vectors, sentiment=scores, texts=None,
-                                item_ids=items[ITEM_COL].to_numpy(dtype=object), item_vectors=item_vectors)
+        features = TextFeatures(
+            review_vectors=vectors,
+            sentiment=scores,
+            texts=None,
+            item_ids=items[ITEM_COL].to_numpy(dtype=object),
+            item_vectors=item_vectors,
+        )
         config = InterestConfig(n_components=len(data.ground_truth["topics"]), n_negatives=256)
-        interest = InterestRecommender(config, features, task="ranking",
-                                       train_config=replace(one_epoch, batch_size=64, lr=3e-3)).fit(train)
+        interest = InterestRecommender(
+            config, features, task="ranking", train_config=replace(one_epoch, batch_size=64, lr=3e-3)
+        ).fit(train)
         done("train_interest")
         metrics = {}
         for name, model in (("mf", mf), ("interest", interest)):
             ids = model.user_index.ids
-            result = evaluate_ranking(lambda u, m=model, i=ids: m.score_items(i[u]), train, test,
-                                      model.user_index, model.item_index)
+            result = evaluate_ranking(
+                lambda u, m=model, i=ids: m.score_items(i[u]), train, test, model.user_index, model.item_index
+            )
             metrics[name] = {k: result[k] for k in ("hr@10", "ndcg@10", "mrr", "n_cases", "n_items")}
             done(f"evaluate_{name}")
         return {
-            "n_reviews_target": int(n_reviews), "n_reviews": int(len(train) + len(val) + len(test)),
-            "n_users": int(train["user_id"].nunique()), "n_items": int(n_items), "n_train": int(len(train)),
-            "n_test": int(len(test)), "encoder": encoder, "stages": stages, "sentiment": sentiment_info,
+            "n_reviews_target": int(n_reviews),
+            "n_reviews": int(len(train) + len(val) + len(test)),
+            "n_users": int(train["user_id"].nunique()),
+            "n_items": int(n_items),
+            "n_train": int(len(train)),
+            "n_test": int(len(test)),
+            "encoder": encoder,
+            "stages": stages,
+            "sentiment": sentiment_info,
             "metrics": metrics,
         }
     finally:
@@ -198,8 +226,9 @@ def growth_exponents(sizes: Sequence[float], seconds: Sequence[float], fit_from:
         ``{"pairs": {"a->b": exponent}, "fit": slope or None, "fit_sizes": [...]}``.
     """
     pts = [(float(n), float(t)) for n, t in zip(sizes, seconds) if n > 0 and t > 0 and math.isfinite(t)]
-    pairs = {f"{int(a)}->{int(b)}": math.log(tb / ta) / math.log(b / a)
-             for (a, ta), (b, tb) in zip(pts, pts[1:]) if b > a}
+    pairs = {
+        f"{int(a)}->{int(b)}": math.log(tb / ta) / math.log(b / a) for (a, ta), (b, tb) in zip(pts, pts[1:]) if b > a
+    }
     chosen = [p for p in pts if p[0] >= fit_from]
     if len(chosen) < 2:
         chosen = pts
@@ -219,13 +248,31 @@ def _child(n_reviews: int, n_items: int, encoder: str, verbose: bool, timeout: f
     """
     with tempfile.TemporaryDirectory(prefix="textinterest-scale-cache-") as scratch:
         partial = Path(scratch) / "stages.jsonl"
-        cmd = [sys.executable, "-m", "textinterest.scale", "--one", str(n_reviews), "--items", str(n_items),
-               "--encoder", encoder, "--partial", str(partial)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "textinterest.scale",
+            "--one",
+            str(n_reviews),
+            "--items",
+            str(n_items),
+            "--encoder",
+            encoder,
+            "--partial",
+            str(partial),
+        ]
         env = {**os.environ, "TEXTINTEREST_CACHE": scratch, "TQDM_DISABLE": "1"}
         reason = None
         try:
-            proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=None if verbose else subprocess.PIPE,
-                                  text=True, check=False, timeout=timeout)
+            proc = subprocess.run(
+                cmd,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=None if verbose else subprocess.PIPE,
+                text=True,
+                check=False,
+                timeout=timeout,
+            )
             if proc.returncode == 0:
                 return {**json.loads(proc.stdout.strip().splitlines()[-1]), "complete": True}
             reason = f"exit status {proc.returncode}: {(proc.stderr or '')[-1500:]}"
@@ -233,8 +280,15 @@ def _child(n_reviews: int, n_items: int, encoder: str, verbose: bool, timeout: f
             reason = f"stopped after the {timeout:.0f} s time limit"
         lines = partial.read_text(encoding="utf-8").splitlines() if partial.is_file() else []
     stages = {row.pop("stage"): row for row in map(json.loads, lines)}
-    return {"n_reviews_target": n_reviews, "n_reviews": n_reviews, "n_items": n_items, "encoder": encoder,
-            "stages": stages, "complete": False, "reason": reason}
+    return {
+        "n_reviews_target": n_reviews,
+        "n_reviews": n_reviews,
+        "n_items": n_items,
+        "encoder": encoder,
+        "stages": stages,
+        "complete": False,
+        "reason": reason,
+    }
 
 
 def run_scale_benchmark(
@@ -289,19 +343,28 @@ def run_scale_benchmark(
     for stage in STAGES:
         have = [r for r in runs if stage in r["stages"]]
         xs = [r["n_reviews"] for r in have]
-        exponents[stage] = {key: growth_exponents(xs, [r["stages"][stage][key] for r in have], fit_from)
-                            for key in ("seconds", "cpu_seconds", "peak_rss_mb")}
+        exponents[stage] = {
+            key: growth_exponents(xs, [r["stages"][stage][key] for r in have], fit_from)
+            for key in ("seconds", "cpu_seconds", "peak_rss_mb")
+        }
     done = [r for r in runs if r.get("complete")]
-    exponents["total"] = {key: growth_exponents([r["n_reviews"] for r in done],
-                                                [sum(s[key] for s in r["stages"].values()) for r in done], fit_from)
-                          for key in ("seconds", "cpu_seconds")}
+    exponents["total"] = {
+        key: growth_exponents(
+            [r["n_reviews"] for r in done], [sum(s[key] for s in r["stages"].values()) for r in done], fit_from
+        )
+        for key in ("seconds", "cpu_seconds")
+    }
     result = {
         "sizes": runs,
         "exponents": exponents,
-        "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "memory_gib": memory_gib(),
-                    "python": sys.version.split()[0]},
+        "machine": {
+            "cpu": cpu_model(),
+            "cpu_count": os.cpu_count(),
+            "memory_gib": memory_gib(),
+            "python": sys.version.split()[0],
+        },
         "loadavg_note": "loadavg_before / loadavg_after of each size: os.getloadavg() (1, 5, 15 min); the machine "
-                        "was shared with other busy processes, so wall seconds exceed CPU seconds",
+        "was shared with other busy processes, so wall seconds exceed CPU seconds",
         "config": {"n_items": n_items, "encoder": encoder, "fit_from": fit_from, "stages": list(STAGES)},
     }
     if json_out is not None:
@@ -343,8 +406,11 @@ def format_scale_table(result: dict[str, Any]) -> str:
     row = ["**total**"]
     for r in runs:
         st = r["stages"].values()
-        row += [round(sum(s["seconds"] for s in st), 1), round(sum(s["cpu_seconds"] for s in st), 1),
-                round(max((s["peak_rss_mb"] for s in st), default=float("nan")))]
+        row += [
+            round(sum(s["seconds"] for s in st), 1),
+            round(sum(s["cpu_seconds"] for s in st), 1),
+            round(max((s["peak_rss_mb"] for s in st), default=float("nan"))),
+        ]
     rows.append(row + [fit("total", "cpu_seconds"), fit("total", "seconds")])
     return markdown_table(header, rows, align=["l"] + ["r"] * (len(header) - 1), digits=1)
 
@@ -386,8 +452,15 @@ def plot_scale(result: dict[str, Any], path: str | Path) -> Path:
 def cmd_benchmark_scale(args: argparse.Namespace) -> int:
     """``textinterest benchmark scale``: run, print a table or JSON, write JSON and plot when asked."""
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
-    result = run_scale_benchmark(sizes, n_items=args.items, encoder=args.encoder, json_out=args.output,
-                                 verbose=not args.json, timeout=args.timeout, reuse=args.reuse)
+    result = run_scale_benchmark(
+        sizes,
+        n_items=args.items,
+        encoder=args.encoder,
+        json_out=args.output,
+        verbose=not args.json,
+        timeout=args.timeout,
+        reuse=args.reuse,
+    )
     if args.plot:
         plot_scale(result, args.plot)
     if args.json:
@@ -399,8 +472,9 @@ def cmd_benchmark_scale(args: argparse.Namespace) -> int:
 
 def add_arguments(scale: argparse.ArgumentParser) -> None:
     """The options of ``textinterest benchmark scale``."""
-    scale.add_argument("--sizes", default=",".join(str(s) for s in DEFAULT_SIZES),
-                       help="review counts, comma-separated")
+    scale.add_argument(
+        "--sizes", default=",".join(str(s) for s in DEFAULT_SIZES), help="review counts, comma-separated"
+    )
     scale.add_argument("--items", type=int, default=2000, help="catalogue size (the same at every size)")
     scale.add_argument("--encoder", default="hashing", help="text encoder: hashing, hashing:D or a BERT encoder")
     scale.add_argument("--output", default=None, help="write the JSON result here (e.g. benchmarks/results/scale.json)")
@@ -418,8 +492,13 @@ def _main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--encoder", default="hashing")
     parser.add_argument("--partial", default=None)
     args = parser.parse_args(argv)
-    result = run_one_size(args.one, n_items=args.items, encoder=args.encoder, partial=args.partial,
-                          progress=lambda line: print(line, file=sys.stderr, flush=True))
+    result = run_one_size(
+        args.one,
+        n_items=args.items,
+        encoder=args.encoder,
+        partial=args.partial,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
     print(json.dumps(result))
     return 0
 

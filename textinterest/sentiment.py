@@ -97,7 +97,10 @@ def _check_labels(labels: Any, n: int, num_labels: int, name: str = "labels") ->
         raise ValueError(f"{name} must be 1-D with one label per text ({n}), got shape {y.shape}")
     if y.dtype.kind == "f":
         if np.isnan(y).any() or (y != np.round(y)).any():
-            raise ValueError(f"{name} must be whole numbers; found NaN or fractions (first at {int(np.argmax(np.isnan(y) | (y != np.round(y))))})")
+            raise ValueError(
+                f"{name} must be whole numbers; found NaN or fractions "
+                f"(first at {int(np.argmax(np.isnan(y) | (y != np.round(y))))})"
+            )
     elif y.dtype.kind not in "iub":
         raise ValueError(f"{name} must be integers 0..{num_labels - 1}, got dtype {y.dtype}")
     y = y.astype(np.int64)
@@ -162,8 +165,14 @@ def _fit_logistic(x: Any, y: np.ndarray, c: float, seed: int, max_iter: int = 20
 
 
 def _select_logistic(
-    x: Any, y: np.ndarray, x_val: Any, y_val: np.ndarray | None, grid: Sequence[float], default_c: float,
-    num_labels: int, seed: int,
+    x: Any,
+    y: np.ndarray,
+    x_val: Any,
+    y_val: np.ndarray | None,
+    grid: Sequence[float],
+    default_c: float,
+    num_labels: int,
+    seed: int,
 ) -> tuple[np.ndarray, np.ndarray, float, list[dict]]:
     """Fit with C from ``grid`` chosen on validation macro-F1 (or ``default_c`` without val)."""
     history: list[dict] = []
@@ -317,8 +326,13 @@ class SentimentClassifier:
             self._extractor = make_extractor(self.model_name, cache_dir=self.cache_dir)
         if self._extractor is None:
             self._extractor = BertFeatureExtractor(
-                self.model_name, pooling="mean", max_length=self.max_length, batch_size=32,
-                device=self.device, cache_dir=self.cache_dir, fast=self.fast if self.device == "cpu" else None,
+                self.model_name,
+                pooling="mean",
+                max_length=self.max_length,
+                batch_size=32,
+                device=self.device,
+                cache_dir=self.cache_dir,
+                fast=self.fast if self.device == "cpu" else None,
             )
         return self._extractor
 
@@ -443,8 +457,9 @@ class SentimentClassifier:
         self._fit_finetune(x, y, xv, yv, weights)
         return self
 
-    def _fit_finetune(self, x: list[str], y: np.ndarray, xv: list[str] | None, yv: np.ndarray | None,
-                      weights: np.ndarray | None) -> None:
+    def _fit_finetune(
+        self, x: list[str], y: np.ndarray, xv: list[str] | None, yv: np.ndarray | None, weights: np.ndarray | None
+    ) -> None:
         """Fine-tune through :class:`textinterest.training.Trainer` (AdamW without decay on biases and
         norms, linear warm-up and decay per step, clipping at 1.0, early stopping on validation macro-F1)."""
         import torch
@@ -483,23 +498,41 @@ class SentimentClassifier:
 
         validate = None
         if xv is not None and yv is not None:
+
             def validate(module: Any) -> float:
                 return macro_f1(yv, self.predict(xv), self.num_labels)
 
         config = TrainConfig(
-            epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size,
-            patience=max(self.patience, 1), seed=self.seed, device=self.device, amp=self.amp, grad_clip=1.0,
-            progress=False, min_delta=0.0,
+            epochs=self.epochs,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            batch_size=self.batch_size,
+            patience=max(self.patience, 1),
+            seed=self.seed,
+            device=self.device,
+            amp=self.amp,
+            grad_clip=1.0,
+            progress=False,
+            min_delta=0.0,
         )
         result = Trainer(config).fit(
-            model, batches, loss, validate, maximize=True, param_groups=groups,
+            model,
+            batches,
+            loss,
+            validate,
+            maximize=True,
+            param_groups=groups,
             scheduler=lambda opt: get_linear_schedule_with_warmup(opt, int(round(self.warmup_ratio * total)), total),
             batch_weight=lambda batch: len(batch["labels"]),
             reseed=False,  # seeded before the classification head was initialised; dropout continues from there
         )
         self.history_ = [
-            {"epoch": int(r["epoch"]) + 1, "train_loss": r["loss"],
-             **({"val_macro_f1": r["val"]} if "val" in r else {}), "seconds": r["seconds"]}
+            {
+                "epoch": int(r["epoch"]) + 1,
+                "train_loss": r["loss"],
+                **({"val_macro_f1": r["val"]} if "val" in r else {}),
+                "seconds": r["seconds"],
+            }
             for r in result.history
         ]
         for record in self.history_:
@@ -552,11 +585,23 @@ class SentimentClassifier:
         return {
             "class": "SentimentClassifier",
             "model": self.model_name if isinstance(self.model_name, str) else os.fspath(self.model_name),
-            "num_labels": self.num_labels, "mode": self.mode, "max_length": self.max_length, "lr": self.lr,
-            "epochs": self.epochs, "batch_size": self.batch_size, "warmup_ratio": self.warmup_ratio,
-            "weight_decay": self.weight_decay, "class_weights": self.class_weights, "patience": self.patience,
-            "seed": self.seed, "amp": self.amp, "train_last_layers": self.train_last_layers,
-            "fast": self.fast, "grid": list(self.grid), "history": self.history_, "best_epoch": self.best_epoch_,
+            "num_labels": self.num_labels,
+            "mode": self.mode,
+            "max_length": self.max_length,
+            "lr": self.lr,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "warmup_ratio": self.warmup_ratio,
+            "weight_decay": self.weight_decay,
+            "class_weights": self.class_weights,
+            "patience": self.patience,
+            "seed": self.seed,
+            "amp": self.amp,
+            "train_last_layers": self.train_last_layers,
+            "fast": self.fast,
+            "grid": list(self.grid),
+            "history": self.history_,
+            "best_epoch": self.best_epoch_,
         }
 
     def save(self, path: str | Path) -> Path:
@@ -598,8 +643,24 @@ class SentimentClassifier:
         """
         folder = Path(path)
         cfg = _read_saved_config(folder, "SentimentClassifier")
-        keys = ("model", "num_labels", "mode", "max_length", "lr", "epochs", "batch_size", "warmup_ratio",
-                "weight_decay", "class_weights", "patience", "seed", "amp", "train_last_layers", "fast", "grid")
+        keys = (
+            "model",
+            "num_labels",
+            "mode",
+            "max_length",
+            "lr",
+            "epochs",
+            "batch_size",
+            "warmup_ratio",
+            "weight_decay",
+            "class_weights",
+            "patience",
+            "seed",
+            "amp",
+            "train_last_layers",
+            "fast",
+            "grid",
+        )
         obj = cls(**{k: cfg[k] for k in keys}, device=device, cache_dir=cache_dir)
         obj.history_ = cfg.get("history", [])
         obj.best_epoch_ = cfg.get("best_epoch")
@@ -611,8 +672,10 @@ class SentimentClassifier:
                 import warnings
 
                 warnings.warn(
-                    f"the encoder {obj.model_name!r} differs from the one the head was trained on; predictions may be off",
-                    RuntimeWarning, stacklevel=2,
+                    f"the encoder {obj.model_name!r} differs from the one the head was trained on; "
+                    "predictions may be off",
+                    RuntimeWarning,
+                    stacklevel=2,
                 )
         else:
             obj._source = str(folder / "model")
@@ -621,7 +684,10 @@ class SentimentClassifier:
         return obj
 
     def __repr__(self) -> str:
-        return f"SentimentClassifier(model={self.model_name!r}, mode={self.mode!r}, num_labels={self.num_labels}, device={self.device!r})"
+        return (
+            f"SentimentClassifier(model={self.model_name!r}, mode={self.mode!r}, "
+            f"num_labels={self.num_labels}, device={self.device!r})"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -671,12 +737,17 @@ class TfidfLogisticBaseline:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         return TfidfVectorizer(
-            ngram_range=self.ngram_range, min_df=self.min_df, sublinear_tf=True, max_features=self.max_features,
-            vocabulary=vocabulary, dtype=np.float64,
+            ngram_range=self.ngram_range,
+            min_df=self.min_df,
+            sublinear_tf=True,
+            max_features=self.max_features,
+            vocabulary=vocabulary,
+            dtype=np.float64,
         )
 
-    def fit(self, texts: Sequence[str], labels: Any, val_texts: Sequence[str] | None = None,
-            val_labels: Any = None) -> TfidfLogisticBaseline:
+    def fit(
+        self, texts: Sequence[str], labels: Any, val_texts: Sequence[str] | None = None, val_labels: Any = None
+    ) -> TfidfLogisticBaseline:
         """Fit the vectorizer and the classifier (C chosen on validation macro-F1 when given).
 
         Returns:
@@ -728,14 +799,26 @@ class TfidfLogisticBaseline:
         folder.mkdir(parents=True, exist_ok=True)
         vocab = {term: int(i) for term, i in self._vectorizer.vocabulary_.items()}
         cfg = {
-            "class": "TfidfLogisticBaseline", "num_labels": self.num_labels, "ngram_range": list(self.ngram_range),
-            "min_df": self.min_df, "max_features": self.max_features, "grid": list(self.grid), "seed": self.seed,
-            "C": self.C_, "history": self.history_, "vocabulary": vocab,
+            "class": "TfidfLogisticBaseline",
+            "num_labels": self.num_labels,
+            "ngram_range": list(self.ngram_range),
+            "min_df": self.min_df,
+            "max_features": self.max_features,
+            "grid": list(self.grid),
+            "seed": self.seed,
+            "C": self.C_,
+            "history": self.history_,
+            "vocabulary": vocab,
         }
         (folder / CONFIG_FILE).write_text(json.dumps(cfg) + "\n")
-        _save_arrays(folder / "weights.safetensors", {
-            "idf": self._vectorizer.idf_, "coef": self._coef, "intercept": self._intercept,
-        })
+        _save_arrays(
+            folder / "weights.safetensors",
+            {
+                "idf": self._vectorizer.idf_,
+                "coef": self._coef,
+                "intercept": self._intercept,
+            },
+        )
         return folder
 
     @classmethod
@@ -743,8 +826,14 @@ class TfidfLogisticBaseline:
         """Load a baseline saved with :meth:`save`."""
         folder = Path(path)
         cfg = _read_saved_config(folder, "TfidfLogisticBaseline")
-        obj = cls(num_labels=cfg["num_labels"], ngram_range=tuple(cfg["ngram_range"]), min_df=cfg["min_df"],
-                  max_features=cfg["max_features"], grid=cfg["grid"], seed=cfg["seed"])
+        obj = cls(
+            num_labels=cfg["num_labels"],
+            ngram_range=tuple(cfg["ngram_range"]),
+            min_df=cfg["min_df"],
+            max_features=cfg["max_features"],
+            grid=cfg["grid"],
+            seed=cfg["seed"],
+        )
         arrays = _load_arrays(folder / "weights.safetensors")
         vec = obj._new_vectorizer(vocabulary=cfg["vocabulary"])
         vec.idf_ = arrays["idf"]

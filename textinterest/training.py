@@ -288,7 +288,11 @@ class Trainer:
                         result.best_epoch, result.best_metric = epoch, metric
                         best_state = copy.deepcopy({k: v.detach().clone() for k, v in module.state_dict().items()})
                         if cfg.checkpoint_dir:
-                            save_model(module, cfg.checkpoint_dir, extra={**(checkpoint_extra or {}), "epoch": epoch, "val": metric})
+                            save_model(
+                                module,
+                                cfg.checkpoint_dir,
+                                extra={**(checkpoint_extra or {}), "epoch": epoch, "val": metric},
+                            )
                     else:
                         bad_epochs += 1
                 record["seconds"] = time.perf_counter() - epoch_start

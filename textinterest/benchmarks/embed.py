@@ -114,8 +114,13 @@ def _naive_embed(extractor: Any, texts: Sequence[str], max_length: int, batch_si
     out = np.empty((len(texts), extractor.dim), dtype=np.float32)
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
-            enc = tok(list(texts[start : start + batch_size]), padding="max_length", truncation=True,
-                      max_length=max_length, return_tensors="pt")
+            enc = tok(
+                list(texts[start : start + batch_size]),
+                padding="max_length",
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
             hidden = model(**enc).last_hidden_state
             out[start : start + batch_size] = _pool(hidden, enc["attention_mask"], "mean").numpy()
     return out
@@ -161,16 +166,30 @@ def _time_cache(model: str, cache_texts: Sequence[str], max_length: int, batch_s
 
     cache_fast = "auto"
     with tempfile.TemporaryDirectory(prefix="textinterest-bench-cache-") as tmp:
-        cold_ex = BertFeatureExtractor(model, max_length=max_length, batch_size=batch_size, device="cpu",
-                                       cache_dir=tmp, fast=cache_fast, progress=False)
+        cold_ex = BertFeatureExtractor(
+            model,
+            max_length=max_length,
+            batch_size=batch_size,
+            device="cpu",
+            cache_dir=tmp,
+            fast=cache_fast,
+            progress=False,
+        )
         cold_ex.embed(["warm-up text that is not in the set"])
         say(f"  cache: cold run over {len(cache_texts)} texts", flush=True)
         t0 = time.perf_counter()
         cold_vectors = cold_ex.embed(cache_texts)
         cold = time.perf_counter() - t0
         t0 = time.perf_counter()
-        warm_ex = BertFeatureExtractor(model, max_length=max_length, batch_size=batch_size, device="cpu",
-                                       cache_dir=tmp, fast=cache_fast, progress=False)
+        warm_ex = BertFeatureExtractor(
+            model,
+            max_length=max_length,
+            batch_size=batch_size,
+            device="cpu",
+            cache_dir=tmp,
+            fast=cache_fast,
+            progress=False,
+        )
         warm_vectors = warm_ex.embed(cache_texts)
         warm = time.perf_counter() - t0
         cache = {
@@ -183,7 +202,7 @@ def _time_cache(model: str, cache_texts: Sequence[str], max_length: int, batch_s
             "warm_encoded": warm_ex.stats["encoded"],
             "warm_equal_cold": bool(np.array_equal(warm_vectors, cold_vectors)),
             "note": "cold includes encoding all texts (model already loaded); warm includes building a "
-                    "new extractor (config + weights hash lookup) and reading the cache",
+            "new extractor (config + weights hash lookup) and reading the cache",
         }
     return cache
 
@@ -254,8 +273,15 @@ def run_embed_benchmark(
             continue
         t0 = time.perf_counter()
         try:
-            ex = BertFeatureExtractor(model, max_length=max_length, batch_size=batch_size, device="cpu",
-                                      use_cache=False, fast=fast, progress=False)
+            ex = BertFeatureExtractor(
+                model,
+                max_length=max_length,
+                batch_size=batch_size,
+                device="cpu",
+                use_cache=False,
+                fast=fast,
+                progress=False,
+            )
             ex.embed(texts[:4])  # load, export/quantize, warm up
         except Exception as exc:  # a path that cannot run here is reported, not fatal
             skipped.append({"path": path, "reason": f"{type(exc).__name__}: {exc}"})
@@ -279,21 +305,24 @@ def run_embed_benchmark(
     for path in runners:
         med = statistics.median(times[path])
         cos = _cosines(outputs[path], ref)
-        rows.append({
-            "path": path,
-            "reviews_per_s": n / med,
-            "best_reviews_per_s": n / min(times[path]),
-            "median_s": med,
-            "seconds": times[path],
-            "speedup_vs_naive": (n / med) / naive_rate,
-            "cos_mean": float(cos.mean()),
-            "cos_min": float(cos.min()),
-            "setup_s": setup[path],
-            "peak_rss_mb": rss[path],
-        })
+        rows.append(
+            {
+                "path": path,
+                "reviews_per_s": n / med,
+                "best_reviews_per_s": n / min(times[path]),
+                "median_s": med,
+                "seconds": times[path],
+                "speedup_vs_naive": (n / med) / naive_rate,
+                "cos_mean": float(cos.mean()),
+                "cos_min": float(cos.min()),
+                "setup_s": setup[path],
+                "peak_rss_mb": rss[path],
+            }
+        )
 
-    cache = _time_cache(model, texts if not cache_n or cache_n == n else benchmark_texts(cache_n)[0],
-                        max_length, batch_size, say)
+    cache = _time_cache(
+        model, texts if not cache_n or cache_n == n else benchmark_texts(cache_n)[0], max_length, batch_size, say
+    )
 
     ok = [r for r in rows if r["path"] != "naive" and r["cos_mean"] >= 0.99]
     best = max(ok, key=lambda r: r["reviews_per_s"]) if ok else rows[0]
@@ -316,7 +345,6 @@ def run_embed_benchmark(
     return result
 
 
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Options of ``textinterest benchmark embed``."""
     p = OneLineParser(prog="textinterest benchmark embed", description=__doc__.split("\n\n")[0])
@@ -324,8 +352,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-length", type=positive_int, default=128)
     p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--repeats", type=positive_int, default=3)
-    p.add_argument("--cache-n", type=positive_int, default=None,
-                   help="texts for the cold/warm cache timing (default: --n)")
+    p.add_argument(
+        "--cache-n", type=positive_int, default=None, help="texts for the cold/warm cache timing (default: --n)"
+    )
     p.add_argument("--output", type=writable_file, default=None, help="also write the JSON result here")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     return p.parse_args(argv)
@@ -334,9 +363,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """``textinterest benchmark embed [--n N] [--repeats R] [--output FILE] [--json]``."""
     args = parse_args(argv)
-    result = run_embed_benchmark(n=args.n, max_length=args.max_length, batch_size=args.batch_size,
-                                 repeats=args.repeats, json_out=args.output, verbose=not args.json,
-                                 cache_n=args.cache_n)
+    result = run_embed_benchmark(
+        n=args.n,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        repeats=args.repeats,
+        json_out=args.output,
+        verbose=not args.json,
+        cache_n=args.cache_n,
+    )
     if args.json:
         print(json.dumps(result, indent=2, default=json_default))
     return 0

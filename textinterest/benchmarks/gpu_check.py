@@ -95,8 +95,13 @@ def stage_embed(encoder: str, texts: list[str]) -> dict:
     fp32_rate, fp32 = run(False)
     amp_rate, amp = run(True)
     cos = (fp32 * amp).sum(1) / (np.linalg.norm(fp32, axis=1) * np.linalg.norm(amp, axis=1))
-    result.update(fp32_reviews_per_s=fp32_rate, bf16_reviews_per_s=amp_rate, bf16_speedup=amp_rate / fp32_rate,
-                  bf16_cosine_mean=float(cos.mean()), bf16_cosine_min=float(cos.min()))
+    result.update(
+        fp32_reviews_per_s=fp32_rate,
+        bf16_reviews_per_s=amp_rate,
+        bf16_speedup=amp_rate / fp32_rate,
+        bf16_cosine_mean=float(cos.mean()),
+        bf16_cosine_min=float(cos.min()),
+    )
     extractor = BertFeatureExtractor(encoder, device="cuda", batch_size=128, use_cache=False, progress=False)
     extractor.embed(texts[:256])
     start = time.perf_counter()
@@ -108,9 +113,21 @@ def stage_embed(encoder: str, texts: list[str]) -> dict:
 def stage_sentiment(encoder: str, epochs: int, out_dir: Path) -> dict:
     """The full fine-tune of the sentiment classifier (all layers, AMP) and the TF-IDF baseline."""
     out = out_dir / "sentiment_finetune.json"
-    cmd = [sys.executable, "-m", "textinterest.benchmarks.sentiment", "--mode", "finetune", "--device", "cuda",
-           "--epochs", str(epochs),
-           "--model", encoder, "--json-out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "textinterest.benchmarks.sentiment",
+        "--mode",
+        "finetune",
+        "--device",
+        "cuda",
+        "--epochs",
+        str(epochs),
+        "--model",
+        encoder,
+        "--json-out",
+        str(out),
+    ]
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     result = json.loads(out.read_text())
@@ -123,10 +140,19 @@ def stage_joint(encoder: str, epochs: int, seeds: list[int], max_users: int | No
     from textinterest.experiments import run_evaluation
 
     start = time.perf_counter()
-    result = run_evaluation(DATASET, seeds=seeds, encoder=encoder, device=device, tasks=("rating",),
-                            models=("interest", "interest+joint"), epochs=epochs, tune=False, max_users=max_users,
-                            joint_layers=1 if device == "cpu" else None,
-                            joint_max_length=64 if device == "cpu" else 128)
+    result = run_evaluation(
+        DATASET,
+        seeds=seeds,
+        encoder=encoder,
+        device=device,
+        tasks=("rating",),
+        models=("interest", "interest+joint"),
+        epochs=epochs,
+        tune=False,
+        max_users=max_users,
+        joint_layers=1 if device == "cpu" else None,
+        joint_max_length=64 if device == "cpu" else 128,
+    )
     return {"results": result["results"], "timings": result.get("timings"), "seconds": time.perf_counter() - start}
 
 

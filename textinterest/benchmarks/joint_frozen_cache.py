@@ -75,10 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     for repeat in range(args.repeats):
         for variant in ("cached", "uncached") if repeat % 2 == 0 else ("uncached", "cached"):
             model = JointInterestRecommender(
-                InterestConfig(), features, task="rating",
-                train_config=TrainConfig(epochs=args.epochs, batch_size=16, seed=args.seed, device=args.device,
-                                         patience=0, progress=False),
-                train_layers=args.train_layers, max_length=args.max_length, cache_frozen_layers=variant == "cached",
+                InterestConfig(),
+                features,
+                task="rating",
+                train_config=TrainConfig(
+                    epochs=args.epochs, batch_size=16, seed=args.seed, device=args.device, patience=0, progress=False
+                ),
+                train_layers=args.train_layers,
+                max_length=args.max_length,
+                cache_frozen_layers=variant == "cached",
             )
             start = time.perf_counter()
             model.fit(split.train, split.val)
@@ -108,8 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         "speedup_median": medians["uncached"] / medians["cached"],
         "cache_status": status,
         "quality_last_repeat": quality,
-        "environment": {"python": platform.python_version(), "torch": torch.__version__, "device": args.device,
-                        "threads": torch.get_num_threads()},
+        "environment": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "device": args.device,
+            "threads": torch.get_num_threads(),
+        },
     }
     text = json.dumps(record, indent=2)
     print(text)

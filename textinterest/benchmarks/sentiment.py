@@ -31,8 +31,12 @@ from textinterest.constants import SEED, SUMMARY_COL, TEXT_COL
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = OneLineParser(prog="textinterest benchmark sentiment", description=__doc__.split("\n\n")[0])
-    p.add_argument("--mode", choices=["frozen", "finetune", "tfidf"], default="frozen",
-                   help="BERT classifier mode (tfidf: the baseline only)")
+    p.add_argument(
+        "--mode",
+        choices=["frozen", "finetune", "tfidf"],
+        default="frozen",
+        help="BERT classifier mode (tfidf: the baseline only)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--max-train", type=int, default=None, help="use a stratified random subset of N training rows")
@@ -46,8 +50,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all)")
     p.add_argument("--cache-dir", default=None, help="embedding cache root (frozen mode)")
-    p.add_argument("--fast", default="auto", choices=["none", "auto", "onnx", "onnx-int8", "int8"],
-                   help="frozen mode: CPU embedding path (see textinterest.features)")
+    p.add_argument(
+        "--fast",
+        default="auto",
+        choices=["none", "auto", "onnx", "onnx-int8", "int8"],
+        help="frozen mode: CPU embedding path (see textinterest.features)",
+    )
     p.add_argument("--no-tfidf", action="store_true", help="skip the TF-IDF baseline")
     p.add_argument("--json-out", default=None, help="also write the JSON result to this file")
     return p.parse_args(argv)
@@ -87,16 +95,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_train and args.max_train < len(x_tr):
         from sklearn.model_selection import train_test_split
 
-        idx, _ = train_test_split(np.arange(len(x_tr)), train_size=args.max_train, stratify=y_tr,
-                                  random_state=args.seed)
+        idx, _ = train_test_split(
+            np.arange(len(x_tr)), train_size=args.max_train, stratify=y_tr, random_state=args.seed
+        )
         idx = np.sort(idx)
         x_tr, y_tr = [x_tr[i] for i in idx], y_tr[idx]
     x_va, y_va, _ = parts["val"]
     x_te, y_te, _ = parts["test"]
     data_info = {
-        name: {"n": len(parts[name][0]) if name != "train" else len(x_tr),
-               "n_negative": int((parts[name][1] == 0).sum()) if name != "train" else int((y_tr == 0).sum()),
-               "left_out_neutral_or_unrated": parts[name][2]}
+        name: {
+            "n": len(parts[name][0]) if name != "train" else len(x_tr),
+            "n_negative": int((parts[name][1] == 0).sum()) if name != "train" else int((y_tr == 0).sum()),
+            "left_out_neutral_or_unrated": parts[name][2],
+        }
         for name in ("train", "val", "test")
     }
     log.info("data: %s", data_info)
@@ -126,12 +137,21 @@ def main(argv: list[str] | None = None) -> int:
         val = classification_metrics(y_va, pred_val, labels=[0, 1], target_names=["negative", "positive"])
         test = classification_metrics(y_te, pred_test, labels=[0, 1], target_names=["negative", "positive"])
         out = {
-            "val_macro_f1": val["macro_f1"], "test_macro_f1": test["macro_f1"],
-            "test_accuracy": test["accuracy"], "test_confusion": test["confusion"],
-            "fit_seconds": fit_s, "predict_seconds": pred_s, "history": getattr(model, "history_", None),
+            "val_macro_f1": val["macro_f1"],
+            "test_macro_f1": test["macro_f1"],
+            "test_accuracy": test["accuracy"],
+            "test_confusion": test["confusion"],
+            "fit_seconds": fit_s,
+            "predict_seconds": pred_s,
+            "history": getattr(model, "history_", None),
         }
-        log.info("%s: val macro-F1 %.4f, test macro-F1 %.4f (fit %.1f s)", name, out["val_macro_f1"],
-                 out["test_macro_f1"], fit_s)
+        log.info(
+            "%s: val macro-F1 %.4f, test macro-F1 %.4f (fit %.1f s)",
+            name,
+            out["val_macro_f1"],
+            out["test_macro_f1"],
+            fit_s,
+        )
         return out
 
     if not args.no_tfidf:
@@ -142,16 +162,29 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.mode != "tfidf":
         clf = SentimentClassifier(
-            args.model, num_labels=2, mode=args.mode, max_length=args.max_length, lr=args.lr, epochs=args.epochs,
-            batch_size=args.batch_size, seed=args.seed, device=args.device, train_last_layers=args.train_last_layers,
-            cache_dir=args.cache_dir, fast=None if args.fast == "none" else args.fast,
+            args.model,
+            num_labels=2,
+            mode=args.mode,
+            max_length=args.max_length,
+            lr=args.lr,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            device=args.device,
+            train_last_layers=args.train_last_layers,
+            cache_dir=args.cache_dir,
+            fast=None if args.fast == "none" else args.fast,
         )
         result["machine"]["device"] = clf.device
         t0 = time.perf_counter()
         clf.fit(x_tr, y_tr, x_va, y_va)
         fit_s = time.perf_counter() - t0
-        result["bert"] = {"mode": args.mode, "train_last_layers": args.train_last_layers,
-                          "best_epoch": clf.best_epoch_, **evaluate(clf, f"bert-{args.mode}", fit_s)}
+        result["bert"] = {
+            "mode": args.mode,
+            "train_last_layers": args.train_last_layers,
+            "best_epoch": clf.best_epoch_,
+            **evaluate(clf, f"bert-{args.mode}", fit_s),
+        }
         if args.mode == "frozen":
             result["bert"]["C"] = clf.C_
             result["bert"]["fast"] = clf.extractor.fast_mode

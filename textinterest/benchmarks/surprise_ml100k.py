@@ -47,8 +47,7 @@ OUTPUT = Path("benchmarks") / "results" / "surprise_ml100k.json"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = OneLineParser(prog="textinterest benchmark surprise_ml100k",
-                                     description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="textinterest benchmark surprise_ml100k", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-home", default=None, help="data folder (default: $TEXTINTEREST_DATA)")
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated Surprise algorithms")
     parser.add_argument("--skip-svdpp", action="store_true", help="leave out SVD++ (the slow one)")

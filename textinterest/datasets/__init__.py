@@ -29,8 +29,20 @@ _EXPORTS = {
     "make_synthetic": "synthetic",
 }
 
-_SUBMODULES = {"api", "base", "registry", "parsing", "cleaning", "amazon", "goodreads", "yelp", "movielens",
-               "synthetic", "summary", "splits"}
+_SUBMODULES = {
+    "api",
+    "base",
+    "registry",
+    "parsing",
+    "cleaning",
+    "amazon",
+    "goodreads",
+    "yelp",
+    "movielens",
+    "synthetic",
+    "summary",
+    "splits",
+}
 
 __all__ = sorted(_EXPORTS)
 

@@ -93,7 +93,7 @@ RELEASES = {
 def known_categories(family: str) -> list[str]:
     """Categories of a release ("amazon" or "amazon2018") that the registry knows (with URL and hash)."""
     prefix, suffix = RELEASES[family][0].split("{}")
-    return sorted(k[len(prefix):-len(suffix)] for k in REGISTRY if k.startswith(prefix) and k.endswith(suffix))
+    return sorted(k[len(prefix) : -len(suffix)] for k in REGISTRY if k.startswith(prefix) and k.endswith(suffix))
 
 
 def resolve_category(family: str, category: str) -> str:
@@ -120,7 +120,8 @@ def locate(family: str, category: str, data_home: str | Path | None, download: b
     known = known_categories(family)
     raise DataNotFoundError(
         not_found_message(
-            [key], data_home,
+            [key],
+            data_home,
             what=f"{family}:{category} (file {key!r})",
             extra=(
                 f"{category!r} is not a registered category (known: {', '.join(known)}), so download=True "

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from textinterest.datasets.base import ReviewDataset, UnknownDatasetError
 
@@ -32,8 +33,7 @@ def known_datasets() -> list[str]:
 def _unknown(name: str) -> UnknownDatasetError:
     patterns = [f"{family}:{variants}" if variants else family for family, (variants, _, _) in _FAMILIES.items()]
     return UnknownDatasetError(
-        f"unknown dataset {name!r}. Known names: {', '.join(known_datasets())}. "
-        f"Name patterns: {'; '.join(patterns)}."
+        f"unknown dataset {name!r}. Known names: {', '.join(known_datasets())}. Name patterns: {'; '.join(patterns)}."
     )
 
 
@@ -58,7 +58,8 @@ def load_dataset(
             "yelp:sample", "movielens:100k", "synthetic" or "synthetic:USERSxITEMS" (e.g.
             "synthetic:50000x2000", about a million reviews).
         data_home: folder laid out like the shared data folder; default ``$TEXTINTEREST_DATA``, then
-            a checkout's ``data/``, then ``$TEXTINTEREST_CACHE/data``, then the user cache folder (see ``registry.get_data_home``).
+            a checkout's ``data/``, then ``$TEXTINTEREST_CACHE/data``, then the user cache folder
+            (see ``registry.get_data_home``).
         download: fetch a missing registered file from its publisher (checked by hash).
         kcore: keep only the k-core (every user and item with at least ``kcore`` interactions).
         **options: for files: ``errors`` ("raise" or "drop" bad records, default "raise") and
@@ -95,8 +96,11 @@ def load_dataset(
         raise _unknown(name)
     _, module, function = _FAMILIES[family]
     loader = _loader(module, function)
-    accepted = [p for p in inspect.signature(loader).parameters if p not in ("family", "category", "variant",
-                                                                             "data_home", "download", "kcore")]
+    accepted = [
+        p
+        for p in inspect.signature(loader).parameters
+        if p not in ("family", "category", "variant", "data_home", "download", "kcore")
+    ]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise TypeError(f"{family} does not take option(s) {unknown}; accepted: {sorted(accepted)}")

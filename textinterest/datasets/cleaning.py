@@ -179,7 +179,7 @@ def finalize(
         report.add("flagged", "empty_text", int((df[TEXT_COL] == "").sum()))
     helper_columns = [c for c in df.columns if c.startswith(MISSING_PREFIX)]
     for column in helper_columns:
-        report.add("flagged", "missing:" + column[len(MISSING_PREFIX):], int(df[column].sum()))
+        report.add("flagged", "missing:" + column[len(MISSING_PREFIX) :], int(df[column].sum()))
     df = df.drop(columns=helper_columns).sort_values(ORDER_COL, kind="mergesort").reset_index(drop=True)
     report.n_kept = len(df)
     return df

@@ -58,8 +58,25 @@ from textinterest.datasets.registry import (
 FOLDER = "movielens/ml-100k"
 ZIP_KEY = "movielens/ml-100k.zip"
 GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
-    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 )
 _RATING = rating_converter(1.0, 5.0, strings=True, integral=True)
 _SECONDS = int_converter(strings=True)
@@ -107,7 +124,10 @@ def _sources(data_home: str | Path | None, download: bool, verify: bool) -> tupl
     looked = [p for k in gz_keys for p in candidate_paths(k, data_home)] + [get_data_home(data_home) / ZIP_KEY]
     raise DataNotFoundError(
         not_found_message(
-            [ZIP_KEY], data_home, what="MovieLens 100K (u.data and u.item)", looked=looked,
+            [ZIP_KEY],
+            data_home,
+            what="MovieLens 100K (u.data and u.item)",
+            looked=looked,
             extra="Any of these layouts works: the .gz files, the plain files, or the publisher's zip.",
         )
     )
@@ -160,12 +180,20 @@ def _parse_items(data: bytes, source: str, genre_names: tuple[str, ...]) -> pd.D
         if len(parts) != n_fields or not parts[0].strip().isdigit():
             raise DataFormatError(
                 f"{source}, line {line}: expected {n_fields} '|'-separated fields starting with the item id, "
-                f"found {len(parts)}", path=source, line=line, reason="malformed_line",
+                f"found {len(parts)}",
+                path=source,
+                line=line,
+                reason="malformed_line",
             )
         flags = parts[5:]
         if any(f not in ("0", "1") for f in flags):
-            raise DataFormatError(f"{source}, line {line}: genre flags must be 0 or 1", path=source, line=line,
-                                  field="genres", reason="bad_value:genres")
+            raise DataFormatError(
+                f"{source}, line {line}: genre flags must be 0 or 1",
+                path=source,
+                line=line,
+                field="genres",
+                reason="bad_value:genres",
+            )
         title = parts[1].strip()
         genres = [g for g, f in zip(genre_names, flags) if f == "1"]
         rows.append(

@@ -67,7 +67,10 @@ class ErrorPolicy:
             raise DataFormatError(
                 f"{where}: {detail} (errors='drop', or --errors drop on the command line, drops such records "
                 "and counts them)",
-                path=self.source, line=line, field=field, reason=reason,
+                path=self.source,
+                line=line,
+                field=field,
+                reason=reason,
             )
         self.report.add("dropped", reason)
 
@@ -88,9 +91,12 @@ def read_bytes(path: str | Path, member: str | None = None) -> bytes:
     with open(path, "rb") as fh:
         magic = fh.read(4)
     if path.suffix == ".gz" and magic[:2] != b"\x1f\x8b":
-        raise DataFormatError(f"{path}: not a gzip file (it does not start with the gzip signature 1f 8b); "
-                              "the file is corrupted or was saved under the wrong name", path=str(path),
-                              reason="not_gzip")
+        raise DataFormatError(
+            f"{path}: not a gzip file (it does not start with the gzip signature 1f 8b); "
+            "the file is corrupted or was saved under the wrong name",
+            path=str(path),
+            reason="not_gzip",
+        )
     try:
         if magic[:2] == b"\x1f\x8b":
             with gzip.open(path, "rb") as fh:
@@ -100,12 +106,14 @@ def read_bytes(path: str | Path, member: str | None = None) -> bytes:
                 names = [n for n in zf.namelist() if not n.endswith("/")]
                 if member is None:
                     if len(names) != 1:
-                        raise DataFormatError(f"{path}: expected one file in the zip archive, found {names}",
-                                              path=str(path))
+                        raise DataFormatError(
+                            f"{path}: expected one file in the zip archive, found {names}", path=str(path)
+                        )
                     member = names[0]
                 if member not in names:
-                    raise DataFormatError(f"{path}: the zip archive has no member {member!r} (it has {names})",
-                                          path=str(path))
+                    raise DataFormatError(
+                        f"{path}: the zip archive has no member {member!r} (it has {names})", path=str(path)
+                    )
                 return zf.read(member)
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DataFormatError(f"{path}: cannot decompress: {exc}", path=str(path)) from exc
@@ -128,7 +136,9 @@ def _decode_lines(data: bytes, policy: ErrorPolicy) -> Iterator[tuple[int, str |
             try:
                 yield i, raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                policy.bad(i, "non_utf8", f"bytes that are not UTF-8 at offset {exc.start}: {raw[exc.start:exc.start + 8]!r}")
+                policy.bad(
+                    i, "non_utf8", f"bytes that are not UTF-8 at offset {exc.start}: {raw[exc.start : exc.start + 8]!r}"
+                )
                 yield i, None
         return
     # split on "\n" only: str.splitlines would also break on \x1c-\x1e, \x85 and \u2028 inside texts
@@ -170,7 +180,9 @@ def iter_json_lines(data: bytes, policy: ErrorPolicy) -> Iterator[tuple[int, int
 _SURROGATE = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, kept by "surrogateescape"
 
 
-def iter_csv_records(data: bytes, policy: ErrorPolicy, required_columns: Iterable[str]) -> Iterator[tuple[int, int, dict]]:
+def iter_csv_records(
+    data: bytes, policy: ErrorPolicy, required_columns: Iterable[str]
+) -> Iterator[tuple[int, int, dict]]:
     """Yield (0-based record index, 1-based first line, row dict) from CSV bytes with a header.
 
     Quoted fields may span lines; the line reported is the record's first physical line.
@@ -185,7 +197,10 @@ def iter_csv_records(data: bytes, policy: ErrorPolicy, required_columns: Iterabl
     if missing:
         raise DataFormatError(
             f"{policy.source}, line 1: the header lacks column(s) {missing} (header: {header})",
-            path=policy.source, line=1, field=missing[0], reason=f"missing_field:{missing[0]}",
+            path=policy.source,
+            line=1,
+            field=missing[0],
+            reason=f"missing_field:{missing[0]}",
         )
     n_cols = len(header)
     index = -1
@@ -270,14 +285,18 @@ def _number(value: Any, *, integral: bool = False) -> float:
     except OverflowError:  # an int beyond float range
         finite = False
     if not finite:
-        raise ValueError("expected a finite number, got " + ("an integer too large for a float" if isinstance(value, int)
-                                                           else repr(value)))
+        raise ValueError(
+            "expected a finite number, got "
+            + ("an integer too large for a float" if isinstance(value, int) else repr(value))
+        )
     if integral and float(value) != int(value):
         raise ValueError(f"expected a whole number, got {value!r}")
     return float(value)
 
 
-def rating_converter(low: float, high: float, *, strings: bool = False, integral: bool = False) -> Callable[[Any], float]:
+def rating_converter(
+    low: float, high: float, *, strings: bool = False, integral: bool = False
+) -> Callable[[Any], float]:
     """A converter to a float rating in [low, high].
 
     Args:
@@ -336,7 +355,7 @@ def to_vote_count(value: Any) -> int:
         return value
     if isinstance(value, str) and _VOTE.fullmatch(value.strip()):
         return int(value.strip().replace(",", ""))
-    raise ValueError(f"expected a vote count such as \"12\" or \"1,234\", got {value!r}")
+    raise ValueError(f'expected a vote count such as "12" or "1,234", got {value!r}')
 
 
 def to_helpful(value: Any) -> tuple[int, int]:
@@ -464,7 +483,8 @@ def parse_records(
         raise DataFormatError(
             f"{policy.source}: no valid record among {policy.report.n_read:,} read "
             f"(dropped: {dict(policy.report.dropped)})",
-            path=policy.source, reason="no_valid_records",
+            path=policy.source,
+            reason="no_valid_records",
         )
     return columns
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from textinterest.constants import CACHE_ENV, DATA_ENV
 from textinterest.datasets.base import ChecksumMismatchError, DataNotFoundError
@@ -128,48 +128,111 @@ _ENTRIES: list[RemoteFile] = [
 
 # MovieLens 100K, each file gzipped on its own: (name, sha256 of .gz, sha256 of the original file)
 _ML100K_FILES = [
-    ("README", "21693019b247f91c83f1031686d26a45797921c334abe069202415be7f313b12",
-     "4883b8cf340ed0059971b33f56ad3adc88a40792108ebca3d24aafc4c82e8b52"),
-    ("u.data", "d5cd19fba4562fe2867bf2964d99d97ec55bce45b150df3763dfa8668cf22f4f",
-     "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490"),
-    ("u.genre", "dab299d9a6b6a642d1cdb7302f1d69bd345bd36f25e8e8952cac5e5babe32cb7",
-     "9757e0d3e6b298159a80dd48eaf938114690e911e39af97a76949ef1663610bb"),
-    ("u.info", "dd583e8861ee5221eae000ba6ce00f85319a5a94a71a4d104f6b9557f5fdcfd0",
-     "5b0a40b2e47a729ee6203063f6dcf8790c2e63f5a18663e6ee318a72c5f3c27b"),
-    ("u.item", "04adc2d93c4b38f562630ccc81b658ef590e3e3573cb189b1d8167fae0217f93",
-     "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701"),
-    ("u.occupation", "98cf18428a06ad7b9b85773770b9f82ac593ebf96e87bbf850baffa34299822f",
-     "cd5fbec9afe345d993a62fc7817df1a4a9079c4feb267b3118763b8fd942137d"),
-    ("u.user", "10e0ddab8671ce7f418c092148f3d3e83f57813d63f1874fea439c8ed3d176b2",
-     "f120e114da2e8cf314fd28f99417c94ae9ddf1cb6db8ce0e4b5995d40e90e62c"),
-    ("u1.base", "85bfd60412e52b60b9a7f494b13f892a627eedf8c870716879aa0eadc7709e33",
-     "ce253ec86c448b44fb3ba9a30d12dcfc2e9210cbde71efada3730c22e9ac212a"),
-    ("u1.test", "e24ea37f1150f16f8991cb55ae018695991cfeab9df93d5d14e4ce08825e37ad",
-     "18c6014a4b2c7324f250a63f8904a7b16b2b19f911129e346141507b0cbac950"),
-    ("u2.base", "bca72de4836faf26dc14e456e18abeb30071744ff46fea82ddaf7e546b6928c2",
-     "6c06f0b5df4b256da1a994f3ac66edc8da4d3f09bc9282df6b14d893366d703e"),
-    ("u2.test", "e65f4e005023e6cb59ffd192e027b7d93c6f43339c69122c50521ed106d9883c",
-     "4de658d1e04ed9104629509a2e2528fce833ac8e048280183f1df167632038c3"),
-    ("u3.base", "93900c1760b514da98dbf39df08b691416acde2d85419693850faf340114d17d",
-     "afdc155c291c6edc41c0407e39d7462eb98d341e064f0b0a12175b80b3c4af5d"),
-    ("u3.test", "05eab9e3e2fd9ee2346627ed493055bb49ed94febaa849db614abb9940f8eefa",
-     "0f548b51c78327de4c156461d3e430b7e5579fe2b5681586a59416e48fd35f6d"),
-    ("u4.base", "c40781fc0f2fa7805262fc4e50fda8f532058b7383446c5ba8279b6be78b644d",
-     "219f0f4d40dfe9c5141d425f53fa91ee23ed275f14e280bbf1b50117afb064ca"),
-    ("u4.test", "289f2a844b6560351b225d162ab5b6421320de6f5b6ea1573dfd3068a3b8f089",
-     "7c02ad0a1e7ab1083c8b9d4b627203a051dd7b5eab46d99fa44de33470de8db9"),
-    ("u5.base", "0d6a9fe308465814bc8c66ab8a84971e3a2d5d92090b0c5c430cd2611ed0f904",
-     "a9574e59ce961eec2121627760b6e9b0974ce1637b3fe69ac32cb14a4bfab485"),
-    ("u5.test", "a76fce16da45f75760f3219e87380ac09849c0ec1be13f76662f88f2c579d26a",
-     "351cc52e0d15b6c721466276fc24671d40936899e3d01fadeaf312915b8c5634"),
-    ("ua.base", "bba295f8d3655295a42d4749689d06d40cbb9635dbd6c169fef6fa0f3a7bafe1",
-     "67b5bcdb380c29f85d56a012ecd88612ae020f30a6730d117a334ee8203b91f2"),
-    ("ua.test", "6ceff4352c63093cd9354cbd4e52e1b0f0fee25b2b2b55d95d0af0c138f8a557",
-     "d0497e202417720f57a184ec8c66be2d1afa4ff41bb53787c57b28d6bf79bc42"),
-    ("ub.base", "66ae16480a6cbeb819b1a7761083daab1e25aeb63eddb385ede6d16b138d0cb0",
-     "237254d253b6ad7de84f919d041055428646254f34ed8f562703c899430cd881"),
-    ("ub.test", "fc227433dd5d679d15f17f9a5eb21d4d33e3f890986d7b1380b8906e36f5aef2",
-     "d54a72d05730d5892062734b2bec73e976f9b713d18c828a18b968d6cce442da"),
+    (
+        "README",
+        "21693019b247f91c83f1031686d26a45797921c334abe069202415be7f313b12",
+        "4883b8cf340ed0059971b33f56ad3adc88a40792108ebca3d24aafc4c82e8b52",
+    ),
+    (
+        "u.data",
+        "d5cd19fba4562fe2867bf2964d99d97ec55bce45b150df3763dfa8668cf22f4f",
+        "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490",
+    ),
+    (
+        "u.genre",
+        "dab299d9a6b6a642d1cdb7302f1d69bd345bd36f25e8e8952cac5e5babe32cb7",
+        "9757e0d3e6b298159a80dd48eaf938114690e911e39af97a76949ef1663610bb",
+    ),
+    (
+        "u.info",
+        "dd583e8861ee5221eae000ba6ce00f85319a5a94a71a4d104f6b9557f5fdcfd0",
+        "5b0a40b2e47a729ee6203063f6dcf8790c2e63f5a18663e6ee318a72c5f3c27b",
+    ),
+    (
+        "u.item",
+        "04adc2d93c4b38f562630ccc81b658ef590e3e3573cb189b1d8167fae0217f93",
+        "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701",
+    ),
+    (
+        "u.occupation",
+        "98cf18428a06ad7b9b85773770b9f82ac593ebf96e87bbf850baffa34299822f",
+        "cd5fbec9afe345d993a62fc7817df1a4a9079c4feb267b3118763b8fd942137d",
+    ),
+    (
+        "u.user",
+        "10e0ddab8671ce7f418c092148f3d3e83f57813d63f1874fea439c8ed3d176b2",
+        "f120e114da2e8cf314fd28f99417c94ae9ddf1cb6db8ce0e4b5995d40e90e62c",
+    ),
+    (
+        "u1.base",
+        "85bfd60412e52b60b9a7f494b13f892a627eedf8c870716879aa0eadc7709e33",
+        "ce253ec86c448b44fb3ba9a30d12dcfc2e9210cbde71efada3730c22e9ac212a",
+    ),
+    (
+        "u1.test",
+        "e24ea37f1150f16f8991cb55ae018695991cfeab9df93d5d14e4ce08825e37ad",
+        "18c6014a4b2c7324f250a63f8904a7b16b2b19f911129e346141507b0cbac950",
+    ),
+    (
+        "u2.base",
+        "bca72de4836faf26dc14e456e18abeb30071744ff46fea82ddaf7e546b6928c2",
+        "6c06f0b5df4b256da1a994f3ac66edc8da4d3f09bc9282df6b14d893366d703e",
+    ),
+    (
+        "u2.test",
+        "e65f4e005023e6cb59ffd192e027b7d93c6f43339c69122c50521ed106d9883c",
+        "4de658d1e04ed9104629509a2e2528fce833ac8e048280183f1df167632038c3",
+    ),
+    (
+        "u3.base",
+        "93900c1760b514da98dbf39df08b691416acde2d85419693850faf340114d17d",
+        "afdc155c291c6edc41c0407e39d7462eb98d341e064f0b0a12175b80b3c4af5d",
+    ),
+    (
+        "u3.test",
+        "05eab9e3e2fd9ee2346627ed493055bb49ed94febaa849db614abb9940f8eefa",
+        "0f548b51c78327de4c156461d3e430b7e5579fe2b5681586a59416e48fd35f6d",
+    ),
+    (
+        "u4.base",
+        "c40781fc0f2fa7805262fc4e50fda8f532058b7383446c5ba8279b6be78b644d",
+        "219f0f4d40dfe9c5141d425f53fa91ee23ed275f14e280bbf1b50117afb064ca",
+    ),
+    (
+        "u4.test",
+        "289f2a844b6560351b225d162ab5b6421320de6f5b6ea1573dfd3068a3b8f089",
+        "7c02ad0a1e7ab1083c8b9d4b627203a051dd7b5eab46d99fa44de33470de8db9",
+    ),
+    (
+        "u5.base",
+        "0d6a9fe308465814bc8c66ab8a84971e3a2d5d92090b0c5c430cd2611ed0f904",
+        "a9574e59ce961eec2121627760b6e9b0974ce1637b3fe69ac32cb14a4bfab485",
+    ),
+    (
+        "u5.test",
+        "a76fce16da45f75760f3219e87380ac09849c0ec1be13f76662f88f2c579d26a",
+        "351cc52e0d15b6c721466276fc24671d40936899e3d01fadeaf312915b8c5634",
+    ),
+    (
+        "ua.base",
+        "bba295f8d3655295a42d4749689d06d40cbb9635dbd6c169fef6fa0f3a7bafe1",
+        "67b5bcdb380c29f85d56a012ecd88612ae020f30a6730d117a334ee8203b91f2",
+    ),
+    (
+        "ua.test",
+        "6ceff4352c63093cd9354cbd4e52e1b0f0fee25b2b2b55d95d0af0c138f8a557",
+        "d0497e202417720f57a184ec8c66be2d1afa4ff41bb53787c57b28d6bf79bc42",
+    ),
+    (
+        "ub.base",
+        "66ae16480a6cbeb819b1a7761083daab1e25aeb63eddb385ede6d16b138d0cb0",
+        "237254d253b6ad7de84f919d041055428646254f34ed8f562703c899430cd881",
+    ),
+    (
+        "ub.test",
+        "fc227433dd5d679d15f17f9a5eb21d4d33e3f890986d7b1380b8906e36f5aef2",
+        "d54a72d05730d5892062734b2bec73e976f9b713d18c828a18b968d6cce442da",
+    ),
 ]
 
 for _name, _gz_sha, _raw_sha in _ML100K_FILES:
@@ -315,8 +378,14 @@ def verify_file(path: str | os.PathLike, entry: RemoteFile) -> None:
         )
 
 
-def not_found_message(entries_or_keys: list[str], data_home: str | os.PathLike | None, *, what: str,
-                      looked: list[Path] | None = None, extra: str = "") -> str:
+def not_found_message(
+    entries_or_keys: list[str],
+    data_home: str | os.PathLike | None,
+    *,
+    what: str,
+    looked: list[Path] | None = None,
+    extra: str = "",
+) -> str:
     """The message of a ``DataNotFoundError``: the file, every place looked, the URL and how to get it."""
     looked = looked if looked is not None else [p for k in entries_or_keys for p in candidate_paths(k, data_home)]
     lines = [f"{what} was not found. Data home: {describe_data_home(data_home)}.", "Looked for:"]
@@ -391,8 +460,9 @@ def fetch_file(
     if entry is None or not entry.url:
         reason = "it is not in the registry, so no URL or hash is known" if entry is None else "it has no download URL"
         raise DataNotFoundError(
-            not_found_message([key], data_home, what=f"Data file {key!r}",
-                              extra=f"download=True cannot fetch it: {reason}.")
+            not_found_message(
+                [key], data_home, what=f"Data file {key!r}", extra=f"download=True cannot fetch it: {reason}."
+            )
         )
     import pooch  # imported here: only downloads need it
 

@@ -114,8 +114,13 @@ def cmd_data_summary(args: Any) -> int:
     if getattr(args, "errors", None):
         options["errors"] = args.errors
     try:
-        ds = load_dataset(args.name, getattr(args, "data_home", None), download=bool(getattr(args, "download", False)),
-                          kcore=getattr(args, "kcore", None), **options)
+        ds = load_dataset(
+            args.name,
+            getattr(args, "data_home", None),
+            download=bool(getattr(args, "download", False)),
+            kcore=getattr(args, "kcore", None),
+            **options,
+        )
     except (DataNotFoundError, DataFormatError, ChecksumMismatchError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -43,47 +43,241 @@ from textinterest.datasets.parsing import make_frame
 
 #: topic name -> content words (no word is shared between topics)
 TOPICS: dict[str, tuple[str, ...]] = {
-    "guitars": ("guitar", "strings", "fretboard", "pickup", "tuner", "capo", "amplifier", "chords", "neck",
-                "bridge", "strap", "picks", "acoustic", "electric", "tremolo"),
-    "drums": ("drum", "snare", "cymbal", "sticks", "kick", "pedal", "hi-hat", "drumhead", "tom", "rhythm",
-              "beat", "kit", "throne", "brushes", "groove"),
-    "audio recording": ("microphone", "mixer", "headphones", "interface", "cable", "preamp", "monitor", "studio",
-                        "recording", "vocals", "podcast", "condenser", "audio", "pop filter", "boom arm"),
-    "hiking": ("trail", "backpack", "boots", "tent", "compass", "map", "summit", "water bottle", "jacket",
-               "trekking poles", "campsite", "mountain", "wool socks", "headlamp", "hike"),
-    "cooking": ("pan", "knife", "recipe", "oven", "skillet", "spatula", "sauce", "kitchen", "cutting board",
-                "spices", "pot", "whisk", "dinner", "grill", "bread"),
-    "books": ("novel", "chapter", "author", "story", "characters", "plot", "ending", "paperback", "series",
-              "writing", "pages", "mystery", "fantasy", "poetry", "library"),
-    "gardening": ("seeds", "soil", "shovel", "gloves", "hose", "planter", "roses", "tomatoes", "compost",
-                  "pruner", "garden", "fertilizer", "rake", "flowers", "watering can"),
-    "photography": ("camera", "lens", "tripod", "flash", "sensor", "shutter", "zoom", "photos", "memory card",
-                    "battery", "camera bag", "portrait", "landscape", "autofocus", "viewfinder"),
-    "coffee": ("coffee", "grinder", "beans", "espresso", "brewer", "kettle", "mug", "roast", "latte",
-               "milk frother", "carafe", "aroma", "pour-over", "barista", "crema"),
-    "running": ("running shoes", "treadmill", "sports watch", "shorts", "marathon", "pace", "laces", "insoles",
-                "headband", "sprint", "stopwatch", "jogging", "track", "race", "armband"),
+    "guitars": (
+        "guitar",
+        "strings",
+        "fretboard",
+        "pickup",
+        "tuner",
+        "capo",
+        "amplifier",
+        "chords",
+        "neck",
+        "bridge",
+        "strap",
+        "picks",
+        "acoustic",
+        "electric",
+        "tremolo",
+    ),
+    "drums": (
+        "drum",
+        "snare",
+        "cymbal",
+        "sticks",
+        "kick",
+        "pedal",
+        "hi-hat",
+        "drumhead",
+        "tom",
+        "rhythm",
+        "beat",
+        "kit",
+        "throne",
+        "brushes",
+        "groove",
+    ),
+    "audio recording": (
+        "microphone",
+        "mixer",
+        "headphones",
+        "interface",
+        "cable",
+        "preamp",
+        "monitor",
+        "studio",
+        "recording",
+        "vocals",
+        "podcast",
+        "condenser",
+        "audio",
+        "pop filter",
+        "boom arm",
+    ),
+    "hiking": (
+        "trail",
+        "backpack",
+        "boots",
+        "tent",
+        "compass",
+        "map",
+        "summit",
+        "water bottle",
+        "jacket",
+        "trekking poles",
+        "campsite",
+        "mountain",
+        "wool socks",
+        "headlamp",
+        "hike",
+    ),
+    "cooking": (
+        "pan",
+        "knife",
+        "recipe",
+        "oven",
+        "skillet",
+        "spatula",
+        "sauce",
+        "kitchen",
+        "cutting board",
+        "spices",
+        "pot",
+        "whisk",
+        "dinner",
+        "grill",
+        "bread",
+    ),
+    "books": (
+        "novel",
+        "chapter",
+        "author",
+        "story",
+        "characters",
+        "plot",
+        "ending",
+        "paperback",
+        "series",
+        "writing",
+        "pages",
+        "mystery",
+        "fantasy",
+        "poetry",
+        "library",
+    ),
+    "gardening": (
+        "seeds",
+        "soil",
+        "shovel",
+        "gloves",
+        "hose",
+        "planter",
+        "roses",
+        "tomatoes",
+        "compost",
+        "pruner",
+        "garden",
+        "fertilizer",
+        "rake",
+        "flowers",
+        "watering can",
+    ),
+    "photography": (
+        "camera",
+        "lens",
+        "tripod",
+        "flash",
+        "sensor",
+        "shutter",
+        "zoom",
+        "photos",
+        "memory card",
+        "battery",
+        "camera bag",
+        "portrait",
+        "landscape",
+        "autofocus",
+        "viewfinder",
+    ),
+    "coffee": (
+        "coffee",
+        "grinder",
+        "beans",
+        "espresso",
+        "brewer",
+        "kettle",
+        "mug",
+        "roast",
+        "latte",
+        "milk frother",
+        "carafe",
+        "aroma",
+        "pour-over",
+        "barista",
+        "crema",
+    ),
+    "running": (
+        "running shoes",
+        "treadmill",
+        "sports watch",
+        "shorts",
+        "marathon",
+        "pace",
+        "laces",
+        "insoles",
+        "headband",
+        "sprint",
+        "stopwatch",
+        "jogging",
+        "track",
+        "race",
+        "armband",
+    ),
 }
 
-_ITEM_ADJ = ("compact", "classic", "lightweight", "portable", "professional", "beginner", "deluxe", "everyday",
-             "travel", "modern", "vintage", "heavy-duty")
-_BRANDS = ("Northfield", "Bluebird", "Oakline", "Redstone", "Silverleaf", "Harbor", "Summit", "Maple", "Ironwood",
-           "Brightwater", "Cedar", "Foxglove")
-_INTRO = ("I bought this {a} for my {b}.", "I use the {a} with my {b} every week.",
-          "I got this {a} to go with my {b}.", "I needed a new {a} for my {b}.",
-          "My old {a} wore out, so I tried this one with my {b}.")
+_ITEM_ADJ = (
+    "compact",
+    "classic",
+    "lightweight",
+    "portable",
+    "professional",
+    "beginner",
+    "deluxe",
+    "everyday",
+    "travel",
+    "modern",
+    "vintage",
+    "heavy-duty",
+)
+_BRANDS = (
+    "Northfield",
+    "Bluebird",
+    "Oakline",
+    "Redstone",
+    "Silverleaf",
+    "Harbor",
+    "Summit",
+    "Maple",
+    "Ironwood",
+    "Brightwater",
+    "Cedar",
+    "Foxglove",
+)
+_INTRO = (
+    "I bought this {a} for my {b}.",
+    "I use the {a} with my {b} every week.",
+    "I got this {a} to go with my {b}.",
+    "I needed a new {a} for my {b}.",
+    "My old {a} wore out, so I tried this one with my {b}.",
+)
 _POS_ADJ = ("great", "excellent", "fantastic", "superb", "reliable", "wonderful", "solid", "impressive")
 _POS_FEEL = ("sturdy", "smooth", "comfortable", "well made", "easy to use", "very precise")
-_POS_END = ("I love it.", "Highly recommended.", "Worth every penny.", "I would buy it again.",
-            "Five stars from me.", "Very happy with it.")
+_POS_END = (
+    "I love it.",
+    "Highly recommended.",
+    "Worth every penny.",
+    "I would buy it again.",
+    "Five stars from me.",
+    "Very happy with it.",
+)
 _NEG_ADJ = ("disappointing", "poor", "awful", "flimsy", "cheap", "useless", "terrible", "frustrating")
-_NEG_FEEL = ("broke after a week", "stopped working", "feels cheap", "fell apart", "was damaged",
-             "never worked right")
-_NEG_END = ("I would not buy it again.", "A waste of money.", "I returned it.", "Avoid this one.",
-            "Very unhappy with it.", "Not recommended.")
+_NEG_FEEL = ("broke after a week", "stopped working", "feels cheap", "fell apart", "was damaged", "never worked right")
+_NEG_END = (
+    "I would not buy it again.",
+    "A waste of money.",
+    "I returned it.",
+    "Avoid this one.",
+    "Very unhappy with it.",
+    "Not recommended.",
+)
 _MIX_ADJ = ("okay", "decent", "average", "fine", "acceptable", "so-so")
-_MIX_END = ("It is okay for the price.", "Nothing special, but it works.", "Good enough for now.",
-            "Some good points and some bad ones.", "It does the job, mostly.")
+_MIX_END = (
+    "It is okay for the price.",
+    "Nothing special, but it works.",
+    "Good enough for now.",
+    "Some good points and some bad ones.",
+    "It does the job, mostly.",
+)
 _SUMMARY = {
     "pos": ("Great {a}", "Excellent {a}", "Love this {a}", "Best {a} so far", "Fantastic {a}"),
     "neg": ("Disappointing {a}", "Poor {a}", "Awful {a}", "Cheap {a}", "Do not buy this {a}"),
@@ -156,11 +350,11 @@ def _make_items(
         w = [_pick(words, x) for x in u[:5]]
         title = f"{_pick(_BRANDS, u[5])} {w[0].title()} {10 + int(u[6] * 90)}"
         titles.append(title)
-        texts.append(f"{title}: a {_pick(_ITEM_ADJ, u[7])} {w[0]} for {w[1]} and {w[2]}. "
-                     f"Works well with {w[3]} and {w[4]}.")
+        texts.append(
+            f"{title}: a {_pick(_ITEM_ADJ, u[7])} {w[0]} for {w[1]} and {w[2]}. Works well with {w[3]} and {w[4]}."
+        )
     items = pd.DataFrame(
-        {ITEM_COL: item_ids, ITEM_TEXT_COL: texts, "title": titles,
-         "topic": [topic_names[t] for t in item_topic]}
+        {ITEM_COL: item_ids, ITEM_TEXT_COL: texts, "title": titles, "topic": [topic_names[t] for t in item_topic]}
     ).astype({ITEM_COL: "str", ITEM_TEXT_COL: "str", "title": "str", "topic": "str"})
     by_topic = [np.flatnonzero(item_topic == t) for t in range(n_topics)]
 
@@ -220,14 +414,45 @@ def make_synthetic(
         from textinterest.datasets.synthetic_fast import generate_reviews
 
         cols, user_topics, user_bias = generate_reviews(
-            rng, n_users, item_topic, quality, item_ids, vocab, min_reviews=min_reviews, max_reviews=max_reviews,
-            stay_prob=stay_prob, on_topic_prob=on_topic_prob)
-        return _assemble(cols, items, item_topic, quality, item_ids, topic_names, user_topics, user_bias,
-                         n_users, n_items, n_topics, seed, kcore, text_columns=())
+            rng,
+            n_users,
+            item_topic,
+            quality,
+            item_ids,
+            vocab,
+            min_reviews=min_reviews,
+            max_reviews=max_reviews,
+            stay_prob=stay_prob,
+            on_topic_prob=on_topic_prob,
+        )
+        return _assemble(
+            cols,
+            items,
+            item_topic,
+            quality,
+            item_ids,
+            topic_names,
+            user_topics,
+            user_bias,
+            n_users,
+            n_items,
+            n_topics,
+            seed,
+            kcore,
+            text_columns=(),
+        )
 
     # users and their reviews
-    cols: dict[str, list] = {USER_COL: [], ITEM_COL: [], RATING_COL: [], TIME_COL: [], TEXT_COL: [],
-                             SUMMARY_COL: [], ORDER_COL: [], "_review_topic": []}
+    cols: dict[str, list] = {
+        USER_COL: [],
+        ITEM_COL: [],
+        RATING_COL: [],
+        TIME_COL: [],
+        TEXT_COL: [],
+        SUMMARY_COL: [],
+        ORDER_COL: [],
+        "_review_topic": [],
+    }
     user_topics: dict[str, list[int]] = {}
     user_bias: dict[str, float] = {}
     n_reviews = rng.integers(min_reviews, max_reviews + 1, n_users)
@@ -252,8 +477,9 @@ def make_synthetic(
             pool = by_topic[active] if u[r, 2] < on_topic_prob else np.arange(n_items)
             candidates = [j for j in pool if j not in seen]
             if not candidates:
-                candidates = [j for t in interests for j in by_topic[t] if j not in seen] or \
-                             [j for j in range(n_items) if j not in seen]
+                candidates = [j for t in interests for j in by_topic[t] if j not in seen] or [
+                    j for j in range(n_items) if j not in seen
+                ]
             j = int(candidates[int(u[r, 3] * len(candidates)) % len(candidates)])
             seen.add(j)
             off_interest = 0.0 if item_topic[j] in interests else 1.0
@@ -268,21 +494,46 @@ def make_synthetic(
             cols[ORDER_COL].append(len(cols[ORDER_COL]))
             cols["_review_topic"].append(active)
 
-    return _assemble(cols, items, item_topic, quality, item_ids, topic_names, user_topics, user_bias,
-                     n_users, n_items, n_topics, seed, kcore, text_columns=(TEXT_COL, SUMMARY_COL))
+    return _assemble(
+        cols,
+        items,
+        item_topic,
+        quality,
+        item_ids,
+        topic_names,
+        user_topics,
+        user_bias,
+        n_users,
+        n_items,
+        n_topics,
+        seed,
+        kcore,
+        text_columns=(TEXT_COL, SUMMARY_COL),
+    )
 
 
-def _assemble(cols: dict, items: pd.DataFrame, item_topic: np.ndarray, quality: np.ndarray, item_ids: list[str],
-              topic_names: list[str], user_topics: dict[str, list[int]], user_bias: dict[str, float],
-              n_users: int, n_items: int, n_topics: int, seed: int, kcore: int | None,
-              text_columns: tuple[str, ...]) -> ReviewDataset:
+def _assemble(
+    cols: dict,
+    items: pd.DataFrame,
+    item_topic: np.ndarray,
+    quality: np.ndarray,
+    item_ids: list[str],
+    topic_names: list[str],
+    user_topics: dict[str, list[int]],
+    user_bias: dict[str, float],
+    n_users: int,
+    n_items: int,
+    n_topics: int,
+    seed: int,
+    kcore: int | None,
+    text_columns: tuple[str, ...],
+) -> ReviewDataset:
     """Clean the generated columns and wrap them with the items and the ground truth."""
     report = CleaningReport(
         source=f"synthetic(n_users={n_users}, n_items={n_items}, n_topics={n_topics}, seed={seed})",
         n_read=len(cols[ORDER_COL]),
     )
-    df = finalize(make_frame(cols, {"_review_topic": "int64"}), report, kcore=kcore,
-                  text_columns=text_columns)
+    df = finalize(make_frame(cols, {"_review_topic": "int64"}), report, kcore=kcore, text_columns=text_columns)
     review_topic = df["_review_topic"].to_numpy(dtype=np.int64)
     df = df.drop(columns="_review_topic")
     if kcore is not None:

@@ -30,7 +30,7 @@ def _choose(options: tuple[str, ...], u: np.ndarray) -> np.ndarray:
 
 
 def _split_template(template: str) -> tuple[str, str, str]:
-    """"I bought this {a} for my {b}." -> ("I bought this ", " for my ", ".")."""
+    """ "I bought this {a} for my {b}." -> ("I bought this ", " for my ", ".")."""
     head, rest = template.split("{a}")
     mid, tail = rest.split("{b}")
     return head, mid, tail
@@ -67,8 +67,13 @@ def _texts(words: np.ndarray, topic: np.ndarray, rating: np.ndarray, u: np.ndarr
         body = text[rows] + second + "."
         if adj is not s._MIX_ADJ:
             strong = (rating[rows] >= 5) if adj is s._POS_ADJ else (rating[rows] <= 1)
-            extra = " It is " + _choose(adj, ur[:, 7]) + " for anyone into " + words[topic[rows], np.minimum(
-                (ur[:, 8] * n).astype(np.int64), n - 1)] + "."
+            extra = (
+                " It is "
+                + _choose(adj, ur[:, 7])
+                + " for anyone into "
+                + words[topic[rows], np.minimum((ur[:, 8] * n).astype(np.int64), n - 1)]
+                + "."
+            )
             body = np.where(strong, body + extra, body)
         text[rows] = body + " " + _choose(end, ur[:, 9])
     for mood, mask in (("pos", pos), ("neg", neg), ("mix", mix)):
@@ -85,8 +90,15 @@ def _texts(words: np.ndarray, topic: np.ndarray, rating: np.ndarray, u: np.ndarr
     return text, summary
 
 
-def _draw_items(u: np.ndarray, active: np.ndarray, topic_items: np.ndarray, topic_start: np.ndarray,
-                topic_size: np.ndarray, n_items: int, on_topic_prob: float) -> np.ndarray:
+def _draw_items(
+    u: np.ndarray,
+    active: np.ndarray,
+    topic_items: np.ndarray,
+    topic_start: np.ndarray,
+    topic_size: np.ndarray,
+    n_items: int,
+    on_topic_prob: float,
+) -> np.ndarray:
     """Item of each row: from its active topic with probability ``on_topic_prob``, else from all items."""
     on_topic = u[:, 0] < on_topic_prob
     size = np.where(on_topic, topic_size[active], n_items)
@@ -96,8 +108,15 @@ def _draw_items(u: np.ndarray, active: np.ndarray, topic_items: np.ndarray, topi
     return out
 
 
-def _fix_repeats(user: np.ndarray, item: np.ndarray, redraw: Any, interests: np.ndarray, k: np.ndarray,
-                 item_topic: np.ndarray, n_items: int) -> None:
+def _fix_repeats(
+    user: np.ndarray,
+    item: np.ndarray,
+    redraw: Any,
+    interests: np.ndarray,
+    k: np.ndarray,
+    item_topic: np.ndarray,
+    n_items: int,
+) -> None:
     """Make every (user, item) pair unique in place: redraw repeats, then assign the leftovers one by one."""
     for _ in range(_REDRAW_ROUNDS):
         key = user.astype(np.int64) * n_items + item
@@ -119,8 +138,9 @@ def _fix_repeats(user: np.ndarray, item: np.ndarray, redraw: Any, interests: np.
         hi = ends[np.searchsorted(starts, r, side="right") - 1]
         seen = set(item[lo:hi].tolist())
         mine = set(interests[user[r], : k[user[r]]].tolist())
-        candidates = [j for j in range(n_items) if item_topic[j] in mine and j not in seen] or \
-                     [j for j in range(n_items) if j not in seen]
+        candidates = [j for j in range(n_items) if item_topic[j] in mine and j not in seen] or [
+            j for j in range(n_items) if j not in seen
+        ]
         item[r] = candidates[0]
 
 
@@ -169,8 +189,11 @@ def generate_reviews(
 
     # the active interest: a position in the user's list that moves by 1..k-1 on a switch
     u = rng.random((n_rows, 2))
-    step = np.where(first, (u[:, 0] * ku).astype(np.int64) % ku,
-                    (u[:, 0] >= stay_prob) * (1 + (u[:, 1] * (ku - 1)).astype(np.int64)))
+    step = np.where(
+        first,
+        (u[:, 0] * ku).astype(np.int64) % ku,
+        (u[:, 0] >= stay_prob) * (1 + (u[:, 1] * (ku - 1)).astype(np.int64)),
+    )
     csum = np.cumsum(step)
     position = (csum - np.repeat(csum[starts] - step[starts], counts)) % ku
     active = interests[user, position]
@@ -181,8 +204,9 @@ def generate_reviews(
     item = _draw_items(rng.random((n_rows, 2)), active, order, topic_start, topic_size, n_items, on_topic_prob)
 
     def redraw(rows: np.ndarray) -> np.ndarray:
-        return _draw_items(rng.random((len(rows), 2)), active[rows], order, topic_start, topic_size, n_items,
-                           on_topic_prob)
+        return _draw_items(
+            rng.random((len(rows), 2)), active[rows], order, topic_start, topic_size, n_items, on_topic_prob
+        )
 
     _fix_repeats(user, item, redraw, interests, k, item_topic, n_items)
 
@@ -201,8 +225,13 @@ def generate_reviews(
 
     user_names = np.asarray([f"u{j:04d}" for j in range(n_users)], dtype=object)
     columns = {
-        USER_COL: user_names[user], ITEM_COL: np.asarray(item_ids, dtype=object)[item], RATING_COL: rating,
-        TIME_COL: times, TEXT_COL: text, SUMMARY_COL: summary, ORDER_COL: np.arange(n_rows, dtype=np.int64),
+        USER_COL: user_names[user],
+        ITEM_COL: np.asarray(item_ids, dtype=object)[item],
+        RATING_COL: rating,
+        TIME_COL: times,
+        TEXT_COL: text,
+        SUMMARY_COL: summary,
+        ORDER_COL: np.arange(n_rows, dtype=np.int64),
         "_review_topic": active.astype(np.int64),
     }
     user_topics = {str(user_names[j]): [int(t) for t in interests[j, : k[j]]] for j in range(n_users)}

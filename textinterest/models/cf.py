@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -126,8 +127,16 @@ class MFRecommender(TorchRecommender):
     # (l2, bias_l2) per task, chosen on Musical Instruments validation data
     DEFAULT_REG = {"rating": (5.0, 5.0), "ranking": (1.0, 10.0)}
 
-    def __init__(self, task: str = "rating", *, dim: int = 32, l2: float | None = None, bias_l2: float | None = None,
-                 train_config: TrainConfig | None = None, eval_batch_size: int = 1024) -> None:
+    def __init__(
+        self,
+        task: str = "rating",
+        *,
+        dim: int = 32,
+        l2: float | None = None,
+        bias_l2: float | None = None,
+        train_config: TrainConfig | None = None,
+        eval_batch_size: int = 1024,
+    ) -> None:
         super().__init__(task, train_config, eval_batch_size)
         default_l2, default_bias = self.DEFAULT_REG[task]
         self.dim = dim
@@ -136,8 +145,12 @@ class MFRecommender(TorchRecommender):
 
     def _build(self, train: pd.DataFrame) -> nn.Module:
         config = MFConfig(
-            n_users=len(self.user_index), n_items=len(self.item_index), dim=self.dim,
-            global_mean=self.global_mean_ if self.task == "rating" else 0.0, l2=self.l2, bias_l2=self.bias_l2,
+            n_users=len(self.user_index),
+            n_items=len(self.item_index),
+            dim=self.dim,
+            global_mean=self.global_mean_ if self.task == "rating" else 0.0,
+            l2=self.l2,
+            bias_l2=self.bias_l2,
         )
         rows = np.arange(len(self.seq)) if self.task == "ranking" else np.flatnonzero(np.isfinite(self.seq.rating))
         self._rows = rows
@@ -179,7 +192,7 @@ class MFRecommender(TorchRecommender):
         return save_recommender(self, path, metadata=metadata)
 
     @classmethod
-    def load(cls, path: Any, *, device: str = "cpu") -> "MFRecommender":
+    def load(cls, path: Any, *, device: str = "cpu") -> MFRecommender:
         """Load a saved model (see :func:`textinterest.models.artifact.load_recommender`)."""
         from textinterest.models.artifact import load_recommender
 
@@ -271,13 +284,26 @@ class SequentialRecommender(TorchRecommender):
     name = "seq-lstm"
     capabilities = Capabilities(rating=False, ranking=True, sequential=True, trains_with_torch=True)
 
-    def __init__(self, task: str = "ranking", *, hidden: int = 64, dropout: float = 0.1, max_history: int = 50, train_config: TrainConfig | None = None, eval_batch_size: int = 512) -> None:
+    def __init__(
+        self,
+        task: str = "ranking",
+        *,
+        hidden: int = 64,
+        dropout: float = 0.1,
+        max_history: int = 50,
+        train_config: TrainConfig | None = None,
+        eval_batch_size: int = 512,
+    ) -> None:
         super().__init__(task, train_config, eval_batch_size)
         self.hidden, self.dropout, self.max_history = hidden, dropout, max_history
 
     def _build(self, train: pd.DataFrame) -> nn.Module:
         self._windows = self.seq.windows(self.max_history)
-        return SequentialLSTM(SeqConfig(n_items=len(self.item_index), hidden=self.hidden, dropout=self.dropout, max_history=self.max_history))
+        return SequentialLSTM(
+            SeqConfig(
+                n_items=len(self.item_index), hidden=self.hidden, dropout=self.dropout, max_history=self.max_history
+            )
+        )
 
     def _batches(self, epoch: int, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
         order = rng.permutation(len(self._windows))
@@ -317,7 +343,7 @@ class SequentialRecommender(TorchRecommender):
         return save_recommender(self, path, metadata=metadata)
 
     @classmethod
-    def load(cls, path: Any, *, device: str = "cpu") -> "SequentialRecommender":
+    def load(cls, path: Any, *, device: str = "cpu") -> SequentialRecommender:
         """Load a saved model (see :func:`textinterest.models.artifact.load_recommender`)."""
         from textinterest.models.artifact import load_recommender
 

@@ -35,7 +35,8 @@ Composition. For a candidate item i with representation u_i = LN(E_item[i] + W_t
                 \\____ CF term (use_cf) ___/   \\______________ text term ______________/
 
 Training: ratings by MSE; ranking by a softmax over all items (or ``n_negatives`` sampled ones)
-or BPR, the user's other training items left out of the negatives. Scoring all items is vectorised without materialising (B, N, H): with
+or BPR, the user's other training items left out of the negatives. Scoring all items is vectorised
+without materialising (B, N, H): with
 M = (P c)(Q u)^T (B, N, C) and the Gram matrix G = (P c)(P c)^T (B, C, C),
 ``P v* . Q u = beta . M`` and ``|P v*|^2 = beta^T G beta``.
 
@@ -291,10 +292,24 @@ class DynamicInterestModel(nn.Module):
         """users (R,); items (R,) -> (R,), or None -> (R, N) for all items."""
         mu = self.config.global_mean
         if not self.config.use_cf:
-            return torch.full((users.shape[0],) if items is not None else (users.shape[0], self.config.n_items), mu, device=users.device)
+            return torch.full(
+                (users.shape[0],) if items is not None else (users.shape[0], self.config.n_items),
+                mu,
+                device=users.device,
+            )
         if items is None:
-            return mu + self.user_bias(users) + self.item_bias.weight[1:, 0] + self.user_emb(users) @ self.item_emb.weight[1:].T
-        return mu + self.user_bias(users)[:, 0] + self.item_bias(items)[:, 0] + (self.user_emb(users) * self.item_emb(items)).sum(-1)
+            return (
+                mu
+                + self.user_bias(users)
+                + self.item_bias.weight[1:, 0]
+                + self.user_emb(users) @ self.item_emb.weight[1:].T
+            )
+        return (
+            mu
+            + self.user_bias(users)[:, 0]
+            + self.item_bias(items)[:, 0]
+            + (self.user_emb(users) * self.item_emb(items)).sum(-1)
+        )
 
     def score(
         self,
@@ -413,7 +428,9 @@ class TextFeatures:
         if self.item_vectors is not None:
             iv = np.asarray(self.item_vectors)
             if iv.shape != (len(self.item_ids), vec.shape[1]):
-                raise ValueError(f"TextFeatures.item_vectors must have shape ({len(self.item_ids)}, {vec.shape[1]}), got {iv.shape}")
+                raise ValueError(
+                    f"TextFeatures.item_vectors must have shape ({len(self.item_ids)}, {vec.shape[1]}), got {iv.shape}"
+                )
 
 
 class InterestRecommender(TorchRecommender):
@@ -451,12 +468,19 @@ class InterestRecommender(TorchRecommender):
     def capabilities(self) -> Capabilities:  # type: ignore[override]
         """Rating and ranking; ``uses_text`` / ``sequential`` follow ``config.use_text`` / ``config.use_lstm``."""
         config = getattr(self, "config", None) or InterestConfig()
-        return Capabilities(rating=True, ranking=True, uses_text=bool(config.use_text),
-                            sequential=bool(config.use_lstm), trains_with_torch=True)
+        return Capabilities(
+            rating=True,
+            ranking=True,
+            uses_text=bool(config.use_text),
+            sequential=bool(config.use_lstm),
+            trains_with_torch=True,
+        )
 
     # ------------------------------------------------------------------ data
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, features: TextFeatures | None = None) -> "InterestRecommender":
+    def fit(
+        self, train: pd.DataFrame, val: pd.DataFrame | None = None, features: TextFeatures | None = None
+    ) -> InterestRecommender:
         """Train on ``train`` (with its :class:`TextFeatures`); ``val`` drives early stopping."""
         if features is not None:
             self.features = features
@@ -479,8 +503,13 @@ class InterestRecommender(TorchRecommender):
         self._penalty_scale = 1.0 / max(n_obs, 1)
         self._seen = set((seq.user.astype(np.int64) * n_items + seq.item).tolist())
         cfg = self.config = replace(  # a copy: the caller's config is left as it was
-            self.config, n_users=len(self.user_index), n_items=n_items, text_dim=item_text.shape[1],
-            global_mean=self.global_mean_ if self.task == "rating" else 0.0, rating_center=center, rating_scale=scale,
+            self.config,
+            n_users=len(self.user_index),
+            n_items=n_items,
+            text_dim=item_text.shape[1],
+            global_mean=self.global_mean_ if self.task == "rating" else 0.0,
+            rating_center=center,
+            rating_scale=scale,
         )
         module = DynamicInterestModel(cfg)
         self._load_item_text(module, item_text, mean_text)
@@ -531,7 +560,11 @@ class InterestRecommender(TorchRecommender):
         n, n_items = len(seq), len(self.item_index)
         if feats is not None and self.config.use_text:
             review = np.asarray(feats.review_vectors, dtype=np.float32)[seq.rows]  # (n, D) sorted order
-            sentiment = np.zeros(n, np.float32) if feats.sentiment is None else np.asarray(feats.sentiment, np.float32)[seq.rows]
+            sentiment = (
+                np.zeros(n, np.float32)
+                if feats.sentiment is None
+                else np.asarray(feats.sentiment, np.float32)[seq.rows]
+            )
         else:
             review = np.zeros((n, 1), np.float32)
             sentiment = np.zeros(n, np.float32)
@@ -608,8 +641,10 @@ class InterestRecommender(TorchRecommender):
                 b, t = np.nonzero(target)
                 rows = pos[b, t]
                 score, _ = self.module.score(
-                    comps[self._tensor(b), self._tensor(t)], self._tensor(win[b, 0] + 1),
-                    self._tensor(self.seq.item[rows] + 1), torch.as_tensor(self._loo[rows], device=self.device),
+                    comps[self._tensor(b), self._tensor(t)],
+                    self._tensor(win[b, 0] + 1),
+                    self._tensor(self.seq.item[rows] + 1),
+                    torch.as_tensor(self._loo[rows], device=self.device),
                 )
                 out[self.seq.rows[rows]] = score.float().cpu().numpy()
         return out
@@ -642,8 +677,10 @@ class InterestRecommender(TorchRecommender):
                 continue
             rows = pos[b, t]
             batch.update(
-                t_b=torch.as_tensor(b), t_t=torch.as_tensor(t),
-                t_user=torch.as_tensor(win[b, 0] + 1), t_item=torch.as_tensor(self.seq.item[rows] + 1),
+                t_b=torch.as_tensor(b),
+                t_t=torch.as_tensor(t),
+                t_user=torch.as_tensor(win[b, 0] + 1),
+                t_item=torch.as_tensor(self.seq.item[rows] + 1),
                 t_text=torch.as_tensor(self._loo[rows]),
                 t_rating=torch.as_tensor(np.nan_to_num(self.seq.rating[rows]), dtype=torch.float32),
             )
@@ -680,7 +717,9 @@ class InterestRecommender(TorchRecommender):
             neg, _ = module.score(comps_t, users, batch["t_neg"], batch.get("t_neg_text"))
             loss = -F.logsigmoid(pos - neg.float()).mean()
         else:
-            scores, _ = module.score(comps_t, users, candidates=batch["cand"], candidate_text=batch.get("cand_text"))  # (R, N')
+            scores, _ = module.score(
+                comps_t, users, candidates=batch["cand"], candidate_text=batch.get("cand_text")
+            )  # (R, N')
             scores = scores.float().masked_fill(batch["seen"][b], -1e9)  # the user's train items, target included
             logits = torch.cat([pos[:, None], scores], dim=1)  # (R, 1 + N'); column 0 = target (leave-one-out text)
             loss = F.cross_entropy(logits, torch.zeros(len(pos), dtype=torch.long, device=pos.device))
@@ -792,23 +831,31 @@ class InterestRecommender(TorchRecommender):
         top = []
         for j in np.argsort(-weights, kind="stable")[:top_n]:
             r = int(rows[j])
-            top.append({
-                "item": self.item_index.ids[self.seq.item[r]],
-                "timestamp": int(self._train_df[TIME_COL].iloc[self.seq.rows[r]]),
-                "rating": None if not np.isfinite(self.seq.rating[r]) else float(self.seq.rating[r]),
-                "text": None if self._texts is None else self._texts[r],
-                "weight": float(weights[j]),
-                "component": names[int(np.argmax(gamma[j]))],
-            })
+            top.append(
+                {
+                    "item": self.item_index.ids[self.seq.item[r]],
+                    "timestamp": int(self._train_df[TIME_COL].iloc[self.seq.rows[r]]),
+                    "rating": None if not np.isfinite(self.seq.rating[r]) else float(self.seq.rating[r]),
+                    "text": None if self._texts is None else self._texts[r],
+                    "weight": float(weights[j]),
+                    "component": names[int(np.argmax(gamma[j]))],
+                }
+            )
         score = float(total[0])
         if self.task == "rating":
             score = float(np.clip(score, *self.rating_range_))
         return {
-            "user": user, "item": item, "score": score,
-            "cf_term": float(cf[0]), "text_term": float(total[0] - cf[0]),
-            "history_length": n, "known_user": u >= 0, "known_item": i >= 0,
+            "user": user,
+            "item": item,
+            "score": score,
+            "cf_term": float(cf[0]),
+            "text_term": float(total[0] - cf[0]),
+            "history_length": n,
+            "known_user": u >= 0,
+            "known_item": i >= 0,
             "composition": {name: float(b) for name, b in zip(names, beta)},
-            "prior_share": prior, "top_reviews": top,
+            "prior_share": prior,
+            "top_reviews": top,
         }
 
     # ------------------------------------------------------------------ saving and serving
@@ -820,7 +867,7 @@ class InterestRecommender(TorchRecommender):
         return save_recommender(self, path, encoder=encoder, sentiment=sentiment, metadata=metadata)
 
     @classmethod
-    def load(cls, path: Any, *, encoder: Any = None, device: str = "cpu") -> "InterestRecommender":
+    def load(cls, path: Any, *, encoder: Any = None, device: str = "cpu") -> InterestRecommender:
         """Load a saved pipeline (see :func:`textinterest.models.artifact.load_recommender`)."""
         from textinterest.models.artifact import load_recommender
 

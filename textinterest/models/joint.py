@@ -107,7 +107,9 @@ class JointInterestRecommender(InterestRecommender):
         self._prefix: torch.Tensor | None = None  # (n, L, D) input of the first trainable block
         self.frozen_cache_status_ = "not built"
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, features: TextFeatures | None = None) -> "JointInterestRecommender":
+    def fit(
+        self, train: pd.DataFrame, val: pd.DataFrame | None = None, features: TextFeatures | None = None
+    ) -> JointInterestRecommender:
         """Fine-tune the encoder and train the interest model on ``train`` (``val``: early stopping)."""
         feats = features if features is not None else self.features
         if feats is None or feats.texts is None:
@@ -133,7 +135,9 @@ class JointInterestRecommender(InterestRecommender):
         module.text_encoder = encoder  # registered as a sub-module: trained and moved with the model
         module.optimizer_groups = partial(joint_param_groups, module, encoder_lr=self.encoder_lr)
         tok = extractor.tokenizer
-        enc = tok(list(self._texts), padding="max_length", truncation=True, max_length=self.max_length, return_tensors="pt")
+        enc = tok(
+            list(self._texts), padding="max_length", truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
         self._ids, self._att = enc["input_ids"], enc["attention_mask"]  # (n, L) in sorted-step order
         self._lengths = self._att.sum(1)
         self._prefix = None

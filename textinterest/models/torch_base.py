@@ -62,7 +62,7 @@ class TorchRecommender(Recommender):
 
     # -- public API ---------------------------------------------------------------------------
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, **inputs: Any) -> "TorchRecommender":
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, **inputs: Any) -> TorchRecommender:
         """Train on ``train``; ``val`` (optional) drives early stopping.
 
         Args:
