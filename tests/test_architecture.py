@@ -38,6 +38,7 @@ STAGES: dict[str, int] = {
     "textinterest.recommend": 3,
     # 4 the evaluation protocol
     "textinterest.experiments": 4,
+    "textinterest.text_inputs": 4,
     "textinterest.pipeline": 4,
     "textinterest.serving_eval": 4,
     "textinterest.scale": 4,
