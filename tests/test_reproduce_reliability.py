@@ -334,7 +334,8 @@ def test_killed_at_random_points_never_leaves_a_mixed_or_stale_report(tmp_path):
             kills += 1
         _, err = process.communicate(timeout=60)
         if process.returncode in (1, -signal.SIGINT) and sig == signal.SIGINT:
-            assert "[1/" not in err, err  # only while Python itself was starting up, before reproduce ran
+            # Python was still starting (nothing ran), or reproduce had finished and the signal hit its exit
+            assert "[1/" not in err or "report:" in err, err
         elif process.returncode == 130:
             assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("textinterest: interrupted"), err
             if "[1/" in err:  # the run had started: its report says it was interrupted

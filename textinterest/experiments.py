@@ -398,8 +398,10 @@ def _result(
             "read the user's history can copy the rating, so these results overstate them"
         )
         _log(progress, "warning: " + warnings[-1])
-    # the hyper-parameters the first model with a grid (or borrowing one) trained with, per task
-    primary = next((spec for spec in run.specs if spec.grid or spec.tuned_by), None)
+    # the hyper-parameters the interest model (else the first model with a grid) trained with, per task;
+    # result["tuning"]["by_model"] holds every tuned model's choice
+    tuned = [spec for spec in run.specs if spec.grid or spec.tuned_by]
+    primary = next((spec for spec in tuned if spec.name == "interest"), tuned[0] if tuned else None)
     chosen = {task: run.context(primary, task, seeds[0]).params for task in tasks} if primary else {}
     return {
         "dataset": dataset.name if hasattr(dataset, "name") else name,

@@ -174,6 +174,9 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int, int]]:
 def _execute(ctx: _Run, notebook: Path, params: dict[str, Any]) -> None:
     import papermill
 
+    # A kernel that stops after a failed cell can leave a message on its channels that tornado logs as an
+    # uncaught exception; the failure itself is recorded from papermill's error, so that log is only noise.
+    logging.getLogger("tornado.general").setLevel(logging.CRITICAL + 1)
     papermill.execute_notebook(
         str(notebook),
         str(ctx.out / "executed" / notebook.name),
@@ -324,7 +327,7 @@ def _prepare(
 
 def _on_sigint(signum: int, frame: Any) -> None:
     """Ctrl-C: quiet the libraries that would log the dying kernel's tasks, then stop as Python would."""
-    for name in ("asyncio", "nbclient", "papermill", "traitlets"):
+    for name in ("asyncio", "nbclient", "papermill", "traitlets", "tornado"):
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
     raise KeyboardInterrupt
 
