@@ -155,3 +155,14 @@ def test_evaluate_loads_with_errors_drop(monkeypatch, tmp_path):
     outcome = run_cli(["evaluate", TOY, "--data-home", str(tmp_path), "--errors", "drop"])
     assert outcome.rc == 0, outcome.stderr
     assert seen["dataset"].report.dropped == {"bad_value:unixReviewTime": 1}
+
+
+def test_ctrl_c_while_the_parser_is_built_is_one_line(monkeypatch, capsys):
+    import textinterest.cli as cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["data", "summary", "synthetic"]) == 130
+    assert capsys.readouterr().err == "textinterest: interrupted\n"

@@ -370,9 +370,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     Exit status: 0 success, 2 a user error (one line on stderr, or the traceback with ``--debug``),
     130 interrupted; a bug raises with its traceback.
     """
-    parser = build_parser()
-    _accept_debug_anywhere(parser)
-    args = parser.parse_args(argv)
+    try:  # building the parser imports the model registry: a Ctrl-C can land there too
+        parser = build_parser()
+        _accept_debug_anywhere(parser)
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        print("textinterest: interrupted", file=sys.stderr)
+        return 130
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
