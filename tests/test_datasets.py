@@ -337,6 +337,35 @@ def test_amazon2018_schema(tmp_path, write_lines, make_review):
     assert ds.report.flagged == {"missing:verified": 1, "missing:reviewText": 1, "empty_text": 1}
 
 
+def test_amazon2018_copied_reviews_dropped_by_default(tmp_path, write_lines, make_review):
+    r = make_review.amazon2018
+    t = 1_420_070_400
+    lines = [
+        r(0, reviewerID="U1", asin="I1", unixReviewTime=t, reviewText="same words"),  # kept (first line)
+        r(1, reviewerID="U1", asin="I2", unixReviewTime=t, reviewText="same words"),  # copy under a sibling id
+        r(2, reviewerID="U1", asin="I3", unixReviewTime=t + 86400, reviewText="same words"),  # other time: kept
+        r(3, reviewerID="U2", asin="I2", unixReviewTime=t, reviewText="same words"),  # other user: kept
+        r(4, reviewerID="U1", asin="I4", unixReviewTime=t, reviewText=""),  # empty text is never a copy
+        r(5, reviewerID="U1", asin="I5", unixReviewTime=t, reviewText=""),
+    ]
+    write_lines(tmp_path / BEAUTY, lines)
+    ds = load("amazon2018:All_Beauty", tmp_path)
+    assert ds.report.dropped == {"copied_review": 1}
+    assert sorted(ds.interactions[ITEM_COL]) == ["I1", "I2", "I3", "I4", "I5"]
+    assert ds.interactions.loc[ds.interactions[USER_COL] == "U1", ITEM_COL].tolist() == ["I1", "I3", "I4", "I5"]
+    kept = load("amazon2018:All_Beauty", tmp_path, drop_copies=False)
+    assert len(kept.interactions) == 6 and "copied_review" not in kept.report.dropped
+
+
+def test_amazon2014_keeps_copies_unless_asked(tmp_path, write_lines, make_review):
+    r = make_review.amazon2014
+    lines = [r(i, reviewerID="U1", asin=f"I{i}", unixReviewTime=1_300_000_000, reviewText="twin") for i in range(3)]
+    write_lines(tmp_path / MI, lines)
+    assert len(load("amazon:Musical_Instruments", tmp_path).interactions) == 3
+    ds = load("amazon:Musical_Instruments", tmp_path, drop_copies=True)
+    assert len(ds.interactions) == 1 and ds.report.dropped == {"copied_review": 2}
+
+
 @pytest.mark.parametrize("vote", ["12a", "1,23", "-3", 1.5])
 def test_amazon2018_bad_vote(tmp_path, write_lines, make_review, vote):
     write_lines(tmp_path / BEAUTY, [make_review.amazon2018(0, vote=vote)])

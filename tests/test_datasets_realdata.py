@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textinterest.constants import ITEM_COL, RATING_COL, TEXT_COL, USER_COL
+from textinterest.constants import ITEM_COL, RATING_COL, TEXT_COL, TIME_COL, USER_COL
 from textinterest.datasets import dataset_summary, load_dataset
 from textinterest.datasets.registry import REGISTRY, fetch_file, find_local, verify_file
 
@@ -20,12 +20,12 @@ pytestmark = pytest.mark.realdata
 
 
 @cache
-def _load(name: str, home: str, **options):
-    return load_dataset(name, home, **options)
+def _load(name: str, home: str, drop_copies: bool | None = None):
+    return load_dataset(name, home, **({} if drop_copies is None else {"drop_copies": drop_copies}))
 
 
-def load(name: str, home: Path):
-    return _load(name, str(home))
+def load(name: str, home: Path, drop_copies: bool | None = None):
+    return _load(name, str(home), drop_copies)
 
 
 def test_every_shared_file_is_registered_and_passes_its_hash(shared_data):
@@ -62,7 +62,7 @@ def test_musical_instruments(shared_data):
 
 
 def test_all_beauty(shared_data):
-    ds = load("amazon2018:All_Beauty", shared_data)
+    ds = load("amazon2018:All_Beauty", shared_data, drop_copies=False)
     summary = dataset_summary(ds)
     report = ds.report
     # The README counts 5,269 lines, 1,027 exact-duplicate lines and 1,040 (user, item) pairs with more
@@ -84,8 +84,22 @@ def test_all_beauty(shared_data):
     assert (df["style"].str.len() > 0).sum() > 0 and json.loads(df["style"][df["style"] != ""].iloc[0])
 
 
+@pytest.mark.parametrize(
+    ("name", "n_copies", "n_left", "n_users_3"), [("All_Beauty", 2_812, 1_280, 88), ("AMAZON_FASHION", 2_604, 438, 2)]
+)
+def test_amazon2018_copies_dropped_by_default(shared_data, name, n_copies, n_left, n_users_3):
+    # Most 2018 5-core rows repeat one review (same user, text and time) under sibling item ids;
+    # after removing the copies few users keep the 3 distinct reviews a leave-last-out test row needs.
+    ds = load(f"amazon2018:{name}", shared_data)
+    df = ds.interactions
+    assert ds.report.dropped["copied_review"] == n_copies and len(df) == n_left
+    has_text = df[TEXT_COL].str.strip() != ""
+    assert not df[has_text].duplicated([USER_COL, TEXT_COL, TIME_COL]).any()
+    assert int((df[USER_COL].value_counts() >= 3).sum()) == n_users_3
+
+
 def test_amazon_fashion(shared_data):
-    ds = load("amazon2018:AMAZON_FASHION", shared_data)
+    ds = load("amazon2018:AMAZON_FASHION", shared_data, drop_copies=False)
     summary = dataset_summary(ds)
     report = ds.report
     # README: 3,176 lines, 68 exact duplicates, 81 pairs with >1 line (134 surplus); after the exact

@@ -63,9 +63,10 @@ def load_dataset(
         download: fetch a missing registered file from its publisher (checked by hash).
         kcore: keep only the k-core (every user and item with at least ``kcore`` interactions).
         **options: for files: ``errors`` ("raise" or "drop" bad records, default "raise") and
-            ``verify`` (check hashes, default True). For "synthetic": ``n_users``, ``n_items``,
-            ``n_topics``, ``seed``, ``min_reviews``, ``max_reviews``, ``stay_prob``, ``on_topic_prob``,
-            ``vectorised``.
+            ``verify`` (check hashes, default True); for Amazon files also ``drop_copies`` (see
+            :func:`~textinterest.datasets.amazon.load_amazon`; on by default for "amazon2018").
+            For "synthetic": ``n_users``, ``n_items``, ``n_topics``, ``seed``, ``min_reviews``,
+            ``max_reviews``, ``stay_prob``, ``on_topic_prob``, ``vectorised``.
 
     Returns:
         A ``ReviewDataset``: interactions in source order, item metadata where the source has it,

@@ -6,6 +6,10 @@ Order of the steps (``finalize``):
    kept (before any text cleaning); the first occurrence in the file stays.
 2. **One review per (user, item)** (``dropped["duplicate_user_item"]``): the latest by
    (timestamp, source_order) stays, so on a timestamp tie the later line of the file wins.
+2b. **Copied reviews** (optional, ``dropped["copied_review"]``): rows of one user with the same
+   non-empty text and the same timestamp under different item ids (in the Amazon 2018 files one
+   review is repeated under every sibling variant of a product); the first line of the file stays.
+   Without this step a copy can sit in train while its twin is the test row.
 3. **k-core** (optional, ``dropped["kcore"]``): users and items with fewer than k interactions
    (rated or not) are removed, repeatedly, until every remaining user and item has at least k.
 4. **Text cleaning** of the kept rows, in the text columns (text, summary and e.g. reviewer name);
@@ -125,6 +129,21 @@ def keep_latest_per_user_item(df: pd.DataFrame, report: CleaningReport) -> pd.Da
     return df.loc[df.index.difference(ordered.index[duplicated.to_numpy()])]
 
 
+def drop_copied_reviews(df: pd.DataFrame, report: CleaningReport) -> pd.DataFrame:
+    """Keep one row per (user, non-empty text, timestamp): the first in source order; count ``copied_review``."""
+    if TEXT_COL not in df.columns or not len(df):
+        report.add("dropped", "copied_review", 0)
+        return df
+    ordered = df.sort_values(ORDER_COL, kind="mergesort")
+    has_text = ordered[TEXT_COL].fillna("").astype(str).str.strip() != ""
+    copied = has_text & ordered.duplicated(subset=[USER_COL, TEXT_COL, TIME_COL], keep="first")
+    n = int(copied.sum())
+    report.add("dropped", "copied_review", n)
+    if n == 0:
+        return df
+    return df.loc[df.index.difference(ordered.index[copied.to_numpy()])]
+
+
 def kcore_filter(df: pd.DataFrame, k: int, report: CleaningReport | None = None) -> pd.DataFrame:
     """Keep the k-core: repeatedly drop users and items with fewer than ``k`` rows until none is left.
 
@@ -155,6 +174,7 @@ def finalize(
     kcore: int | None = None,
     text_columns: Sequence[str] = (TEXT_COL,),
     flag_empty_text: bool = True,
+    drop_copies: bool = False,
 ) -> pd.DataFrame:
     """Run every cleaning step (see the module docstring) and set ``report.n_kept``.
 
@@ -164,12 +184,15 @@ def finalize(
         kcore: when set, keep only the k-core.
         text_columns: columns cleaned as text.
         flag_empty_text: count rows whose text is empty in ``report.flagged["empty_text"]``.
+        drop_copies: drop copied reviews (step 2b).
 
     Returns:
         The cleaned interactions, in source order, index 0..n-1.
     """
     df = drop_exact_duplicates(df, report)
     df = keep_latest_per_user_item(df, report)
+    if drop_copies:
+        df = drop_copied_reviews(df, report)
     if kcore is not None:
         df = kcore_filter(df, kcore, report)
         if len(df) == 0:
