@@ -44,6 +44,7 @@ STAGES: dict[str, int] = {
     "textinterest.scale": 4,
     "textinterest.distributed": 4,
     "textinterest.protocols": 4,
+    "textinterest.verdict": 4,
     # 5 reporting
     "textinterest.reporting": 5,
     "textinterest.reproduce": 5,

@@ -69,6 +69,16 @@ def test_peers_in_the_table_with_tuning_significance_and_slices(peer_result):
     assert slices["users<=3"]["n"] + slices["users>=10"]["n"] <= 30 and slices["items=0"]["n"] >= 0
     saved = json.loads(path.read_text())
     assert saved["significance"]["ndcg@10"]["best_other"] == sig["ndcg@10"]["best_other"]
+    # interest against its own text ablation, paired on the same users
+    text = result["significance_ablations"]["interest-no-text"]
+    assert set(result["significance_ablations"]) == {"interest-no-text"}
+    assert text["ndcg@10"]["best_other"] == "interest-no-text" and text["rmse"]["best_other"] == "interest-no-text"
+    assert text["ndcg@10"]["b"] == pytest.approx(rows["interest-no-text"]["ndcg@10"])
+    from textinterest.verdict import dataset_verdicts
+
+    verdicts = {r["metric"]: r for r in dataset_verdicts(saved)}
+    assert verdicts["ndcg@10"]["best_other"] == sig["ndcg@10"]["best_other"]
+    assert verdicts["ndcg@10"]["text_verdict"] in ("win", "tie", "loss")
 
 
 def test_train_history_protocol_keeps_the_validation_item_a_candidate():

@@ -344,6 +344,12 @@ def _compare(run: _Run, train: pd.DataFrame) -> dict[str, Any]:
 
     own = tuple(INTEREST_VARIANTS) + (JOINT_MODEL,)
     out: dict[str, Any] = {"significance": compare_to_best(run.store, "interest", exclude=own), "slices": {}}
+    evaluated = {model for model, _ in run.store.keys()}
+    # interest against each of its own ablations, pair by pair (is the text part of a win?)
+    out["significance_ablations"] = {
+        variant: compare_to_best(run.store, "interest", exclude=tuple(evaluated - {variant}))
+        for variant in sorted(evaluated & set(own) - {"interest"})
+    }
     for model, task in run.store.keys():
         users, values = run.store.mean(model, task)
         masks = slice_masks(train, users, run.parts.test)
