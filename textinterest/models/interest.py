@@ -221,6 +221,10 @@ class DynamicInterestModel(nn.Module):
             nn.init.normal_(self.item_emb.weight, std=0.05)
         with torch.no_grad():
             self.item_id.weight[0].zero_()
+            if c.residual_base != "none":  # the residual starts at 0: the model starts at the frozen base
+                self.text_scale.zero_()
+                self.dyn_bias.weight.zero_()
+                self.item_text_bias.weight.zero_()
             if c.use_cf:
                 self.user_emb.weight[0].zero_()
                 self.item_emb.weight[0].zero_()
@@ -776,6 +780,7 @@ class InterestRecommender(TorchRecommender):
                         tables = [hist.mean_before(cand, int(self._step_times[rows[lo]])) for lo in bounds[:-1]]
                         batch["cand_text"] = torch.as_tensor(np.stack(tables))
                         batch["buckets"] = torch.as_tensor(bounds)
+                        batch["t_time"] = torch.as_tensor(self._step_times[rows])
                     elif loo_neg:
                         batch["cand_text"] = torch.as_tensor(self._random_loo_text(cand, rng))  # (N', D)
                     batch["seen"] = torch.as_tensor(seen_mask(self.seq, win[:, 0], n_items)[:, cand])  # (B, N')
