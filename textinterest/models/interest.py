@@ -46,6 +46,25 @@ review out (leave-one-out mean). Item text vectors come from training reviews on
 "one review fewer" does not give the positives away, the negatives' text vectors also leave one
 random training review out (``loo_negatives``); without this, on sparse catalogues (Goodreads)
 the model learned that cue and ranked worse than without text.
+
+Time-safe item text (``time_safe_text``, the default). Leave-last-out is per user, so another
+user's training review of an item may be written after the review being predicted. With this
+switch an item's text vector never averages such reviews (:mod:`textinterest.models.item_text`):
+a training target's item vector averages the item's reviews written strictly before the target
+(so it also leaves the target's own review out), the negatives' vectors are taken at the earliest
+target time of their bucket (``TIME_BUCKETS`` per batch, targets in time order), and at prediction
+time (:meth:`InterestRecommender.set_prediction_times`, also the validation rows during early
+stopping) every item vector -- of the candidates and of the history steps -- and the fallback
+for items without an earlier review (the mean of all earlier reviews) are taken at the user's
+prediction time. History steps during training still read the all-reviews vectors.
+``time_safe_text=False`` is the earlier behaviour (row ``interest-future-text``).
+
+Other switches, each with its own row in :mod:`textinterest.models.registry`:
+``sequence_encoder`` ("lstm", "gru" or a causal self-attention block,
+:mod:`textinterest.models.sequence_encoders`); ``residual_base="biases"`` (ratings = frozen ALS
+biases + the model as a residual pulled toward 0 by ``residual_l2``, :mod:`textinterest.models.residual`);
+``rare_item_gate`` (u_i = LN(g_i E_item[i] + W_text t_i) with g_i = sigmoid(a log(1 + n_i) + b),
+n_i the item's training count, so rare items lean on their text).
 """
 
 from __future__ import annotations
