@@ -82,7 +82,7 @@ from torch import nn
 
 from textinterest.constants import TIME_COL, USER_COL
 from textinterest.models.base import Capabilities
-from textinterest.models.item_text import ItemTextHistory
+from textinterest.models.item_text import ItemTextHistory, TimeSafeScoring
 from textinterest.models.residual import RESIDUAL_BASES, fit_biases
 from textinterest.models.sequence_encoders import SEQUENCE_ENCODERS, make_sequence_encoder, run_sequence_encoder
 from textinterest.models.sequences import sample_negatives, seen_mask
@@ -489,7 +489,7 @@ class TextFeatures:
                 )
 
 
-class InterestRecommender(TorchRecommender):
+class InterestRecommender(TimeSafeScoring, TorchRecommender):
     """Fit / predict / rank with :class:`DynamicInterestModel` (same interface as the baselines).
 
     Args:
@@ -866,49 +866,6 @@ class InterestRecommender(TorchRecommender):
         comps, _ = self._final(users)
         out, _ = self.module.score(comps, self._tensor(users + 1), None if items is None else self._tensor(items + 1))
         return out.float().cpu().numpy()
-
-    def _at_prediction_times(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
-        """Scores with time-safe item text for users with a prediction time (all items, or ``items``).
-
-        Users are grouped by prediction time; each group is scored with the item text table of its
-        time loaded into the module (history steps and candidates alike), then the stored table is put back.
-        """
-        hist, times = self._item_history, self.prediction_times_
-        timed = np.zeros(len(users), bool)
-        if hist is not None and times:
-            ids = self.user_index.ids[np.maximum(users, 0)]
-            timed = (users >= 0) & np.array([u in times for u in ids], dtype=bool)
-        if not timed.any():
-            return self._score_now(users, items)
-        out = np.empty((len(users), len(self.item_index)) if items is None else len(users), np.float32)
-        rest, sel_all = np.flatnonzero(~timed), np.flatnonzero(timed)
-        if len(rest):
-            out[rest] = self._score_now(users[rest], None if items is None else items[rest])
-        stored = self.module.item_text.clone()
-        try:
-            for q, table in hist.tables(np.array([times[u] for u in ids[sel_all]], dtype=np.int64)):
-                sel = sel_all[q]
-                self.module.item_text.copy_(torch.as_tensor(table, device=stored.device))
-                out[sel] = self._score_now(users[sel], None if items is None else items[sel])
-        finally:
-            self.module.item_text.copy_(stored)
-        return out
-
-    def set_prediction_times(self, df: pd.DataFrame) -> InterestRecommender:
-        """Record each user's prediction time, the earliest timestamp of their rows in ``df`` (e.g. the test split).
-
-        With ``time_safe_text`` the scores of these users then use item text vectors averaging only
-        training reviews written before that time (items without one: the mean vector). An empty
-        ``df`` clears the times (every training review counts again).
-
-        Raises:
-            ValueError: ``df`` lacks the user or time column.
-        """
-        missing = [c for c in (USER_COL, TIME_COL) if c not in df.columns]
-        if missing:
-            raise ValueError(f"set_prediction_times: df lacks column(s) {missing}; it has {list(df.columns)}")
-        self.prediction_times_ = df.groupby(USER_COL, sort=False)[TIME_COL].min().astype(np.int64).to_dict()
-        return self
 
     # ------------------------------------------------------------------ inspection
 

@@ -18,10 +18,15 @@ ascending time; this class also answers per-(item, time) pairs, which training n
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
+import pandas as pd
+import torch
 
-__all__ = ["ItemTextHistory"]
+from textinterest.constants import TIME_COL, USER_COL
+
+__all__ = ["ItemTextHistory", "TimeSafeScoring"]
 
 
 class ItemTextHistory:
@@ -124,3 +129,56 @@ class ItemTextHistory:
         rel = np.clip(np.asarray(times, dtype=np.int64) - self.t0, 0, self.span - 1)
         cut = np.searchsorted(self.keys, items * self.span + rel, side="left")
         return cut, self.starts[items]
+
+
+class TimeSafeScoring:
+    """Prediction-time item text for a torch recommender whose module keeps item vectors in ``module.item_text``
+    ((1 + n_items, D), row 0 the fallback) and that sets ``_item_history`` (an :class:`ItemTextHistory`, or None
+    when the switch is off) and implements ``_score_now(users, items)``.
+    """
+
+    prediction_times_: dict[Any, int]
+    _item_history: ItemTextHistory | None
+
+    def _at_prediction_times(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        """Scores with time-safe item text for users with a prediction time (all items, or ``items``).
+
+        Users are grouped by prediction time; each group is scored with the item text table of its
+        time loaded into the module (history steps and candidates alike), then the stored table is put back.
+        """
+        hist, times = self._item_history, self.prediction_times_
+        timed = np.zeros(len(users), bool)
+        if hist is not None and times:
+            ids = self.user_index.ids[np.maximum(users, 0)]
+            timed = (users >= 0) & np.array([u in times for u in ids], dtype=bool)
+        if not timed.any():
+            return self._score_now(users, items)
+        out = np.empty((len(users), len(self.item_index)) if items is None else len(users), np.float32)
+        rest, sel_all = np.flatnonzero(~timed), np.flatnonzero(timed)
+        if len(rest):
+            out[rest] = self._score_now(users[rest], None if items is None else items[rest])
+        stored = self.module.item_text.clone()
+        try:
+            for q, table in hist.tables(np.array([times[u] for u in ids[sel_all]], dtype=np.int64)):
+                sel = sel_all[q]
+                self.module.item_text.copy_(torch.as_tensor(table, device=stored.device))
+                out[sel] = self._score_now(users[sel], None if items is None else items[sel])
+        finally:
+            self.module.item_text.copy_(stored)
+        return out
+
+    def set_prediction_times(self, df: pd.DataFrame) -> TimeSafeScoring:
+        """Record each user's prediction time, the earliest timestamp of their rows in ``df`` (e.g. the test split).
+
+        With ``time_safe_text`` the scores of these users then use item text vectors averaging only
+        training reviews written before that time (items without one: the mean vector). An empty
+        ``df`` clears the times (every training review counts again).
+
+        Raises:
+            ValueError: ``df`` lacks the user or time column.
+        """
+        missing = [c for c in (USER_COL, TIME_COL) if c not in df.columns]
+        if missing:
+            raise ValueError(f"set_prediction_times: df lacks column(s) {missing}; it has {list(df.columns)}")
+        self.prediction_times_ = df.groupby(USER_COL, sort=False)[TIME_COL].min().astype(np.int64).to_dict()
+        return self
