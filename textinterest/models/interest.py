@@ -270,7 +270,7 @@ class DynamicInterestModel(nn.Module):
         parts = []
         if c.use_text:
             parts.append(batch["review"])  # (B, T, D)
-        parts.append(self.item_repr(batch["items"]))  # (B, T, H)
+        parts.append(self.item_repr(batch["items"], batch.get("item_text")))  # (B, T, H); optional (B, T, D) text
         scalars = [batch["rating"], batch["rated"], batch["log_gap"]]
         if c.use_text and c.use_sentiment:
             scalars.append(batch["sentiment"])
@@ -849,9 +849,18 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
         logits = torch.cat([pos[:, None], scores], dim=1)  # (R, 1 + N'); column 0 = target (leave-one-out text)
         return F.cross_entropy(logits, torch.zeros(len(pos), dtype=torch.long, device=pos.device))
 
-    def _final(self, users: np.ndarray) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _final(
+        self, users: np.ndarray, times: np.ndarray | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Components after each user's history; with ``times`` (B,) the history items' text is taken at those times."""
         win = self.seq.last_window(users, self.config.max_history)
-        batch, _, _, _ = self._history(win)
+        batch, pos, mask, _ = self._history(win)
+        if times is not None and self._item_history is not None:
+            step_times = np.broadcast_to(np.asarray(times, dtype=np.int64)[:, None], pos.shape)
+            text = self._item_history.mean_before(self.seq.item[pos[mask]], step_times[mask])  # (S, D)
+            full = np.zeros((*pos.shape, text.shape[1]), np.float32)
+            full[mask] = text
+            batch["item_text"] = torch.as_tensor(full)
         batch = {k: v.to(self.device) for k, v in batch.items()}
         comps, _, _ = self.module.final_components(batch)
         return comps, batch

@@ -143,8 +143,9 @@ class TimeSafeScoring:
     def _at_prediction_times(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
         """Scores with time-safe item text for users with a prediction time (all items, or ``items``).
 
-        Users are grouped by prediction time; each group is scored with the item text table of its
-        time loaded into the module (history steps and candidates alike), then the stored table is put back.
+        The history of every timed user is encoded once, its items' text taken at the user's time;
+        a pair (user, item) reads the item's text at that time too. Scoring all items groups the
+        users by time and scores each group against the item table of its time.
         """
         hist, times = self._item_history, self.prediction_times_
         timed = np.zeros(len(users), bool)
@@ -154,17 +155,24 @@ class TimeSafeScoring:
         if not timed.any():
             return self._score_now(users, items)
         out = np.empty((len(users), len(self.item_index)) if items is None else len(users), np.float32)
-        rest, sel_all = np.flatnonzero(~timed), np.flatnonzero(timed)
+        rest, sel = np.flatnonzero(~timed), np.flatnonzero(timed)
         if len(rest):
             out[rest] = self._score_now(users[rest], None if items is None else items[rest])
-        stored = self.module.item_text.clone()
-        try:
-            for q, table in hist.tables(np.array([times[u] for u in ids[sel_all]], dtype=np.int64)):
-                sel = sel_all[q]
-                self.module.item_text.copy_(torch.as_tensor(table, device=stored.device))
-                out[sel] = self._score_now(users[sel], None if items is None else items[sel])
-        finally:
-            self.module.item_text.copy_(stored)
+        when = np.array([times[u] for u in ids[sel]], dtype=np.int64)  # (S,)
+        comps, _ = self._final(users[sel], when)
+        user_t = torch.as_tensor(users[sel] + 1, device=comps.device)
+        if items is not None:
+            known = items[sel] >= 0
+            text = hist.fallback_before(when)  # unknown items: the fallback, as row 0 of a table
+            text[known] = hist.mean_before(items[sel][known], when[known])
+            item_t = torch.as_tensor(items[sel] + 1, device=comps.device)
+            scores, _ = self.module.score(comps, user_t, item_t, torch.as_tensor(text, device=comps.device))
+            out[sel] = scores.float().cpu().numpy()
+            return out
+        for q, table in hist.tables(when):
+            cand_text = torch.as_tensor(table[1:], device=comps.device)
+            scores, _ = self.module.score(comps[q], user_t[q], candidate_text=cand_text)
+            out[sel[q]] = scores.float().cpu().numpy()
         return out
 
     def set_prediction_times(self, df: pd.DataFrame) -> TimeSafeScoring:
