@@ -152,6 +152,28 @@ def test_prediction_times_only_apply_where_set_and_restore_the_table(world):
         rec.set_prediction_times(split.test.drop(columns="timestamp"))
 
 
+@pytest.mark.parametrize("task", ["ranking", "rating"])
+def test_time_safe_scores_equal_scoring_with_the_whole_table_at_that_time(world, task):
+    # the fast path (history encoded once with per-step text) against the plain one: every item vector,
+    # row 0 included, replaced by its value at the user's time
+    df, vectors, split = world
+    rec = _fit_timed(world, task)
+    stored = rec.module.item_text.clone()
+    for user in list(pd.unique(split.test.user_id))[:4]:
+        rows = split.test[split.test.user_id == user]
+        t = int(rows.timestamp.min())
+        fast = rec.score_items([user])[0] if task == "ranking" else rec.predict(rows)
+        table = next(rec._item_history.tables(np.array([t])))[1]
+        with torch.no_grad():
+            rec.module.item_text.copy_(torch.as_tensor(table))
+        rec.set_prediction_times(split.test.iloc[:0])
+        plain = rec.score_items([user])[0] if task == "ranking" else rec.predict(rows)
+        with torch.no_grad():
+            rec.module.item_text.copy_(stored)
+        rec.set_prediction_times(split.test)
+        np.testing.assert_allclose(fast, plain, atol=1e-5)
+
+
 # --------------------------------------------------------------------------- sequence encoders
 
 
