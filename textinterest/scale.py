@@ -46,6 +46,12 @@ from textinterest.constants import ITEM_COL, ITEM_TEXT_COL, RATING_COL, SEED
 STAGES = ("generate", "split", "embed", "sentiment", "train_mf", "train_interest", "evaluate_mf", "evaluate_interest")
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 MEAN_REVIEWS_PER_USER = 19  # the synthetic world's default: 8 to 30 reviews per user
+# One training epoch of each model (ranking task); recorded in the result's "config". Batches are counted
+# in interactions for "mf" and in users' history windows for "interest" (each holds up to 50 interactions).
+TRAINING: dict[str, dict[str, Any]] = {
+    "mf": {"batch_size": 2048, "lr": 1e-2},
+    "interest": {"batch_size": 64, "lr": 3e-3, "n_negatives": 256},
+}
 
 
 def _rss_now_mb() -> float:
@@ -55,6 +61,20 @@ def _rss_now_mb() -> float:
             return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError, IndexError):
         return float("nan")
+
+
+def _training() -> dict[str, dict[str, Any]]:
+    """The training settings of the benchmark, as recorded in its result."""
+    return {name: {"epochs": 1, **settings} for name, settings in TRAINING.items()}
+
+
+def _torch_threads() -> int | None:
+    """torch's intra-op thread count in this process (None without torch)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a core dependency
+        return None
+    return int(torch.get_num_threads())
 
 
 def embed_to_memmap(extractor: Any, texts: Sequence[str], path: str | Path, chunk: int = 100_000) -> np.ndarray:
@@ -175,7 +195,7 @@ def run_one_size(
         scores, sentiment_info = _sentiment(train, texts, encoder)
         done("sentiment")
         one_epoch = TrainConfig(epochs=1, patience=0, seed=SEED, device="cpu", progress=False)
-        mf = MFRecommender("ranking", train_config=replace(one_epoch, batch_size=256, lr=5e-3)).fit(train)
+        mf = MFRecommender("ranking", train_config=replace(one_epoch, **TRAINING["mf"])).fit(train)
         done("train_mf")
         features = TextFeatures(
             review_vectors=vectors,
@@ -184,9 +204,11 @@ def run_one_size(
             item_ids=items[ITEM_COL].to_numpy(dtype=object),
             item_vectors=item_vectors,
         )
-        config = InterestConfig(n_components=len(data.ground_truth["topics"]), n_negatives=256)
+        negatives = TRAINING["interest"]["n_negatives"]
+        config = InterestConfig(n_components=len(data.ground_truth["topics"]), n_negatives=negatives)
+        settings = {k: v for k, v in TRAINING["interest"].items() if k != "n_negatives"}
         interest = InterestRecommender(
-            config, features, task="ranking", train_config=replace(one_epoch, batch_size=64, lr=3e-3)
+            config, features, task="ranking", train_config=replace(one_epoch, **settings)
         ).fit(train)
         done("train_interest")
         metrics = {}
@@ -312,7 +334,8 @@ def run_scale_benchmark(
         verbose: print a line per stage to stderr.
         fit_from: smallest size in the fitted growth exponent.
         timeout: seconds allowed per size (a size past it keeps the stages it finished).
-        reuse: an earlier result JSON: its complete sizes (same items and encoder) are kept, not rerun.
+        reuse: an earlier result JSON: its complete sizes (same items, encoder and training settings) are
+            kept, not rerun.
 
     Returns:
         ``{"sizes": [per-size results], "exponents": {stage: {"seconds": ..., "peak_rss_mb": ...}},
@@ -326,7 +349,8 @@ def run_scale_benchmark(
     earlier: dict[int, dict[str, Any]] = {}
     if reuse is not None and Path(reuse).is_file():
         old = json.loads(Path(reuse).read_text(encoding="utf-8"))
-        if old.get("config", {}).get("n_items") == n_items and old.get("config", {}).get("encoder") == encoder:
+        same = {"n_items": n_items, "encoder": encoder, "training": json.loads(json.dumps(_training()))}
+        if all(old.get("config", {}).get(key) == value for key, value in same.items()):
             earlier = {r["n_reviews_target"]: r for r in old.get("sizes", []) if r.get("complete")}
     runs = []
     for size in sizes:
@@ -365,7 +389,14 @@ def run_scale_benchmark(
         },
         "loadavg_note": "loadavg_before / loadavg_after of each size: os.getloadavg() (1, 5, 15 min); the machine "
         "was shared with other busy processes, so wall seconds exceed CPU seconds",
-        "config": {"n_items": n_items, "encoder": encoder, "fit_from": fit_from, "stages": list(STAGES)},
+        "config": {
+            "n_items": n_items,
+            "encoder": encoder,
+            "fit_from": fit_from,
+            "stages": list(STAGES),
+            "training": _training(),
+            "torch_threads": _torch_threads(),
+        },
     }
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(result, indent=1, default=json_default) + "\n")

@@ -3,7 +3,7 @@
 - :class:`UserSequences`: each training user's interactions in time order, as positions into
   sorted arrays, with training windows over long histories;
 - :func:`seen_mask`: which items each user has in training (for masking them out of rankings);
-- :func:`sample_negatives`: one unobserved item per user (BPR-style negatives);
+- :func:`sample_negatives`: one unobserved item per user (BPR-style negatives), with :func:`seen_codes`;
 - :func:`check_frame`: the column check with which every ``fit`` / ``predict`` starts.
 """
 
@@ -16,7 +16,7 @@ from textinterest.constants import ITEM_COL, RATING_COL, TIME_COL, USER_COL
 from textinterest.datasets.splits import order_key
 from textinterest.evaluation import IdIndex
 
-__all__ = ["UserSequences", "seen_mask", "sample_negatives", "check_frame"]
+__all__ = ["UserSequences", "seen_mask", "seen_codes", "sample_negatives", "check_frame"]
 
 
 class UserSequences:
@@ -166,26 +166,41 @@ def check_frame(df: pd.DataFrame, what: str, need_rating: bool = False) -> None:
         raise ValueError(f"{what} lacks column(s) {missing}; it has {list(df.columns)}")
 
 
+def seen_codes(seq: UserSequences) -> np.ndarray:
+    """Sorted unique ``user * n_items + item`` codes of the training interactions (for :func:`sample_negatives`)."""
+    return np.unique(seq.user.astype(np.int64) * seq.n_items + seq.item)
+
+
+def _is_seen(seen: set[int] | np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Membership of ``codes`` in ``seen`` (a set, or a sorted int64 array as from :func:`seen_codes`)."""
+    if isinstance(seen, np.ndarray):
+        if seen.size == 0:
+            return np.zeros(len(codes), dtype=bool)
+        pos = np.minimum(np.searchsorted(seen, codes), seen.size - 1)
+        return seen[pos] == codes
+    return np.fromiter((int(c) in seen for c in codes), dtype=bool, count=len(codes))
+
+
 def sample_negatives(
-    rng: np.random.Generator, users: np.ndarray, seen: set[int], n_items: int, tries: int = 5
+    rng: np.random.Generator, users: np.ndarray, seen: set[int] | np.ndarray, n_items: int, tries: int = 5
 ) -> np.ndarray:
     """One item per user, uniformly among items the user did not interact with (approximately).
 
     Args:
         rng: the random generator.
         users: (B,) user positions.
-        seen: ``user * n_items + item`` codes of the training interactions.
+        seen: ``user * n_items + item`` codes of the training interactions: a set, or (faster) the
+            sorted array of :func:`seen_codes`; both give the same draws.
         n_items: number of items.
         tries: redraw rounds for draws that hit a seen item (a few may remain after the last).
 
     Returns:
         int array (B,) of item positions.
     """
+    users = np.asarray(users, dtype=np.int64)
     neg = rng.integers(0, n_items, size=len(users))
     for _ in range(tries):
-        clash = np.fromiter(
-            (int(u) * n_items + int(i) in seen for u, i in zip(users, neg)), dtype=bool, count=len(users)
-        )
+        clash = _is_seen(seen, users * n_items + neg)
         if not clash.any():
             break
         neg[clash] = rng.integers(0, n_items, size=int(clash.sum()))
