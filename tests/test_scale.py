@@ -336,7 +336,7 @@ def test_reuse_keeps_only_sizes_run_with_the_same_training_settings(tmp_path, mo
 
     calls = []
 
-    def fake_child(n, n_items, encoder, verbose, timeout):
+    def fake_child(n, n_items, encoder, verbose, timeout, threads=1):
         calls.append(n)
         stage = {"seconds": n / 100, "cpu_seconds": n / 100, "peak_rss_mb": 1.0, "rss_mb": 1.0}
         return {"n_reviews_target": n, "n_reviews": n, "n_items": n_items, "encoder": encoder, "complete": True,

@@ -45,11 +45,12 @@ from textinterest.constants import ITEM_COL, ITEM_TEXT_COL, RATING_COL, SEED
 
 STAGES = ("generate", "split", "embed", "sentiment", "train_mf", "train_interest", "evaluate_mf", "evaluate_interest")
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 MEAN_REVIEWS_PER_USER = 19  # the synthetic world's default: 8 to 30 reviews per user
 # One training epoch of each model (ranking task); recorded in the result's "config". Batches are counted
 # in interactions for "mf" and in users' history windows for "interest" (each holds up to 50 interactions).
 TRAINING: dict[str, dict[str, Any]] = {
-    "mf": {"batch_size": 2048, "lr": 1e-2},
+    "mf": {"batch_size": 4096, "lr": 1e-2},
     "interest": {"batch_size": 64, "lr": 3e-3, "n_negatives": 256},
 }
 
@@ -66,15 +67,6 @@ def _rss_now_mb() -> float:
 def _training() -> dict[str, dict[str, Any]]:
     """The training settings of the benchmark, as recorded in its result."""
     return {name: {"epochs": 1, **settings} for name, settings in TRAINING.items()}
-
-
-def _torch_threads() -> int | None:
-    """torch's intra-op thread count in this process (None without torch)."""
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a core dependency
-        return None
-    return int(torch.get_num_threads())
 
 
 def embed_to_memmap(extractor: Any, texts: Sequence[str], path: str | Path, chunk: int = 100_000) -> np.ndarray:
@@ -262,8 +254,12 @@ def growth_exponents(sizes: Sequence[float], seconds: Sequence[float], fit_from:
     return {"pairs": pairs, "fit": fit, "fit_sizes": [int(p[0]) for p in chosen]}
 
 
-def _child(n_reviews: int, n_items: int, encoder: str, verbose: bool, timeout: float | None) -> dict[str, Any]:
+def _child(
+    n_reviews: int, n_items: int, encoder: str, verbose: bool, timeout: float | None, threads: int = 1
+) -> dict[str, Any]:
     """Run one size in a fresh interpreter and return its result (the child prints JSON last).
+
+    The child's torch, OpenMP and BLAS libraries use ``threads`` threads.
 
     A size that fails or runs past ``timeout`` seconds returns the stages it finished, with
     ``"complete": False`` and the reason.
@@ -282,8 +278,11 @@ def _child(n_reviews: int, n_items: int, encoder: str, verbose: bool, timeout: f
             encoder,
             "--partial",
             str(partial),
+            "--threads",
+            str(threads),
         ]
         env = {**os.environ, "TEXTINTEREST_CACHE": scratch, "TQDM_DISABLE": "1"}
+        env.update({name: str(threads) for name in THREAD_VARIABLES})
         reason = None
         try:
             proc = subprocess.run(
@@ -323,6 +322,7 @@ def run_scale_benchmark(
     fit_from: int = 100_000,
     timeout: float | None = None,
     reuse: str | Path | None = None,
+    threads: int = 1,
 ) -> dict[str, Any]:
     """Measure every stage at every size, each size in its own process (see the module docstring).
 
@@ -336,6 +336,9 @@ def run_scale_benchmark(
         timeout: seconds allowed per size (a size past it keeps the stages it finished).
         reuse: an earlier result JSON: its complete sizes (same items, encoder and training settings) are
             kept, not rerun.
+        threads: threads of torch, OpenMP and BLAS in each size's process. One by default: on a machine
+            shared with other busy processes, a second thread mostly waits at barriers for a descheduled
+            partner (measured: several times the CPU seconds of one thread for the same steps).
 
     Returns:
         ``{"sizes": [per-size results], "exponents": {stage: {"seconds": ..., "peak_rss_mb": ...}},
@@ -344,12 +347,19 @@ def run_scale_benchmark(
     from textinterest.utils import atomic_write_text, cpu_model, json_default, memory_gib
 
     sizes = sorted(int(s) for s in sizes)
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
     if not sizes or sizes[0] < MEAN_REVIEWS_PER_USER:
         raise ValueError(f"sizes must be review counts >= {MEAN_REVIEWS_PER_USER}, got {sizes}")
     earlier: dict[int, dict[str, Any]] = {}
     if reuse is not None and Path(reuse).is_file():
         old = json.loads(Path(reuse).read_text(encoding="utf-8"))
-        same = {"n_items": n_items, "encoder": encoder, "training": json.loads(json.dumps(_training()))}
+        same = {
+            "n_items": n_items,
+            "encoder": encoder,
+            "training": json.loads(json.dumps(_training())),
+            "threads": threads,
+        }
         if all(old.get("config", {}).get(key) == value for key, value in same.items()):
             earlier = {r["n_reviews_target"]: r for r in old.get("sizes", []) if r.get("complete")}
     runs = []
@@ -359,7 +369,7 @@ def run_scale_benchmark(
             continue
         before = os.getloadavg()
         start = time.perf_counter()
-        run = _child(size, n_items, encoder, verbose, timeout)
+        run = _child(size, n_items, encoder, verbose, timeout, threads=threads)
         run["wall_seconds"] = time.perf_counter() - start
         run["loadavg_before"], run["loadavg_after"] = list(before), list(os.getloadavg())
         runs.append(run)
@@ -395,7 +405,7 @@ def run_scale_benchmark(
             "fit_from": fit_from,
             "stages": list(STAGES),
             "training": _training(),
-            "torch_threads": _torch_threads(),
+            "threads": threads,
         },
     }
     if json_out is not None:
@@ -491,6 +501,7 @@ def cmd_benchmark_scale(args: argparse.Namespace) -> int:
         verbose=not args.json,
         timeout=args.timeout,
         reuse=args.reuse,
+        threads=args.threads,
     )
     if args.plot:
         plot_scale(result, args.plot)
@@ -512,6 +523,7 @@ def add_arguments(scale: argparse.ArgumentParser) -> None:
     scale.add_argument("--plot", default=None, help="write the log-log plot here (PNG)")
     scale.add_argument("--timeout", type=float, default=None, help="seconds allowed per size")
     scale.add_argument("--reuse", default=None, help="keep the complete sizes of this earlier result JSON")
+    scale.add_argument("--threads", type=int, default=1, help="torch / OpenMP / BLAS threads per size (default 1)")
     scale.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
 
 
@@ -522,7 +534,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=2000)
     parser.add_argument("--encoder", default="hashing")
     parser.add_argument("--partial", default=None)
+    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     result = run_one_size(
         args.one,
         n_items=args.items,

@@ -168,7 +168,8 @@ def check_frame(df: pd.DataFrame, what: str, need_rating: bool = False) -> None:
 
 def seen_codes(seq: UserSequences) -> np.ndarray:
     """Sorted unique ``user * n_items + item`` codes of the training interactions (for :func:`sample_negatives`)."""
-    return np.unique(seq.user.astype(np.int64) * seq.n_items + seq.item)
+    codes = np.sort(seq.user.astype(np.int64) * seq.n_items + seq.item)
+    return codes[np.concatenate([[True], codes[1:] != codes[:-1]])] if codes.size else codes
 
 
 def _is_seen(seen: set[int] | np.ndarray, codes: np.ndarray) -> np.ndarray:
