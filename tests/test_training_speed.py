@@ -3,7 +3,8 @@
 - negative sampling against a sorted code array draws exactly what the set-based version draws;
 - the interest model's candidate scoring (one batched pass over N' items) equals pairwise scoring;
 - the k-means start encodes only the windows holding a drawn step, yet returns the same keys;
-- the frozen sentiment classifier's chunked features and probabilities equal the unchunked ones.
+- the frozen sentiment classifier's chunked features and probabilities equal the unchunked ones;
+- per-item sums by sort and reduceat equal ``np.add.at`` to the last bit.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 
 from textinterest.evaluation import IdIndex
 from textinterest.models.interest import DynamicInterestModel, InterestConfig, InterestRecommender, TextFeatures
-from textinterest.models.sequences import UserSequences, sample_negatives, seen_codes
+from textinterest.models.sequences import UserSequences, group_sums, sample_negatives, seen_codes
 from textinterest.training import TrainConfig
 
 
@@ -147,3 +148,21 @@ def test_frozen_sentiment_chunks_change_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(sentiment, "FEATURE_CHUNK", 9)
     np.testing.assert_allclose(clf.predict_proba(texts), proba, rtol=1e-12, atol=1e-12)
     assert proba.shape == (230, 2) and ((proba.argmax(1) == labels).mean() > 0.8)
+
+
+# --------------------------------------------------------------------------- per-item sums
+
+
+@pytest.mark.parametrize("block", [1, 7, 65536])
+def test_group_sums_equal_add_at_to_the_last_bit(block):
+    rng = np.random.default_rng(4)
+    values = rng.normal(size=(300, 5)).astype(np.float32) * 1e3
+    groups = rng.integers(0, 40, size=300)
+    groups[groups == 13] = 12  # an empty group
+    expected = np.zeros((41, 5))
+    np.add.at(expected, groups, values)
+    got = group_sums(values, groups, 41, block=block)
+    np.testing.assert_array_equal(got, expected)
+    assert not got[13].any() and not got[40].any()
+    with pytest.raises(ValueError, match="groups must lie"):
+        group_sums(values, groups, 20)

@@ -63,7 +63,7 @@ from torch import nn
 
 from textinterest.constants import TIME_COL, USER_COL
 from textinterest.models.base import Capabilities
-from textinterest.models.sequences import sample_negatives, seen_codes, seen_mask
+from textinterest.models.sequences import group_sums, sample_negatives, seen_codes, seen_mask
 from textinterest.models.torch_base import TorchRecommender
 from textinterest.training import TrainConfig
 
@@ -584,8 +584,7 @@ class InterestRecommender(TorchRecommender):
             sentiment = np.zeros(n, np.float32)
         self._texts = None if feats is None or feats.texts is None else [feats.texts[r] for r in seq.rows]
         D = review.shape[1]
-        sums = np.zeros((n_items, D), np.float64)
-        np.add.at(sums, seq.item, review)
+        sums = group_sums(review, seq.item, n_items)  # (N, D) float64
         counts = np.bincount(seq.item, minlength=n_items).astype(np.float64)
         item_text = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)  # (N, D)
         mean_text = review.mean(0).astype(np.float32) if n else np.zeros(D, np.float32)

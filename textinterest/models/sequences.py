@@ -4,6 +4,7 @@
   sorted arrays, with training windows over long histories;
 - :func:`seen_mask`: which items each user has in training (for masking them out of rankings);
 - :func:`sample_negatives`: one unobserved item per user (BPR-style negatives), with :func:`seen_codes`;
+- :func:`group_sums`: per-group sums of vector rows (float64, in row order);
 - :func:`check_frame`: the column check with which every ``fit`` / ``predict`` starts.
 """
 
@@ -16,7 +17,7 @@ from textinterest.constants import ITEM_COL, RATING_COL, TIME_COL, USER_COL
 from textinterest.datasets.splits import order_key
 from textinterest.evaluation import IdIndex
 
-__all__ = ["UserSequences", "seen_mask", "seen_codes", "sample_negatives", "check_frame"]
+__all__ = ["UserSequences", "seen_mask", "seen_codes", "sample_negatives", "group_sums", "check_frame"]
 
 
 class UserSequences:
@@ -206,3 +207,39 @@ def sample_negatives(
             break
         neg[clash] = rng.integers(0, n_items, size=int(clash.sum()))
     return neg
+
+
+def group_sums(values: np.ndarray, groups: np.ndarray, n_groups: int, block: int = 65536) -> np.ndarray:
+    """Float64 sums of the rows of ``values`` per group: what ``np.add.at(out, groups, values)`` gives.
+
+    Rows are added in their order within each group, as ``np.add.at`` adds them, so the sums are the
+    same to the last bit; the work is a sort and block-wise ``np.add.reduceat`` instead of one
+    unbuffered scatter per row, and only about ``block`` rows are copied at a time.
+
+    Args:
+        values: (n, D) rows.
+        groups: (n,) group of each row, in ``0 .. n_groups - 1``.
+        n_groups: number of groups.
+        block: rows gathered per step (whole groups at a time).
+
+    Returns:
+        float64 array (n_groups, D); zero rows for empty groups.
+    """
+    groups = np.asarray(groups, dtype=np.int64)
+    out = np.zeros((n_groups, values.shape[1]), dtype=np.float64)
+    if groups.size == 0:
+        return out
+    if groups.min() < 0 or groups.max() >= n_groups:
+        raise ValueError(f"group_sums: groups must lie in 0..{n_groups - 1}")
+    order = np.argsort(groups, kind="stable")
+    counts = np.bincount(groups, minlength=n_groups)
+    filled = np.flatnonzero(counts)  # groups with rows, in order
+    ends = np.cumsum(counts[filled])
+    starts = ends - counts[filled]
+    i = 0
+    while i < len(filled):
+        j = max(int(np.searchsorted(ends, starts[i] + block, side="right")), i + 1)
+        rows = order[starts[i] : ends[j - 1]]
+        out[filled[i:j]] = np.add.reduceat(values[rows], starts[i:j] - starts[i], axis=0, dtype=np.float64)
+        i = j
+    return out
