@@ -85,7 +85,7 @@ from textinterest.models.base import Capabilities
 from textinterest.models.item_text import ItemTextHistory, TimeSafeScoring
 from textinterest.models.residual import RESIDUAL_BASES, fit_biases
 from textinterest.models.sequence_encoders import SEQUENCE_ENCODERS, make_sequence_encoder, run_sequence_encoder
-from textinterest.models.sequences import sample_negatives, seen_mask
+from textinterest.models.sequences import group_sums, sample_negatives, seen_codes, seen_mask
 from textinterest.models.torch_base import TorchRecommender
 from textinterest.training import TrainConfig
 
@@ -339,18 +339,19 @@ class DynamicInterestModel(nn.Module):
 
     # ------------------------------------------------------------------ scoring
 
-    def cf_term(self, users: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
-        """users (R,); items (R,) -> (R,), or None -> (R, N) for all items."""
-        mu = self.config.global_mean + self.base_term(users, items)
+    def cf_term(
+        self, users: torch.Tensor, items: torch.Tensor | None, candidates: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """users (R,); items (R,) -> (R,), or None -> (R, N) for all items, or (R, N') for ``candidates`` (N',)."""
+        mu = self.config.global_mean + self.base_term(users, items, candidates)
         if not self.config.use_cf:
             return mu
         if items is None:
-            return (
-                mu
-                + self.user_bias(users)
-                + self.item_bias.weight[1:, 0]
-                + self.user_emb(users) @ self.item_emb.weight[1:].T
-            )
+            if candidates is None:
+                bias, emb = self.item_bias.weight[1:, 0], self.item_emb.weight[1:]  # (N,), (N, d)
+            else:
+                bias, emb = self.item_bias(candidates)[:, 0], self.item_emb(candidates)  # (N',), (N', d)
+            return mu + self.user_bias(users) + bias + self.user_emb(users) @ emb.T
         return (
             mu
             + self.user_bias(users)[:, 0]
@@ -358,13 +359,18 @@ class DynamicInterestModel(nn.Module):
             + (self.user_emb(users) * self.item_emb(items)).sum(-1)
         )
 
-    def base_term(self, users: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
-        """The frozen base's biases b_u + b_i (``residual_base``): (R,), or (R, N) for all items; 0 without a base."""
-        shape = (users.shape[0],) if items is not None else (users.shape[0], self.config.n_items)
+    def base_term(
+        self, users: torch.Tensor, items: torch.Tensor | None, candidates: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The frozen base's biases b_u + b_i (``residual_base``): (R,), or (R, N) for all items, or (R, N') for
+        ``candidates``; 0 without a base."""
+        n = self.config.n_items if candidates is None else candidates.shape[0]
+        shape = (users.shape[0],) if items is not None else (users.shape[0], n)
         if self.config.residual_base == "none":
             return torch.zeros(shape, device=users.device)
         if items is None:
-            return self.base_user_bias[users][:, None] + self.base_item_bias[1:][None, :]
+            item_bias = self.base_item_bias[1:] if candidates is None else self.base_item_bias[candidates]
+            return self.base_user_bias[users][:, None] + item_bias[None, :]
         return self.base_user_bias[users] + self.base_item_bias[items]
 
     def score(
@@ -405,20 +411,19 @@ class DynamicInterestModel(nn.Module):
         all_items = candidates is None
         if all_items:
             candidates = torch.arange(1, c.n_items + 1, device=comps.device)
+        # (R, C, N) layout: the softmax and the sums over C run along contiguous rows of N
         u = self.item_repr(candidates, candidate_text)  # (N, H)
-        att = torch.einsum("rch,nh->rnc", k, self.comp_query(u)) / math.sqrt(H)  # (R, N, C)
-        beta = torch.softmax(att, dim=-1)  # (R, N, C)
+        att = (k @ self.comp_query(u).T) / math.sqrt(H)  # (R, C, N)
+        beta = torch.softmax(att, dim=1)  # (R, C, N)
         pu = self.text_item(u)  # (N, H)
-        m = torch.einsum("rch,nh->rnc", pc, pu)  # (R, N, C)
+        m = pc @ pu.T  # (R, C, N)
         gram = pc @ pc.transpose(1, 2)  # (R, C, C)
-        dot = (beta * m).sum(-1)  # (R, N)
-        sq = ((beta @ gram) * beta).sum(-1).clamp_min(0.0)  # (R, N) = |P v*|^2
+        dot = (beta * m).sum(1)  # (R, N)
+        sq = ((gram @ beta) * beta).sum(1).clamp_min(0.0)  # (R, N) = |P v*|^2
         cos = dot / (torch.sqrt(sq + 1e-12) * pu.norm(dim=-1)[None, :]).clamp_min(1e-6)  # (R, N)
-        text = self.text_scale * cos + (beta @ bias_c[..., None])[..., 0] + self.item_text_bias(u)[:, 0]  # (R, N)
-        cf = self.cf_term(users, None)  # (R, N_all)
-        if not all_items:
-            cf = cf[:, candidates - 1]
-        return cf + text, beta
+        text = self.text_scale * cos + (bias_c[:, None, :] @ beta)[:, 0] + self.item_text_bias(u)[:, 0]  # (R, N)
+        cf = self.cf_term(users, None, None if all_items else candidates)  # (R, N)
+        return cf + text, beta.transpose(1, 2)
 
     def assignment_penalty(self, gamma: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean per-step entropy of gamma minus the entropy of the mean assignment (>= -log K)."""
@@ -565,7 +570,7 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
         self._windows = seq.windows(self.config.max_history)
         n_obs = int(rated.sum()) if self.task == "rating" else len(seq)
         self._penalty_scale = 1.0 / max(n_obs, 1)
-        self._seen = set((seq.user.astype(np.int64) * n_items + seq.item).tolist())
+        self._seen = seen_codes(seq)
         cfg = self.config = replace(  # a copy: the caller's config is left as it was
             self.config,
             n_users=len(self.user_index),
@@ -587,19 +592,9 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
         that keeps the K components from collapsing onto one)."""
         from sklearn.cluster import KMeans
 
-        module.eval()
-        keys = []
-        with torch.no_grad():
-            for s in range(0, len(self._windows), 256):
-                batch, _, mask, _ = self._history(self._windows[s : s + 256])
-                z, h = module.steps(batch)
-                keys.append(module.step_keys(h, z)[torch.as_tensor(mask)].numpy())
-        keys = np.concatenate(keys)
-        if len(keys) < module.config.n_components:
+        keys = self._initial_keys(module, max_steps)
+        if keys is None:
             return
-        rng = np.random.default_rng(self.train_config.seed)
-        if len(keys) > max_steps:
-            keys = keys[rng.choice(len(keys), max_steps, replace=False)]
         km = KMeans(module.config.n_components, n_init=3, random_state=self.train_config.seed).fit(keys)
         with torch.no_grad():
             module.queries.copy_(torch.as_tensor(km.cluster_centers_, dtype=module.queries.dtype))
@@ -622,6 +617,32 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
                 _, bu, bi = fit_biases(seq.user[rated], seq.item[rated], seq.rating[rated], cfg.n_users, cfg.n_items)
                 module.base_user_bias[1:] = torch.as_tensor(bu, dtype=torch.float32)
                 module.base_item_bias[1:] = torch.as_tensor(bi, dtype=torch.float32)
+    def _initial_keys(self, module: DynamicInterestModel, max_steps: int) -> np.ndarray | None:
+        """Step keys of the untrained module for k-means: every training step's key, or ``max_steps`` of
+        them drawn at random (None when there are fewer steps than components).
+
+        The keys come in the order of the concatenation of all windows' steps (subsampled in the order of
+        the draw); only the windows holding a drawn step go through the encoder.
+        """
+        windows = self._windows
+        steps = windows[:, 2] - windows[:, 1]  # (W,) keys per window
+        total = int(steps.sum())
+        if total < module.config.n_components:
+            return None
+        module.eval()
+        rng = np.random.default_rng(self.train_config.seed)
+        chosen = rng.choice(total, max_steps, replace=False) if total > max_steps else np.arange(total)
+        ends = np.cumsum(steps)
+        owner = np.searchsorted(ends, chosen, side="right")  # (S,) window of each drawn key
+        needed = np.unique(owner)
+        keys = []
+        with torch.no_grad():
+            for s in range(0, len(needed), 256):
+                batch, _, mask, _ = self._history(windows[needed[s : s + 256]])
+                z, h = module.steps(batch)
+                keys.append(module.step_keys(h, z)[torch.as_tensor(mask)].numpy())
+        start = np.cumsum(steps[needed]) - steps[needed]  # where each needed window starts in the concatenation
+        return np.concatenate(keys)[start[np.searchsorted(needed, owner)] + chosen - (ends[owner] - steps[owner])]
 
     @staticmethod
     def _load_item_text(module: DynamicInterestModel, item_text: np.ndarray, mean_text: np.ndarray) -> None:
@@ -653,13 +674,15 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
             sentiment = np.zeros(n, np.float32)
         self._texts = None if feats is None or feats.texts is None else [feats.texts[r] for r in seq.rows]
         D = review.shape[1]
-        sums = np.zeros((n_items, D), np.float64)
-        np.add.at(sums, seq.item, review)
+        sums = group_sums(review, seq.item, n_items)  # (N, D) float64
         counts = np.bincount(seq.item, minlength=n_items).astype(np.float64)
         item_text = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)  # (N, D)
         mean_text = review.mean(0).astype(np.float32) if n else np.zeros(D, np.float32)
         others = counts[seq.item] - 1  # (n,) other training reviews of the step's item
-        loo = (sums[seq.item] - review) / np.maximum(others, 1)[:, None]
+        loo = np.empty((n, D), np.float32)
+        for s in range(0, n, 65536):  # float64 arithmetic one block at a time: all (n, D) of it is large at scale
+            part = slice(s, s + 65536)
+            loo[part] = (sums[seq.item[part]] - review[part]) / np.maximum(others[part], 1)[:, None]
         loo[others == 0] = mean_text  # an item reviewed once looks like an unseen item
         has_meta = np.zeros(n_items, bool)
         if feats is not None and feats.item_vectors is not None and self.config.use_text:
