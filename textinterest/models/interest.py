@@ -617,6 +617,7 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
                 _, bu, bi = fit_biases(seq.user[rated], seq.item[rated], seq.rating[rated], cfg.n_users, cfg.n_items)
                 module.base_user_bias[1:] = torch.as_tensor(bu, dtype=torch.float32)
                 module.base_item_bias[1:] = torch.as_tensor(bi, dtype=torch.float32)
+
     def _initial_keys(self, module: DynamicInterestModel, max_steps: int) -> np.ndarray | None:
         """Step keys of the untrained module for k-means: every training step's key, or ``max_steps`` of
         them drawn at random (None when there are fewer steps than components).
