@@ -482,9 +482,12 @@ def test_topic_recovery_beats_chance(world):
 
 
 def test_negatives_get_leave_one_out_text_vectors_too(world):
+    # the leave-one-out negatives belong to the all-reviews item text (time_safe_text=False)
     df, vectors, topics, split = world
     train = split.train
-    rec = InterestRecommender(features=features_for(train, vectors), **tiny("ranking", epochs=1)).fit(train)
+    rec = InterestRecommender(
+        features=features_for(train, vectors), **tiny("ranking", epochs=1, time_safe_text=False)
+    ).fit(train)
     rng = np.random.default_rng(0)
     items = np.arange(len(rec.item_index))
     out = rec._random_loo_text(items, rng)
@@ -499,6 +502,6 @@ def test_negatives_get_leave_one_out_text_vectors_too(world):
     batch = next(rec._batches(0, np.random.default_rng(0)))
     assert batch["cand_text"].shape == (len(batch["cand"]), D)
     off = InterestRecommender(
-        features=features_for(train, vectors), **tiny("ranking", epochs=1, loo_negatives=False)
+        features=features_for(train, vectors), **tiny("ranking", epochs=1, loo_negatives=False, time_safe_text=False)
     ).fit(train)
     assert "cand_text" not in next(off._batches(0, np.random.default_rng(0)))

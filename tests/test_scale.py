@@ -329,3 +329,25 @@ def test_overlapped_embedder_matches_the_extractor(tmp_path):
     report = compare_throughput(texts, str(folder), device="cpu", repeats=1)
     assert set(report["results"]) == {"fp32"} and len(report["skipped"]) == 2
     assert report["results"]["fp32"]["forward_per_s"] > 0 and report["results"]["fp32"]["embedder_per_s"] > 0
+
+
+def test_reuse_keeps_only_sizes_run_with_the_same_training_settings(tmp_path, monkeypatch):
+    import textinterest.scale as scale
+
+    calls = []
+
+    def fake_child(n, n_items, encoder, verbose, timeout, threads=1):
+        calls.append(n)
+        stage = {"seconds": n / 100, "cpu_seconds": n / 100, "peak_rss_mb": 1.0, "rss_mb": 1.0}
+        return {"n_reviews_target": n, "n_reviews": n, "n_items": n_items, "encoder": encoder, "complete": True,
+                "stages": {name: dict(stage) for name in STAGES}}  # fmt: skip
+
+    monkeypatch.setattr(scale, "_child", fake_child)
+    out = tmp_path / "scale.json"
+    first = scale.run_scale_benchmark([100, 200], n_items=60, json_out=out, verbose=False)
+    assert calls == [100, 200] and first["config"]["training"]["mf"]["batch_size"] == scale.TRAINING["mf"]["batch_size"]
+    scale.run_scale_benchmark([100, 200, 400], n_items=60, verbose=False, reuse=out)
+    assert calls == [100, 200, 400]  # the two earlier sizes are kept
+    monkeypatch.setitem(scale.TRAINING, "mf", {"batch_size": 256, "lr": 5e-3})
+    scale.run_scale_benchmark([100, 200], n_items=60, verbose=False, reuse=out)
+    assert calls == [100, 200, 400, 100, 200]  # other training settings: measured again

@@ -330,6 +330,8 @@ def _fit_and_test(spec: Any, run: _Run, seed: int, progress: Any) -> dict[str, A
         result = getattr(model, "train_result_", None)
         if result is not None:
             row[f"{task}_epochs"] = int(result.best_epoch + 1)
+        if info.get("val_metric") is not None:  # the early-stopping score on validation (-RMSE or NDCG@10)
+            row[f"{task}_val_metric"] = info["val_metric"]
         if spec.report is not None:
             from textinterest.models.registry import ReportContext
 

@@ -45,7 +45,14 @@ from textinterest.constants import ITEM_COL, ITEM_TEXT_COL, RATING_COL, SEED
 
 STAGES = ("generate", "split", "embed", "sentiment", "train_mf", "train_interest", "evaluate_mf", "evaluate_interest")
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 MEAN_REVIEWS_PER_USER = 19  # the synthetic world's default: 8 to 30 reviews per user
+# One training epoch of each model (ranking task); recorded in the result's "config". Batches are counted
+# in interactions for "mf" and in users' history windows for "interest" (each holds up to 50 interactions).
+TRAINING: dict[str, dict[str, Any]] = {
+    "mf": {"batch_size": 4096, "lr": 1e-2},
+    "interest": {"batch_size": 64, "lr": 3e-3, "n_negatives": 256},
+}
 
 
 def _rss_now_mb() -> float:
@@ -55,6 +62,11 @@ def _rss_now_mb() -> float:
             return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError, IndexError):
         return float("nan")
+
+
+def _training() -> dict[str, dict[str, Any]]:
+    """The training settings of the benchmark, as recorded in its result."""
+    return {name: {"epochs": 1, **settings} for name, settings in TRAINING.items()}
 
 
 def embed_to_memmap(extractor: Any, texts: Sequence[str], path: str | Path, chunk: int = 100_000) -> np.ndarray:
@@ -175,7 +187,7 @@ def run_one_size(
         scores, sentiment_info = _sentiment(train, texts, encoder)
         done("sentiment")
         one_epoch = TrainConfig(epochs=1, patience=0, seed=SEED, device="cpu", progress=False)
-        mf = MFRecommender("ranking", train_config=replace(one_epoch, batch_size=256, lr=5e-3)).fit(train)
+        mf = MFRecommender("ranking", train_config=replace(one_epoch, **TRAINING["mf"])).fit(train)
         done("train_mf")
         features = TextFeatures(
             review_vectors=vectors,
@@ -184,9 +196,11 @@ def run_one_size(
             item_ids=items[ITEM_COL].to_numpy(dtype=object),
             item_vectors=item_vectors,
         )
-        config = InterestConfig(n_components=len(data.ground_truth["topics"]), n_negatives=256)
+        negatives = TRAINING["interest"]["n_negatives"]
+        config = InterestConfig(n_components=len(data.ground_truth["topics"]), n_negatives=negatives)
+        settings = {k: v for k, v in TRAINING["interest"].items() if k != "n_negatives"}
         interest = InterestRecommender(
-            config, features, task="ranking", train_config=replace(one_epoch, batch_size=64, lr=3e-3)
+            config, features, task="ranking", train_config=replace(one_epoch, **settings)
         ).fit(train)
         done("train_interest")
         metrics = {}
@@ -240,8 +254,12 @@ def growth_exponents(sizes: Sequence[float], seconds: Sequence[float], fit_from:
     return {"pairs": pairs, "fit": fit, "fit_sizes": [int(p[0]) for p in chosen]}
 
 
-def _child(n_reviews: int, n_items: int, encoder: str, verbose: bool, timeout: float | None) -> dict[str, Any]:
+def _child(
+    n_reviews: int, n_items: int, encoder: str, verbose: bool, timeout: float | None, threads: int = 1
+) -> dict[str, Any]:
     """Run one size in a fresh interpreter and return its result (the child prints JSON last).
+
+    The child's torch, OpenMP and BLAS libraries use ``threads`` threads.
 
     A size that fails or runs past ``timeout`` seconds returns the stages it finished, with
     ``"complete": False`` and the reason.
@@ -260,8 +278,11 @@ def _child(n_reviews: int, n_items: int, encoder: str, verbose: bool, timeout: f
             encoder,
             "--partial",
             str(partial),
+            "--threads",
+            str(threads),
         ]
         env = {**os.environ, "TEXTINTEREST_CACHE": scratch, "TQDM_DISABLE": "1"}
+        env.update({name: str(threads) for name in THREAD_VARIABLES})
         reason = None
         try:
             proc = subprocess.run(
@@ -301,6 +322,7 @@ def run_scale_benchmark(
     fit_from: int = 100_000,
     timeout: float | None = None,
     reuse: str | Path | None = None,
+    threads: int = 1,
 ) -> dict[str, Any]:
     """Measure every stage at every size, each size in its own process (see the module docstring).
 
@@ -312,7 +334,11 @@ def run_scale_benchmark(
         verbose: print a line per stage to stderr.
         fit_from: smallest size in the fitted growth exponent.
         timeout: seconds allowed per size (a size past it keeps the stages it finished).
-        reuse: an earlier result JSON: its complete sizes (same items and encoder) are kept, not rerun.
+        reuse: an earlier result JSON: its complete sizes (same items, encoder and training settings) are
+            kept, not rerun.
+        threads: threads of torch, OpenMP and BLAS in each size's process. One by default: on a machine
+            shared with other busy processes, a second thread mostly waits at barriers for a descheduled
+            partner (measured: several times the CPU seconds of one thread for the same steps).
 
     Returns:
         ``{"sizes": [per-size results], "exponents": {stage: {"seconds": ..., "peak_rss_mb": ...}},
@@ -321,12 +347,20 @@ def run_scale_benchmark(
     from textinterest.utils import atomic_write_text, cpu_model, json_default, memory_gib
 
     sizes = sorted(int(s) for s in sizes)
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
     if not sizes or sizes[0] < MEAN_REVIEWS_PER_USER:
         raise ValueError(f"sizes must be review counts >= {MEAN_REVIEWS_PER_USER}, got {sizes}")
     earlier: dict[int, dict[str, Any]] = {}
     if reuse is not None and Path(reuse).is_file():
         old = json.loads(Path(reuse).read_text(encoding="utf-8"))
-        if old.get("config", {}).get("n_items") == n_items and old.get("config", {}).get("encoder") == encoder:
+        same = {
+            "n_items": n_items,
+            "encoder": encoder,
+            "training": json.loads(json.dumps(_training())),
+            "threads": threads,
+        }
+        if all(old.get("config", {}).get(key) == value for key, value in same.items()):
             earlier = {r["n_reviews_target"]: r for r in old.get("sizes", []) if r.get("complete")}
     runs = []
     for size in sizes:
@@ -335,7 +369,7 @@ def run_scale_benchmark(
             continue
         before = os.getloadavg()
         start = time.perf_counter()
-        run = _child(size, n_items, encoder, verbose, timeout)
+        run = _child(size, n_items, encoder, verbose, timeout, threads=threads)
         run["wall_seconds"] = time.perf_counter() - start
         run["loadavg_before"], run["loadavg_after"] = list(before), list(os.getloadavg())
         runs.append(run)
@@ -365,7 +399,14 @@ def run_scale_benchmark(
         },
         "loadavg_note": "loadavg_before / loadavg_after of each size: os.getloadavg() (1, 5, 15 min); the machine "
         "was shared with other busy processes, so wall seconds exceed CPU seconds",
-        "config": {"n_items": n_items, "encoder": encoder, "fit_from": fit_from, "stages": list(STAGES)},
+        "config": {
+            "n_items": n_items,
+            "encoder": encoder,
+            "fit_from": fit_from,
+            "stages": list(STAGES),
+            "training": _training(),
+            "threads": threads,
+        },
     }
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(result, indent=1, default=json_default) + "\n")
@@ -460,6 +501,7 @@ def cmd_benchmark_scale(args: argparse.Namespace) -> int:
         verbose=not args.json,
         timeout=args.timeout,
         reuse=args.reuse,
+        threads=args.threads,
     )
     if args.plot:
         plot_scale(result, args.plot)
@@ -481,6 +523,7 @@ def add_arguments(scale: argparse.ArgumentParser) -> None:
     scale.add_argument("--plot", default=None, help="write the log-log plot here (PNG)")
     scale.add_argument("--timeout", type=float, default=None, help="seconds allowed per size")
     scale.add_argument("--reuse", default=None, help="keep the complete sizes of this earlier result JSON")
+    scale.add_argument("--threads", type=int, default=1, help="torch / OpenMP / BLAS threads per size (default 1)")
     scale.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
 
 
@@ -491,7 +534,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=2000)
     parser.add_argument("--encoder", default="hashing")
     parser.add_argument("--partial", default=None)
+    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     result = run_one_size(
         args.one,
         n_items=args.items,

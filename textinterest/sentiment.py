@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 SCHEMES = ("binary", "ternary")
 CONFIG_FILE = "textinterest_sentiment.json"
+FEATURE_CHUNK = 100_000  # texts embedded at a time by the frozen mode (bounds the encoder's copies)
 
 
 # --------------------------------------------------------------------------------------------
@@ -336,9 +337,18 @@ class SentimentClassifier:
             )
         return self._extractor
 
-    def _features(self, texts: list[str]) -> np.ndarray:
-        x = self.extractor.embed(texts)  # float32: a float64 copy doubles memory at scale for no gain
-        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    def _features(self, texts: list[str], chunk: int = FEATURE_CHUNK) -> np.ndarray:
+        """Unit-length float32 encoder vectors, embedded ``chunk`` texts at a time into one array.
+
+        The encoder's own copies (de-duplication, cache reads) then stay the size of a chunk; a float64
+        copy would double the memory at scale for no gain.
+        """
+        out = np.empty((len(texts), int(self.extractor.dim)), dtype=np.float32)
+        for start in range(0, len(texts), chunk):
+            x = np.asarray(self.extractor.embed(texts[start : start + chunk]), dtype=np.float32)
+            x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+            out[start : start + len(x)] = x
+        return out
 
     def _load_finetune_model(self) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -554,7 +564,11 @@ class SentimentClassifier:
             return np.zeros((0, self.num_labels))
         if self.mode == "frozen":
             assert self._coef is not None and self._intercept is not None
-            return _linear_proba(self._features(x), self._coef, self._intercept)
+            out = np.empty((len(x), max(self._coef.shape[0], 2)), dtype=np.float64)
+            for start in range(0, len(x), FEATURE_CHUNK):  # the vectors of one chunk at a time
+                part = x[start : start + FEATURE_CHUNK]
+                out[start : start + len(part)] = _linear_proba(self._features(part), self._coef, self._intercept)
+            return out
         import torch
 
         model = self._model

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from textinterest.models.base import Capabilities
-from textinterest.models.sequences import UserSequences, sample_negatives, seen_mask
+from textinterest.models.sequences import UserSequences, sample_negatives, seen_codes, seen_mask
 from textinterest.models.torch_base import TorchRecommender
 from textinterest.training import TrainConfig
 
@@ -155,7 +155,7 @@ class MFRecommender(TorchRecommender):
         rows = np.arange(len(self.seq)) if self.task == "ranking" else np.flatnonzero(np.isfinite(self.seq.rating))
         self._rows = rows
         self._penalty_scale = 1.0 / max(len(rows), 1)
-        self._seen = set((self.seq.user.astype(np.int64) * config.n_items + self.seq.item).tolist())
+        self._seen = seen_codes(self.seq)
         return MatrixFactorization(config)
 
     def _batches(self, epoch: int, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:

@@ -46,6 +46,25 @@ review out (leave-one-out mean). Item text vectors come from training reviews on
 "one review fewer" does not give the positives away, the negatives' text vectors also leave one
 random training review out (``loo_negatives``); without this, on sparse catalogues (Goodreads)
 the model learned that cue and ranked worse than without text.
+
+Time-safe item text (``time_safe_text``, the default). Leave-last-out is per user, so another
+user's training review of an item may be written after the review being predicted. With this
+switch an item's text vector never averages such reviews (:mod:`textinterest.models.item_text`):
+a training target's item vector averages the item's reviews written strictly before the target
+(so it also leaves the target's own review out), the negatives' vectors are taken at the earliest
+target time of their bucket (``TIME_BUCKETS`` per batch, targets in time order), and at prediction
+time (:meth:`InterestRecommender.set_prediction_times`, also the validation rows during early
+stopping) every item vector -- of the candidates and of the history steps -- and the fallback
+for items without an earlier review (the mean of all earlier reviews) are taken at the user's
+prediction time. History steps during training still read the all-reviews vectors.
+``time_safe_text=False`` is the earlier behaviour (row ``interest-future-text``).
+
+Other switches, each with its own row in :mod:`textinterest.models.registry`:
+``sequence_encoder`` ("lstm", "gru" or a causal self-attention block,
+:mod:`textinterest.models.sequence_encoders`); ``residual_base="biases"`` (ratings = frozen ALS
+biases + the model as a residual pulled toward 0 by ``residual_l2``, :mod:`textinterest.models.residual`);
+``rare_item_gate`` (u_i = LN(g_i E_item[i] + W_text t_i) with g_i = sigmoid(a log(1 + n_i) + b),
+n_i the item's training count, so rare items lean on their text).
 """
 
 from __future__ import annotations
@@ -63,7 +82,10 @@ from torch import nn
 
 from textinterest.constants import TIME_COL, USER_COL
 from textinterest.models.base import Capabilities
-from textinterest.models.sequences import sample_negatives, seen_mask
+from textinterest.models.item_text import ItemTextHistory, TimeSafeScoring
+from textinterest.models.residual import RESIDUAL_BASES, fit_biases
+from textinterest.models.sequence_encoders import SEQUENCE_ENCODERS, make_sequence_encoder, run_sequence_encoder
+from textinterest.models.sequences import group_sums, sample_negatives, seen_codes, seen_mask
 from textinterest.models.torch_base import TorchRecommender
 from textinterest.training import TrainConfig
 
@@ -77,6 +99,7 @@ __all__ = [
 ]
 
 RANKING_LOSSES = ("softmax", "bpr")
+TIME_BUCKETS = 8  # time-safe training: candidates' text is looked up at 8 target times per batch
 
 
 @dataclass
@@ -108,6 +131,13 @@ class InterestConfig:
     n_negatives: int = 0  # sampled-softmax negatives per batch; 0 = all items
     assign_balance: float = 0.1  # weight of the decomposition regulariser (confident steps, balanced use)
     loo_negatives: bool = True  # ranking: negatives' text vectors also leave one random training review out
+    time_safe_text: bool = True  # item text vectors average only reviews written before the scored time
+    sequence_encoder: str = "lstm"  # "lstm", "gru" or "attention" (causal self-attention); used if use_lstm
+    residual_base: str = "none"  # "biases": rating = frozen ALS biases + residual (models/residual.py)
+    residual_l2: float = 1.0  # weight of mean(residual^2) in the rating loss when residual_base != "none"
+    rare_item_gate: bool = (
+        False  # scale the item ID embedding by sigmoid(a log(1 + count) + b): rare items lean on text
+    )
 
     def __post_init__(self) -> None:
         for name in ("n_users", "n_items", "text_dim", "hidden", "n_components", "mf_dim"):
@@ -128,7 +158,15 @@ class InterestConfig:
             raise ValueError(f"InterestConfig.ranking_loss must be one of {RANKING_LOSSES}, got {self.ranking_loss!r}")
         if self.n_negatives < 0:
             raise ValueError(f"InterestConfig.n_negatives must be >= 0, got {self.n_negatives}")
-        for name in ("l2", "bias_l2", "assign_balance"):
+        if self.sequence_encoder not in SEQUENCE_ENCODERS:
+            raise ValueError(
+                f"InterestConfig.sequence_encoder must be one of {SEQUENCE_ENCODERS}, got {self.sequence_encoder!r}"
+            )
+        if self.residual_base not in RESIDUAL_BASES:
+            raise ValueError(
+                f"InterestConfig.residual_base must be one of {RESIDUAL_BASES}, got {self.residual_base!r}"
+            )
+        for name in ("l2", "bias_l2", "assign_balance", "residual_l2"):
             if getattr(self, name) < 0:
                 raise ValueError(f"InterestConfig.{name} must be >= 0, got {getattr(self, name)}")
 
@@ -164,13 +202,19 @@ class DynamicInterestModel(nn.Module):
         nn.init.normal_(self.item_id.weight, std=0.05)
         self.item_text_proj = nn.Linear(D, H) if c.use_text else None
         self.item_norm = nn.LayerNorm(H)
+        if c.rare_item_gate:  # g_i = sigmoid(a log(1 + n_i) + b) scales E_item[i]; starts at 0.27 (n=0) .. 0.9 (n=20)
+            self.register_buffer("item_log_count", torch.zeros(c.n_items + 1))
+            self.rare_gate = nn.Parameter(torch.tensor([1.0, -1.0]))
+        if c.residual_base != "none":  # frozen base biases (index 0 = unknown: 0)
+            self.register_buffer("base_user_bias", torch.zeros(c.n_users + 1))
+            self.register_buffer("base_item_bias", torch.zeros(c.n_items + 1))
         # row 0: mean text vector, used for unknown items
         self.register_buffer("item_text", torch.zeros(c.n_items + 1, D))
         # step encoder and recurrence
         n_scalars = 3 + (1 if (c.use_text and c.use_sentiment) else 0)  # rating, rated, log_gap (+ sentiment)
         self.step_in = (D if c.use_text else 0) + H + n_scalars
         self.step_proj = nn.Linear(self.step_in, H)
-        self.lstm = nn.LSTM(H, H, batch_first=True) if c.use_lstm else None
+        self.lstm = make_sequence_encoder(c.sequence_encoder, H, c.max_history, c.dropout) if c.use_lstm else None
         # decomposition
         self.queries = nn.Parameter(torch.randn(K, H))  # q_k
         self.key_proj = nn.Linear(2 * H, H)  # keys from [h_j ; z_j]
@@ -196,6 +240,10 @@ class DynamicInterestModel(nn.Module):
             nn.init.normal_(self.item_emb.weight, std=0.05)
         with torch.no_grad():
             self.item_id.weight[0].zero_()
+            if c.residual_base != "none":  # the residual starts at 0: the model starts at the frozen base
+                self.text_scale.zero_()
+                self.dyn_bias.weight.zero_()
+                self.item_text_bias.weight.zero_()
             if c.use_cf:
                 self.user_emb.weight[0].zero_()
                 self.item_emb.weight[0].zero_()
@@ -205,6 +253,9 @@ class DynamicInterestModel(nn.Module):
     def item_repr(self, items: torch.Tensor, text: torch.Tensor | None = None) -> torch.Tensor:
         """items (...,) 1-based ids (0 = unknown); text (..., D) overrides the stored vectors -> (..., H)."""
         r = self.item_id(items)  # (..., H)
+        if self.config.rare_item_gate:
+            a, b = self.rare_gate
+            r = torch.sigmoid(a * self.item_log_count[items] + b)[..., None] * r
         if self.item_text_proj is not None:
             if text is None:
                 text = self.item_text[items]  # (..., D)
@@ -219,7 +270,7 @@ class DynamicInterestModel(nn.Module):
         parts = []
         if c.use_text:
             parts.append(batch["review"])  # (B, T, D)
-        parts.append(self.item_repr(batch["items"]))  # (B, T, H)
+        parts.append(self.item_repr(batch["items"], batch.get("item_text")))  # (B, T, H); optional (B, T, D) text
         scalars = [batch["rating"], batch["rated"], batch["log_gap"]]
         if c.use_text and c.use_sentiment:
             scalars.append(batch["sentiment"])
@@ -227,7 +278,7 @@ class DynamicInterestModel(nn.Module):
         x = torch.cat(parts, dim=-1)  # (B, T, step_in)
         assert x.shape[-1] == self.step_in
         z = self.drop(F.gelu(self.step_proj(x)))  # (B, T, H)
-        h = self.lstm(z)[0] if self.lstm is not None else z  # (B, T, H); causal, right padding is harmless
+        h = run_sequence_encoder(self.lstm, z) if self.lstm is not None else z  # (B, T, H); causal
         return z, h
 
     def encode(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -288,28 +339,39 @@ class DynamicInterestModel(nn.Module):
 
     # ------------------------------------------------------------------ scoring
 
-    def cf_term(self, users: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
-        """users (R,); items (R,) -> (R,), or None -> (R, N) for all items."""
-        mu = self.config.global_mean
+    def cf_term(
+        self, users: torch.Tensor, items: torch.Tensor | None, candidates: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """users (R,); items (R,) -> (R,), or None -> (R, N) for all items, or (R, N') for ``candidates`` (N',)."""
+        mu = self.config.global_mean + self.base_term(users, items, candidates)
         if not self.config.use_cf:
-            return torch.full(
-                (users.shape[0],) if items is not None else (users.shape[0], self.config.n_items),
-                mu,
-                device=users.device,
-            )
+            return mu
         if items is None:
-            return (
-                mu
-                + self.user_bias(users)
-                + self.item_bias.weight[1:, 0]
-                + self.user_emb(users) @ self.item_emb.weight[1:].T
-            )
+            if candidates is None:
+                bias, emb = self.item_bias.weight[1:, 0], self.item_emb.weight[1:]  # (N,), (N, d)
+            else:
+                bias, emb = self.item_bias(candidates)[:, 0], self.item_emb(candidates)  # (N',), (N', d)
+            return mu + self.user_bias(users) + bias + self.user_emb(users) @ emb.T
         return (
             mu
             + self.user_bias(users)[:, 0]
             + self.item_bias(items)[:, 0]
             + (self.user_emb(users) * self.item_emb(items)).sum(-1)
         )
+
+    def base_term(
+        self, users: torch.Tensor, items: torch.Tensor | None, candidates: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The frozen base's biases b_u + b_i (``residual_base``): (R,), or (R, N) for all items, or (R, N') for
+        ``candidates``; 0 without a base."""
+        n = self.config.n_items if candidates is None else candidates.shape[0]
+        shape = (users.shape[0],) if items is not None else (users.shape[0], n)
+        if self.config.residual_base == "none":
+            return torch.zeros(shape, device=users.device)
+        if items is None:
+            item_bias = self.base_item_bias[1:] if candidates is None else self.base_item_bias[candidates]
+            return self.base_user_bias[users][:, None] + item_bias[None, :]
+        return self.base_user_bias[users] + self.base_item_bias[items]
 
     def score(
         self,
@@ -349,20 +411,19 @@ class DynamicInterestModel(nn.Module):
         all_items = candidates is None
         if all_items:
             candidates = torch.arange(1, c.n_items + 1, device=comps.device)
+        # (R, C, N) layout: the softmax and the sums over C run along contiguous rows of N
         u = self.item_repr(candidates, candidate_text)  # (N, H)
-        att = torch.einsum("rch,nh->rnc", k, self.comp_query(u)) / math.sqrt(H)  # (R, N, C)
-        beta = torch.softmax(att, dim=-1)  # (R, N, C)
+        att = (k @ self.comp_query(u).T) / math.sqrt(H)  # (R, C, N)
+        beta = torch.softmax(att, dim=1)  # (R, C, N)
         pu = self.text_item(u)  # (N, H)
-        m = torch.einsum("rch,nh->rnc", pc, pu)  # (R, N, C)
+        m = pc @ pu.T  # (R, C, N)
         gram = pc @ pc.transpose(1, 2)  # (R, C, C)
-        dot = (beta * m).sum(-1)  # (R, N)
-        sq = ((beta @ gram) * beta).sum(-1).clamp_min(0.0)  # (R, N) = |P v*|^2
+        dot = (beta * m).sum(1)  # (R, N)
+        sq = ((gram @ beta) * beta).sum(1).clamp_min(0.0)  # (R, N) = |P v*|^2
         cos = dot / (torch.sqrt(sq + 1e-12) * pu.norm(dim=-1)[None, :]).clamp_min(1e-6)  # (R, N)
-        text = self.text_scale * cos + (beta @ bias_c[..., None])[..., 0] + self.item_text_bias(u)[:, 0]  # (R, N)
-        cf = self.cf_term(users, None)  # (R, N_all)
-        if not all_items:
-            cf = cf[:, candidates - 1]
-        return cf + text, beta
+        text = self.text_scale * cos + (bias_c[:, None, :] @ beta)[:, 0] + self.item_text_bias(u)[:, 0]  # (R, N)
+        cf = self.cf_term(users, None, None if all_items else candidates)  # (R, N)
+        return cf + text, beta.transpose(1, 2)
 
     def assignment_penalty(self, gamma: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean per-step entropy of gamma minus the entropy of the mean assignment (>= -log K)."""
@@ -433,7 +494,7 @@ class TextFeatures:
                 )
 
 
-class InterestRecommender(TorchRecommender):
+class InterestRecommender(TimeSafeScoring, TorchRecommender):
     """Fit / predict / rank with :class:`DynamicInterestModel` (same interface as the baselines).
 
     Args:
@@ -461,6 +522,8 @@ class InterestRecommender(TorchRecommender):
         super().__init__(task, train_config, eval_batch_size)
         self.config = config or InterestConfig()
         self.features = features
+        self.prediction_times_: dict[Any, int] = {}
+        self._item_history: ItemTextHistory | None = None
         if name:
             self.name = name
 
@@ -488,7 +551,13 @@ class InterestRecommender(TorchRecommender):
             if self.features is None:
                 raise ValueError("InterestRecommender with use_text=True needs TextFeatures (features=...)")
             self.features.check(len(train))
-        return super().fit(train, val)
+        kept = self.prediction_times_
+        if self.config.time_safe_text and val is not None and len(val) and TIME_COL in val.columns:
+            self.set_prediction_times(val)  # early stopping sees validation scored as test will be: time-safe
+        try:
+            return super().fit(train, val)
+        finally:
+            self.prediction_times_ = kept
 
     def _build(self, train: pd.DataFrame) -> nn.Module:
         item_text, mean_text = self._prepare_arrays(self.features)
@@ -501,7 +570,7 @@ class InterestRecommender(TorchRecommender):
         self._windows = seq.windows(self.config.max_history)
         n_obs = int(rated.sum()) if self.task == "rating" else len(seq)
         self._penalty_scale = 1.0 / max(n_obs, 1)
-        self._seen = set((seq.user.astype(np.int64) * n_items + seq.item).tolist())
+        self._seen = seen_codes(seq)
         cfg = self.config = replace(  # a copy: the caller's config is left as it was
             self.config,
             n_users=len(self.user_index),
@@ -513,6 +582,7 @@ class InterestRecommender(TorchRecommender):
         )
         module = DynamicInterestModel(cfg)
         self._load_item_text(module, item_text, mean_text)
+        self._init_switches(module)
         if cfg.kmeans_init and cfg.n_components > 1:
             self._kmeans_init(module)
         return module
@@ -522,23 +592,58 @@ class InterestRecommender(TorchRecommender):
         that keeps the K components from collapsing onto one)."""
         from sklearn.cluster import KMeans
 
-        module.eval()
-        keys = []
-        with torch.no_grad():
-            for s in range(0, len(self._windows), 256):
-                batch, _, mask, _ = self._history(self._windows[s : s + 256])
-                z, h = module.steps(batch)
-                keys.append(module.step_keys(h, z)[torch.as_tensor(mask)].numpy())
-        keys = np.concatenate(keys)
-        if len(keys) < module.config.n_components:
+        keys = self._initial_keys(module, max_steps)
+        if keys is None:
             return
-        rng = np.random.default_rng(self.train_config.seed)
-        if len(keys) > max_steps:
-            keys = keys[rng.choice(len(keys), max_steps, replace=False)]
         km = KMeans(module.config.n_components, n_init=3, random_state=self.train_config.seed).fit(keys)
         with torch.no_grad():
             module.queries.copy_(torch.as_tensor(km.cluster_centers_, dtype=module.queries.dtype))
         module.train()
+
+    def _init_switches(self, module: DynamicInterestModel) -> None:
+        """Fill the buffers of the optional switches: the frozen residual base and the item counts of the gate."""
+        cfg, seq = module.config, self.seq
+        with torch.no_grad():
+            if cfg.rare_item_gate:
+                counts = np.bincount(seq.item, minlength=cfg.n_items)
+                module.item_log_count[1:] = torch.as_tensor(np.log1p(counts), dtype=torch.float32)
+            if cfg.residual_base != "none":
+                if self.task != "rating":
+                    raise ValueError(
+                        f"InterestConfig.residual_base={cfg.residual_base!r} applies to the rating task, not "
+                        f"task={self.task!r}"
+                    )
+                rated = np.isfinite(seq.rating)
+                _, bu, bi = fit_biases(seq.user[rated], seq.item[rated], seq.rating[rated], cfg.n_users, cfg.n_items)
+                module.base_user_bias[1:] = torch.as_tensor(bu, dtype=torch.float32)
+                module.base_item_bias[1:] = torch.as_tensor(bi, dtype=torch.float32)
+
+    def _initial_keys(self, module: DynamicInterestModel, max_steps: int) -> np.ndarray | None:
+        """Step keys of the untrained module for k-means: every training step's key, or ``max_steps`` of
+        them drawn at random (None when there are fewer steps than components).
+
+        The keys come in the order of the concatenation of all windows' steps (subsampled in the order of
+        the draw); only the windows holding a drawn step go through the encoder.
+        """
+        windows = self._windows
+        steps = windows[:, 2] - windows[:, 1]  # (W,) keys per window
+        total = int(steps.sum())
+        if total < module.config.n_components:
+            return None
+        module.eval()
+        rng = np.random.default_rng(self.train_config.seed)
+        chosen = rng.choice(total, max_steps, replace=False) if total > max_steps else np.arange(total)
+        ends = np.cumsum(steps)
+        owner = np.searchsorted(ends, chosen, side="right")  # (S,) window of each drawn key
+        needed = np.unique(owner)
+        keys = []
+        with torch.no_grad():
+            for s in range(0, len(needed), 256):
+                batch, _, mask, _ = self._history(windows[needed[s : s + 256]])
+                z, h = module.steps(batch)
+                keys.append(module.step_keys(h, z)[torch.as_tensor(mask)].numpy())
+        start = np.cumsum(steps[needed]) - steps[needed]  # where each needed window starts in the concatenation
+        return np.concatenate(keys)[start[np.searchsorted(needed, owner)] + chosen - (ends[owner] - steps[owner])]
 
     @staticmethod
     def _load_item_text(module: DynamicInterestModel, item_text: np.ndarray, mean_text: np.ndarray) -> None:
@@ -570,13 +675,15 @@ class InterestRecommender(TorchRecommender):
             sentiment = np.zeros(n, np.float32)
         self._texts = None if feats is None or feats.texts is None else [feats.texts[r] for r in seq.rows]
         D = review.shape[1]
-        sums = np.zeros((n_items, D), np.float64)
-        np.add.at(sums, seq.item, review)
+        sums = group_sums(review, seq.item, n_items)  # (N, D) float64
         counts = np.bincount(seq.item, minlength=n_items).astype(np.float64)
         item_text = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)  # (N, D)
         mean_text = review.mean(0).astype(np.float32) if n else np.zeros(D, np.float32)
         others = counts[seq.item] - 1  # (n,) other training reviews of the step's item
-        loo = (sums[seq.item] - review) / np.maximum(others, 1)[:, None]
+        loo = np.empty((n, D), np.float32)
+        for s in range(0, n, 65536):  # float64 arithmetic one block at a time: all (n, D) of it is large at scale
+            part = slice(s, s + 65536)
+            loo[part] = (sums[seq.item[part]] - review[part]) / np.maximum(others[part], 1)[:, None]
         loo[others == 0] = mean_text  # an item reviewed once looks like an unseen item
         has_meta = np.zeros(n_items, bool)
         if feats is not None and feats.item_vectors is not None and self.config.use_text:
@@ -586,6 +693,13 @@ class InterestRecommender(TorchRecommender):
             has_meta[pos[ok]] = True
             loo[has_meta[seq.item]] = item_text[seq.item[has_meta[seq.item]]]
         self._review, self._sentiment, self._loo = review, sentiment, loo.astype(np.float32)
+        self._item_history: ItemTextHistory | None = None
+        if feats is not None and self.config.use_text and self.config.time_safe_text:
+            # time-safe: a target's item vector averages the item's reviews written before the target
+            # (its own review is never earlier than itself); metadata vectors stay as they are
+            self._step_times = self._train_df[TIME_COL].to_numpy(dtype=np.int64)[seq.rows]
+            self._item_history = ItemTextHistory(review, seq.item, self._step_times, n_items, has_meta, item_text)
+            self._loo = self._item_history.mean_before(seq.item, self._step_times)
         # per item, its training reviews (for the random leave-one-out profiles of negatives)
         self._item_order = np.argsort(seq.item, kind="stable")  # (n,) sorted steps grouped by item
         self._item_counts = counts.astype(np.int64)
@@ -675,6 +789,10 @@ class InterestRecommender(TorchRecommender):
             b, t = np.nonzero(target)  # (R,)
             if len(b) == 0:
                 continue
+            hist = self._item_history
+            if hist is not None:  # targets in time order: the negatives' text is looked up per time bucket
+                by_time = np.argsort(self._step_times[pos[b, t]], kind="stable")
+                b, t = b[by_time], t[by_time]
             rows = pos[b, t]
             batch.update(
                 t_b=torch.as_tensor(b),
@@ -686,11 +804,13 @@ class InterestRecommender(TorchRecommender):
             )
             if self.task == "ranking":
                 cfg = self.config
-                loo_neg = cfg.use_text and cfg.loo_negatives
+                loo_neg = cfg.use_text and cfg.loo_negatives and hist is None
                 if cfg.ranking_loss == "bpr":
                     neg = sample_negatives(rng, win[b, 0], self._seen, n_items)
                     batch["t_neg"] = torch.as_tensor(neg + 1)
-                    if loo_neg:
+                    if hist is not None:
+                        batch["t_neg_text"] = torch.as_tensor(hist.mean_before(neg, self._step_times[rows]))
+                    elif loo_neg:
                         batch["t_neg_text"] = torch.as_tensor(self._random_loo_text(neg, rng))
                 else:
                     if 0 < cfg.n_negatives < n_items:
@@ -698,7 +818,13 @@ class InterestRecommender(TorchRecommender):
                     else:
                         cand = np.arange(n_items)
                     batch["cand"] = torch.as_tensor(cand + 1)
-                    if loo_neg:
+                    if hist is not None:  # (G, N', D): candidates' text at the earliest target time of each bucket
+                        bounds = np.linspace(0, len(rows), min(TIME_BUCKETS, len(rows)) + 1).astype(np.int64)
+                        tables = [hist.mean_before(cand, int(self._step_times[rows[lo]])) for lo in bounds[:-1]]
+                        batch["cand_text"] = torch.as_tensor(np.stack(tables))
+                        batch["buckets"] = torch.as_tensor(bounds)
+                        batch["t_time"] = torch.as_tensor(self._step_times[rows])
+                    elif loo_neg:
                         batch["cand_text"] = torch.as_tensor(self._random_loo_text(cand, rng))  # (N', D)
                     batch["seen"] = torch.as_tensor(seen_mask(self.seq, win[:, 0], n_items)[:, cand])  # (B, N')
             yield batch
@@ -713,36 +839,65 @@ class InterestRecommender(TorchRecommender):
         pos = pos.float()
         if self.task == "rating":
             loss = F.mse_loss(pos, batch["t_rating"])
+            if self.config.residual_base != "none":  # pull the prediction toward the frozen base
+                base = self.config.global_mean + module.base_term(users, items)
+                loss = loss + self.config.residual_l2 * (pos - base).pow(2).mean()
         elif self.config.ranking_loss == "bpr":
             neg, _ = module.score(comps_t, users, batch["t_neg"], batch.get("t_neg_text"))
             loss = -F.logsigmoid(pos - neg.float()).mean()
+        elif "buckets" in batch:  # time-safe candidate text, one table per time bucket of targets
+            bounds = batch["buckets"].tolist()
+            parts = [
+                module.score(
+                    comps_t[lo:hi], users[lo:hi], candidates=batch["cand"], candidate_text=batch["cand_text"][g]
+                )[0]
+                for g, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:]))
+            ]
+            loss = self._softmax_loss(pos, torch.cat(parts, dim=0), batch)
         else:
             scores, _ = module.score(
                 comps_t, users, candidates=batch["cand"], candidate_text=batch.get("cand_text")
             )  # (R, N')
-            scores = scores.float().masked_fill(batch["seen"][b], -1e9)  # the user's train items, target included
-            logits = torch.cat([pos[:, None], scores], dim=1)  # (R, 1 + N'); column 0 = target (leave-one-out text)
-            loss = F.cross_entropy(logits, torch.zeros(len(pos), dtype=torch.long, device=pos.device))
+            loss = self._softmax_loss(pos, scores, batch)
         loss = loss + self._penalty_scale * module.cf_penalty()
         if self.config.assign_balance > 0:
             loss = loss + self.config.assign_balance * module.assignment_penalty(gamma, batch["mask"])
         return loss
 
-    def _final(self, users: np.ndarray) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    @staticmethod
+    def _softmax_loss(pos: torch.Tensor, scores: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Cross-entropy of the target (column 0) against the candidates, the user's train items masked."""
+        scores = scores.float().masked_fill(
+            batch["seen"][batch["t_b"]], -1e9
+        )  # the user's train items, target included
+        logits = torch.cat([pos[:, None], scores], dim=1)  # (R, 1 + N'); column 0 = target (leave-one-out text)
+        return F.cross_entropy(logits, torch.zeros(len(pos), dtype=torch.long, device=pos.device))
+
+    def _final(
+        self, users: np.ndarray, times: np.ndarray | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Components after each user's history; with ``times`` (B,) the history items' text is taken at those times."""
         win = self.seq.last_window(users, self.config.max_history)
-        batch, _, _, _ = self._history(win)
+        batch, pos, mask, _ = self._history(win)
+        if times is not None and self._item_history is not None:
+            step_times = np.broadcast_to(np.asarray(times, dtype=np.int64)[:, None], pos.shape)
+            text = self._item_history.mean_before(self.seq.item[pos[mask]], step_times[mask])  # (S, D)
+            full = np.zeros((*pos.shape, text.shape[1]), np.float32)
+            full[mask] = text
+            batch["item_text"] = torch.as_tensor(full)
         batch = {k: v.to(self.device) for k, v in batch.items()}
         comps, _, _ = self.module.final_components(batch)
         return comps, batch
 
     def _predict_idx(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        comps, _ = self._final(users)
-        out, _ = self.module.score(comps, self._tensor(users + 1), self._tensor(items + 1))
-        return out.float().cpu().numpy()
+        return self._at_prediction_times(users, items)
 
     def _score_idx(self, users: np.ndarray) -> np.ndarray:
+        return self._at_prediction_times(users, None)
+
+    def _score_now(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
         comps, _ = self._final(users)
-        out, _ = self.module.score(comps, self._tensor(users + 1))
+        out, _ = self.module.score(comps, self._tensor(users + 1), None if items is None else self._tensor(items + 1))
         return out.float().cpu().numpy()
 
     # ------------------------------------------------------------------ inspection

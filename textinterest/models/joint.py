@@ -263,10 +263,12 @@ class JointInterestRecommender(InterestRecommender):
         self._stale = True
         return super()._loss(module, {**batch, "review": review})
 
-    def _final(self, users: np.ndarray) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _final(
+        self, users: np.ndarray, times: np.ndarray | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if self._stale:
             self._refresh_review_vectors()
-        return super()._final(users)
+        return super()._final(users, times)
 
     def explain(self, user: Any, item: Any, top_n: int = 3) -> dict[str, Any]:
         if self._stale:

@@ -292,7 +292,21 @@ INTEREST_VARIANTS: dict[str, dict[str, Any]] = {
     "interest-no-lstm": {"use_lstm": False},
     "interest-k1": {"n_components": 1},
     "interest-no-cf": {"use_cf": False},
+    # switches of the model (not in the default run; see the README's "Interest model switches")
+    "interest-future-text": {"time_safe_text": False},
+    "interest-residual": {"residual_base": "biases"},
+    "interest-gru": {"sequence_encoder": "gru"},
+    "interest-attention": {"sequence_encoder": "attention"},
+    "interest-text-rare": {"rare_item_gate": True},
 }
+INTEREST_SWITCHES = (
+    "interest-future-text",
+    "interest-residual",
+    "interest-gru",
+    "interest-attention",
+    "interest-text-rare",
+)
+INTEREST_VARIANT_TASKS = {"interest-residual": ("rating",)}  # a rating base: the residual serves ratings only
 # dropout / hidden size of the interest model, searched on validation (seed 0); the ablations reuse the choice
 INTEREST_GRID: tuple[dict[str, Any], ...] = (
     {"dropout": 0.1, "hidden": 64},
@@ -449,13 +463,19 @@ def _register_builtins() -> None:
             ModelSpec(
                 variant,
                 _interest_factory(variant),
+                tasks=INTEREST_VARIANT_TASKS.get(variant, TASKS),
+                default=variant not in INTEREST_SWITCHES,
                 train_defaults=_INTEREST_TRAIN,
                 grid=INTEREST_GRID if full else (),
                 tuned_by=None if full else "interest",
                 uses_text=over.get("use_text", True),
                 uses_sentiment=over.get("use_sentiment", True),
                 report=_interest_report if full else None,
-                description="dynamic interest model" if full else f"ablation: {over}",
+                description="dynamic interest model"
+                if full
+                else f"switch: {over}"
+                if variant in INTEREST_SWITCHES
+                else f"ablation: {over}",
             )
         )
     register(

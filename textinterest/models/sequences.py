@@ -3,7 +3,8 @@
 - :class:`UserSequences`: each training user's interactions in time order, as positions into
   sorted arrays, with training windows over long histories;
 - :func:`seen_mask`: which items each user has in training (for masking them out of rankings);
-- :func:`sample_negatives`: one unobserved item per user (BPR-style negatives);
+- :func:`sample_negatives`: one unobserved item per user (BPR-style negatives), with :func:`seen_codes`;
+- :func:`group_sums`: per-group sums of vector rows (float64, in row order);
 - :func:`check_frame`: the column check with which every ``fit`` / ``predict`` starts.
 """
 
@@ -16,7 +17,7 @@ from textinterest.constants import ITEM_COL, RATING_COL, TIME_COL, USER_COL
 from textinterest.datasets.splits import order_key
 from textinterest.evaluation import IdIndex
 
-__all__ = ["UserSequences", "seen_mask", "sample_negatives", "check_frame"]
+__all__ = ["UserSequences", "seen_mask", "seen_codes", "sample_negatives", "group_sums", "check_frame"]
 
 
 class UserSequences:
@@ -166,27 +167,79 @@ def check_frame(df: pd.DataFrame, what: str, need_rating: bool = False) -> None:
         raise ValueError(f"{what} lacks column(s) {missing}; it has {list(df.columns)}")
 
 
+def seen_codes(seq: UserSequences) -> np.ndarray:
+    """Sorted unique ``user * n_items + item`` codes of the training interactions (for :func:`sample_negatives`)."""
+    codes = np.sort(seq.user.astype(np.int64) * seq.n_items + seq.item)
+    return codes[np.concatenate([[True], codes[1:] != codes[:-1]])] if codes.size else codes
+
+
+def _is_seen(seen: set[int] | np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Membership of ``codes`` in ``seen`` (a set, or a sorted int64 array as from :func:`seen_codes`)."""
+    if isinstance(seen, np.ndarray):
+        if seen.size == 0:
+            return np.zeros(len(codes), dtype=bool)
+        pos = np.minimum(np.searchsorted(seen, codes), seen.size - 1)
+        return seen[pos] == codes
+    return np.fromiter((int(c) in seen for c in codes), dtype=bool, count=len(codes))
+
+
 def sample_negatives(
-    rng: np.random.Generator, users: np.ndarray, seen: set[int], n_items: int, tries: int = 5
+    rng: np.random.Generator, users: np.ndarray, seen: set[int] | np.ndarray, n_items: int, tries: int = 5
 ) -> np.ndarray:
     """One item per user, uniformly among items the user did not interact with (approximately).
 
     Args:
         rng: the random generator.
         users: (B,) user positions.
-        seen: ``user * n_items + item`` codes of the training interactions.
+        seen: ``user * n_items + item`` codes of the training interactions: a set, or (faster) the
+            sorted array of :func:`seen_codes`; both give the same draws.
         n_items: number of items.
         tries: redraw rounds for draws that hit a seen item (a few may remain after the last).
 
     Returns:
         int array (B,) of item positions.
     """
+    users = np.asarray(users, dtype=np.int64)
     neg = rng.integers(0, n_items, size=len(users))
     for _ in range(tries):
-        clash = np.fromiter(
-            (int(u) * n_items + int(i) in seen for u, i in zip(users, neg)), dtype=bool, count=len(users)
-        )
+        clash = _is_seen(seen, users * n_items + neg)
         if not clash.any():
             break
         neg[clash] = rng.integers(0, n_items, size=int(clash.sum()))
     return neg
+
+
+def group_sums(values: np.ndarray, groups: np.ndarray, n_groups: int, block: int = 65536) -> np.ndarray:
+    """Float64 sums of the rows of ``values`` per group: what ``np.add.at(out, groups, values)`` gives.
+
+    Rows are added in their order within each group, as ``np.add.at`` adds them, so the sums are the
+    same to the last bit; the work is a sort and block-wise ``np.add.reduceat`` instead of one
+    unbuffered scatter per row, and only about ``block`` rows are copied at a time.
+
+    Args:
+        values: (n, D) rows.
+        groups: (n,) group of each row, in ``0 .. n_groups - 1``.
+        n_groups: number of groups.
+        block: rows gathered per step (whole groups at a time).
+
+    Returns:
+        float64 array (n_groups, D); zero rows for empty groups.
+    """
+    groups = np.asarray(groups, dtype=np.int64)
+    out = np.zeros((n_groups, values.shape[1]), dtype=np.float64)
+    if groups.size == 0:
+        return out
+    if groups.min() < 0 or groups.max() >= n_groups:
+        raise ValueError(f"group_sums: groups must lie in 0..{n_groups - 1}")
+    order = np.argsort(groups, kind="stable")
+    counts = np.bincount(groups, minlength=n_groups)
+    filled = np.flatnonzero(counts)  # groups with rows, in order
+    ends = np.cumsum(counts[filled])
+    starts = ends - counts[filled]
+    i = 0
+    while i < len(filled):
+        j = max(int(np.searchsorted(ends, starts[i] + block, side="right")), i + 1)
+        rows = order[starts[i] : ends[j - 1]]
+        out[filled[i:j]] = np.add.reduceat(values[rows], starts[i:j] - starts[i], axis=0, dtype=np.float64)
+        i = j
+    return out

@@ -1,0 +1,192 @@
+"""Time-safe item text for the interest model: an item's text vector at time ``t`` averages only the
+item's training reviews written strictly before ``t``.
+
+Leave-last-out is per user, so other users' training reviews of an item may be written after the
+review being predicted; an item vector averaging them looks into the future. :class:`ItemTextHistory`
+answers "mean of item ``i``'s reviews before ``t``" for any (item, time) pairs from one sorted copy of
+the reviews and their prefix sums: reviews are sorted by (item, time), a query's cut is a
+``searchsorted`` on the combined key, and the mean is a difference of two prefix sums. Reviews of
+the same timestamp as the query count as later (Amazon timestamps have day resolution), so a
+training review never enters its own item vector. An item with no earlier review gets the fallback
+vector at that time: the mean of *all* training reviews written before it (zeros before the first
+review), so that not even the fallback reads a later review.
+
+:class:`~textinterest.models.text_profile.TimeSafeItemText` does the same for whole tables in
+ascending time; this class also answers per-(item, time) pairs, which training needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from textinterest.constants import TIME_COL, USER_COL
+
+__all__ = ["ItemTextHistory", "TimeSafeScoring"]
+
+
+class ItemTextHistory:
+    """Mean review vector of items using only reviews written before a query time.
+
+    Args:
+        vectors: (R, D) review vectors.
+        items: (R,) item positions in 0..n_items-1.
+        times: (R,) integer review timestamps.
+        n_items: number of items.
+        fixed: optional (n_items,) bool: items whose vector does not depend on time (metadata
+            vectors), answered from ``fixed_vectors`` at every time.
+        fixed_vectors: (n_items, D) vectors of the ``fixed`` items (other rows ignored).
+    """
+
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        items: np.ndarray,
+        times: np.ndarray,
+        n_items: int,
+        fixed: np.ndarray | None = None,
+        fixed_vectors: np.ndarray | None = None,
+    ) -> None:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        items = np.asarray(items, dtype=np.int64)
+        times = np.asarray(times, dtype=np.int64)
+        if vectors.ndim != 2 or not len(vectors) == len(items) == len(times):
+            raise ValueError(
+                f"vectors (R, D), items (R,), times (R,) must agree; got {vectors.shape}, {items.shape}, {times.shape}"
+            )
+        if len(items) and (items.min() < 0 or items.max() >= n_items):
+            raise ValueError(f"item positions must be in [0, {n_items - 1}]")
+        self.n_items, self.dim = int(n_items), vectors.shape[1]
+        by_time = np.argsort(times, kind="stable")
+        self.all_times = times[by_time]  # (R,) ascending, for the fallback
+        self.all_csum = np.zeros((len(times) + 1, self.dim), dtype=np.float64)
+        np.cumsum(vectors[by_time], axis=0, out=self.all_csum[1:])
+        self.t0 = int(times.min()) if len(times) else 0
+        self.span = (int(times.max()) - self.t0 + 2) if len(times) else 2
+        order = np.lexsort((times, items))  # by item, then time
+        self.keys = items[order] * self.span + (times[order] - self.t0)  # (R,) ascending
+        csum = np.zeros((len(order) + 1, self.dim), dtype=np.float64)
+        np.cumsum(vectors[order], axis=0, out=csum[1:])
+        self.csum = csum
+        counts = np.bincount(items, minlength=self.n_items)
+        self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)  # (n_items,)
+        self.fixed = np.zeros(self.n_items, bool) if fixed is None else np.asarray(fixed, bool)
+        self.fixed_vectors = fixed_vectors if self.fixed.any() else None
+
+    def count_before(self, items: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """(Q,) number of reviews of ``items[q]`` written strictly before ``times[q]``."""
+        return self._cut(items, times)[0] - self.starts[np.asarray(items, dtype=np.int64)]
+
+    def fallback_before(self, times: np.ndarray | int) -> np.ndarray:
+        """(Q, D) float32 mean of all reviews (any item) strictly before each time; zeros when there is none."""
+        times = np.atleast_1d(np.asarray(times, dtype=np.int64))
+        n = np.searchsorted(self.all_times, times, side="left")
+        return (self.all_csum[n] / np.maximum(n, 1)[:, None]).astype(np.float32)
+
+    def mean_before(self, items: np.ndarray, times: np.ndarray | int) -> np.ndarray:
+        """(Q, D) float32 mean of each item's reviews strictly before its query time (fallback if none).
+
+        Args:
+            items: (Q,) item positions.
+            times: (Q,) query timestamps, or one timestamp for every item.
+        """
+        items = np.asarray(items, dtype=np.int64)
+        cut, start = self._cut(items, times)
+        n = cut - start
+        out = (self.csum[cut] - self.csum[start]) / np.maximum(n, 1)[:, None]
+        out = out.astype(np.float32)
+        empty = n == 0
+        if empty.any():
+            when = np.broadcast_to(np.asarray(times, dtype=np.int64), items.shape)[empty]
+            distinct, which = np.unique(when, return_inverse=True)
+            out[empty] = self.fallback_before(distinct)[which]
+        if self.fixed_vectors is not None:
+            fixed = self.fixed[items]
+            out[fixed] = self.fixed_vectors[items[fixed]]
+        return out
+
+    def tables(self, times: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every item's vector at each distinct query time, one (1 + n_items, D) table at a time.
+
+        Yields:
+            ``(queries, table)``: positions in ``times`` sharing one time, and the table at that time;
+            row 0 is the fallback (for unknown items), row 1 + i item i.
+        """
+        distinct, which = np.unique(np.asarray(times, dtype=np.int64), return_inverse=True)
+        everything = np.arange(self.n_items)
+        for j, t in enumerate(distinct):
+            table = np.concatenate([self.fallback_before(int(t)), self.mean_before(everything, int(t))])
+            yield np.flatnonzero(which == j), table
+
+    def _cut(self, items: np.ndarray, times: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
+        items = np.asarray(items, dtype=np.int64)
+        if items.size and (items.min() < 0 or items.max() >= self.n_items):
+            raise ValueError(f"item positions must be in [0, {self.n_items - 1}]")
+        rel = np.clip(np.asarray(times, dtype=np.int64) - self.t0, 0, self.span - 1)
+        cut = np.searchsorted(self.keys, items * self.span + rel, side="left")
+        return cut, self.starts[items]
+
+
+class TimeSafeScoring:
+    """Prediction-time item text for a torch recommender whose module keeps item vectors in ``module.item_text``
+    ((1 + n_items, D), row 0 the fallback) and that sets ``_item_history`` (an :class:`ItemTextHistory`, or None
+    when the switch is off) and implements ``_score_now(users, items)``.
+    """
+
+    prediction_times_: dict[Any, int]
+    _item_history: ItemTextHistory | None
+
+    def _at_prediction_times(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        """Scores with time-safe item text for users with a prediction time (all items, or ``items``).
+
+        The history of every timed user is encoded once, its items' text taken at the user's time;
+        a pair (user, item) reads the item's text at that time too. Scoring all items groups the
+        users by time and scores each group against the item table of its time.
+        """
+        hist, times = self._item_history, self.prediction_times_
+        timed = np.zeros(len(users), bool)
+        if hist is not None and times:
+            ids = self.user_index.ids[np.maximum(users, 0)]
+            timed = (users >= 0) & np.array([u in times for u in ids], dtype=bool)
+        if not timed.any():
+            return self._score_now(users, items)
+        out = np.empty((len(users), len(self.item_index)) if items is None else len(users), np.float32)
+        rest, sel = np.flatnonzero(~timed), np.flatnonzero(timed)
+        if len(rest):
+            out[rest] = self._score_now(users[rest], None if items is None else items[rest])
+        when = np.array([times[u] for u in ids[sel]], dtype=np.int64)  # (S,)
+        comps, _ = self._final(users[sel], when)
+        user_t = torch.as_tensor(users[sel] + 1, device=comps.device)
+        if items is not None:
+            known = items[sel] >= 0
+            text = hist.fallback_before(when)  # unknown items: the fallback, as row 0 of a table
+            text[known] = hist.mean_before(items[sel][known], when[known])
+            item_t = torch.as_tensor(items[sel] + 1, device=comps.device)
+            scores, _ = self.module.score(comps, user_t, item_t, torch.as_tensor(text, device=comps.device))
+            out[sel] = scores.float().cpu().numpy()
+            return out
+        for q, table in hist.tables(when):
+            cand_text = torch.as_tensor(table[1:], device=comps.device)
+            scores, _ = self.module.score(comps[q], user_t[q], candidate_text=cand_text)
+            out[sel[q]] = scores.float().cpu().numpy()
+        return out
+
+    def set_prediction_times(self, df: pd.DataFrame) -> TimeSafeScoring:
+        """Record each user's prediction time, the earliest timestamp of their rows in ``df`` (e.g. the test split).
+
+        With ``time_safe_text`` the scores of these users then use item text vectors averaging only
+        training reviews written before that time (items without one: the mean vector). An empty
+        ``df`` clears the times (every training review counts again).
+
+        Raises:
+            ValueError: ``df`` lacks the user or time column.
+        """
+        missing = [c for c in (USER_COL, TIME_COL) if c not in df.columns]
+        if missing:
+            raise ValueError(f"set_prediction_times: df lacks column(s) {missing}; it has {list(df.columns)}")
+        self.prediction_times_ = df.groupby(USER_COL, sort=False)[TIME_COL].min().astype(np.int64).to_dict()
+        return self
