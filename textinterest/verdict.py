@@ -29,6 +29,7 @@ __all__ = ["ALPHA", "classify", "dataset_verdicts", "format_verdict", "main"]
 ALPHA = 0.05
 METRICS = ("ndcg@10", "hr@10", "mrr", "rmse")
 TEXT_ABLATION = "interest-no-text"
+_TEXT_WORDS = {"win": "yes", "loss": "no (ablation better)", "tie": "no (tie)", None: "not recorded"}
 
 
 def classify(test: dict[str, Any], metric: str, alpha: float = ALPHA) -> str:
@@ -119,7 +120,7 @@ def format_verdict(results: Sequence[dict[str, Any]], metrics: Sequence[str] = (
             if r["metric"] not in metrics:
                 continue
             tally.setdefault(r["metric"], []).append(r["verdict"])
-            text = {"win": "yes", "loss": "no (ablation better)", "tie": "no (tie)", None: "not run"}[r["text_verdict"]]
+            text = _TEXT_WORDS[r["text_verdict"]]
             rows.append(
                 [
                     r["dataset"],
