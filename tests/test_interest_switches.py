@@ -55,6 +55,39 @@ def test_item_text_history_matches_brute_force():
         np.testing.assert_allclose(table[0], vectors[times < t].mean(0), atol=1e-5)
 
 
+@pytest.mark.parametrize("sum_block, fallback_block", [(7, 4), (16384, 64), (1, 1)])
+def test_item_text_history_block_boundaries(monkeypatch, sum_block, fallback_block):
+    """Running sums and fallback anchors give the brute-force means whatever the block sizes."""
+    import textinterest.models.item_text as item_text
+
+    monkeypatch.setattr(item_text, "SUM_BLOCK", sum_block)
+    monkeypatch.setattr(item_text, "FALLBACK_BLOCK", fallback_block)
+    monkeypatch.setattr(item_text, "QUERY_BLOCK", 5)
+    rng = np.random.default_rng(1)
+    R, n_items = 90, 4  # few items: segments cross many blocks
+    vectors = rng.normal(size=(R, 3)).astype(np.float32)
+    items, times = rng.integers(0, n_items, R), rng.integers(0, 40, R)
+    hist = item_text.ItemTextHistory(vectors, items, times, n_items)
+    q_items, q_times = rng.integers(0, n_items, 120), rng.integers(-2, 45, 120)
+    want = np.stack([_brute_mean(vectors, items, times, i, t) for i, t in zip(q_items, q_times)])
+    np.testing.assert_allclose(hist.mean_before(q_items, q_times), want, atol=1e-5)
+
+
+def test_item_text_history_keeps_float64_precision_on_long_histories():
+    """One item with 200k reviews sharing a large common direction (as encoder vectors do): the means read
+    from the float32 running sums stay within float32 rounding of a float64 reference."""
+    rng = np.random.default_rng(2)
+    R = 200_000
+    vectors = (5.0 + rng.normal(scale=0.1, size=(R, 8))).astype(np.float32)
+    times = np.arange(R)
+    hist = ItemTextHistory(vectors, np.zeros(R, int), times, 1)
+    q_times = np.array([1, 2, 1000, 65_537, 150_001, R])
+    want = np.stack([vectors[:t].astype(np.float64).mean(0) for t in q_times])
+    got = hist.mean_before(np.zeros(len(q_times), int), q_times)
+    np.testing.assert_allclose(got, want, rtol=2e-7)  # a plain float32 cumsum is off by about 1e-5 here
+    np.testing.assert_allclose(hist.fallback_before(q_times), want, rtol=2e-7)
+
+
 def test_item_text_history_fixed_vectors_and_bad_input():
     vectors = np.eye(3, dtype=np.float32)
     fixed = np.array([False, True])
@@ -67,6 +100,18 @@ def test_item_text_history_fixed_vectors_and_bad_input():
         ItemTextHistory(vectors, np.array([0, 1, 5]), np.array([1, 2, 3]), 2)
     with pytest.raises(ValueError, match="item positions"):
         hist.mean_before(np.array([2]), 5)
+    with pytest.raises(ValueError, match="fallback must be"):
+        ItemTextHistory(vectors, np.array([0, 1, 1]), np.array([1, 2, 3]), 2, fallback="median")
+    # every item fixed: answered from the fixed vectors, no running sums kept
+    every = ItemTextHistory(vectors, np.array([0, 1, 1]), np.array([1, 2, 3]), 2, np.ones(2, bool), meta)
+    assert every.running.size == 0
+    np.testing.assert_allclose(every.mean_before(np.array([0, 1]), 99), meta)
+    # an item without any review: the mean of earlier reviews, or zeros on request
+    three = ItemTextHistory(vectors, np.array([0, 1, 1]), np.array([1, 2, 3]), 3)
+    np.testing.assert_allclose(three.mean_before(np.array([2]), 3), vectors[:2].mean(0, keepdims=True))
+    zeros = ItemTextHistory(vectors, np.array([0, 1, 1]), np.array([1, 2, 3]), 3, fallback="zeros")
+    np.testing.assert_allclose(zeros.every_review()[2], 0.0)
+    np.testing.assert_allclose(zeros.every_review()[1], vectors[1:].mean(0))
 
 
 # --------------------------------------------------------------------------- time-safe item text in the model

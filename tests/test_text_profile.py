@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from textinterest.models.text_profile import TextProfileRecommender, TimeSafeItemText
+from textinterest.models.item_text import ItemTextHistory
+from textinterest.models.text_profile import TextProfileRecommender
 
 
 class _TopicEmbed:
@@ -22,9 +23,9 @@ def _frame(rows):
 
 def test_time_safe_means_use_only_earlier_reviews():
     vec = np.array([[1.0, 0.0], [0.0, 1.0], [3.0, 0.0]], dtype=np.float32)
-    text = TimeSafeItemText(vec, items=np.array([0, 0, 1]), times=np.array([10, 20, 5]), n_items=2)
-    np.testing.assert_allclose(text.all_reviews(), [[0.5, 0.5], [3.0, 0.0]])
-    tables = dict((int(q[0]), t) for q, t in text.before(np.array([20, 5, 21])))
+    text = ItemTextHistory(vec, items=np.array([0, 0, 1]), times=np.array([10, 20, 5]), n_items=2, fallback="zeros")
+    np.testing.assert_allclose(text.every_review(), [[0.5, 0.5], [3.0, 0.0]])
+    tables = dict((int(q[0]), t[1:]) for q, t in text.tables(np.array([20, 5, 21])))
     np.testing.assert_allclose(tables[1], [[0.0, 0.0], [0.0, 0.0]])  # nothing strictly before t=5
     np.testing.assert_allclose(tables[0], [[1.0, 0.0], [3.0, 0.0]])  # t=20: the review at 20 is not earlier
     np.testing.assert_allclose(tables[2], [[0.5, 0.5], [3.0, 0.0]])

@@ -679,20 +679,13 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
         counts = np.bincount(seq.item, minlength=n_items).astype(np.float64)
         item_text = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)  # (N, D)
         mean_text = review.mean(0).astype(np.float32) if n else np.zeros(D, np.float32)
-        others = counts[seq.item] - 1  # (n,) other training reviews of the step's item
-        loo = np.empty((n, D), np.float32)
-        for s in range(0, n, 65536):  # float64 arithmetic one block at a time: all (n, D) of it is large at scale
-            part = slice(s, s + 65536)
-            loo[part] = (sums[seq.item[part]] - review[part]) / np.maximum(others[part], 1)[:, None]
-        loo[others == 0] = mean_text  # an item reviewed once looks like an unseen item
         has_meta = np.zeros(n_items, bool)
         if feats is not None and feats.item_vectors is not None and self.config.use_text:
             pos = self.item_index.index_of(np.asarray(feats.item_ids, dtype=object))
             ok = pos >= 0
             item_text[pos[ok]] = np.asarray(feats.item_vectors, np.float32)[ok]
             has_meta[pos[ok]] = True
-            loo[has_meta[seq.item]] = item_text[seq.item[has_meta[seq.item]]]
-        self._review, self._sentiment, self._loo = review, sentiment, loo.astype(np.float32)
+        self._review, self._sentiment = review, sentiment
         self._item_history: ItemTextHistory | None = None
         if feats is not None and self.config.use_text and self.config.time_safe_text:
             # time-safe: a target's item vector averages the item's reviews written before the target
@@ -700,6 +693,15 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
             self._step_times = self._train_df[TIME_COL].to_numpy(dtype=np.int64)[seq.rows]
             self._item_history = ItemTextHistory(review, seq.item, self._step_times, n_items, has_meta, item_text)
             self._loo = self._item_history.mean_before(seq.item, self._step_times)
+        else:
+            others = counts[seq.item] - 1  # (n,) other training reviews of the step's item
+            loo = np.empty((n, D), np.float32)
+            for s in range(0, n, 65536):  # float64 arithmetic one block at a time: all (n, D) of it is large at scale
+                part = slice(s, s + 65536)
+                loo[part] = (sums[seq.item[part]] - review[part]) / np.maximum(others[part], 1)[:, None]
+            loo[others == 0] = mean_text  # an item reviewed once looks like an unseen item
+            loo[has_meta[seq.item]] = item_text[seq.item[has_meta[seq.item]]]
+            self._loo = loo
         # per item, its training reviews (for the random leave-one-out profiles of negatives)
         self._item_order = np.argsort(seq.item, kind="stable")  # (n,) sorted steps grouped by item
         self._item_counts = counts.astype(np.int64)

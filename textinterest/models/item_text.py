@@ -3,16 +3,21 @@ item's training reviews written strictly before ``t``.
 
 Leave-last-out is per user, so other users' training reviews of an item may be written after the
 review being predicted; an item vector averaging them looks into the future. :class:`ItemTextHistory`
-answers "mean of item ``i``'s reviews before ``t``" for any (item, time) pairs from one sorted copy of
-the reviews and their prefix sums: reviews are sorted by (item, time), a query's cut is a
-``searchsorted`` on the combined key, and the mean is a difference of two prefix sums. Reviews of
+answers "mean of item ``i``'s reviews before ``t``" for any (item, time) pairs from one table of running
+sums: reviews are sorted by (item, time), each item's running sum restarts at its first review, a
+query's cut is a ``searchsorted`` on the combined key, and the mean is the running sum just before
+the cut divided by the count. The sums are accumulated in float64 and stored in float32 (one
+rounding, no cancellation), so the table costs what one float32 copy of the review vectors costs:
+at a million reviews of 256 dimensions about 0.9 GB, where float64 prefix sums of both orders
+took about 3.7 GB. Reviews of
 the same timestamp as the query count as later (Amazon timestamps have day resolution), so a
 training review never enters its own item vector. An item with no earlier review gets the fallback
 vector at that time: the mean of *all* training reviews written before it (zeros before the first
-review), so that not even the fallback reads a later review.
+review), so that not even the fallback reads a later review; with ``fallback="zeros"`` it gets zeros
+(the static text profile scores such an item 0).
 
-:class:`~textinterest.models.text_profile.TimeSafeItemText` does the same for whole tables in
-ascending time; this class also answers per-(item, time) pairs, which training needs.
+The interest model (per-(item, time) pairs in training, one table per prediction time in scoring)
+and the text-profile baseline (tables) share this one class.
 """
 
 from __future__ import annotations
@@ -28,6 +33,33 @@ from textinterest.constants import TIME_COL, USER_COL
 
 __all__ = ["ItemTextHistory", "TimeSafeScoring"]
 
+FALLBACK_BLOCK = 64  # rows between the fallback's float64 anchor sums
+QUERY_BLOCK = 65536  # queries answered per block (bounds the temporaries)
+SUM_BLOCK = 16384  # rows accumulated in float64 per block when building the running sums
+
+
+def _running_sums(vectors: np.ndarray, order: np.ndarray, segment_starts: np.ndarray) -> np.ndarray:
+    """(R, D) float32: row k is the sum of ``vectors[order[s..k]]``, ``s = segment_starts[k]`` (sorted order).
+
+    Accumulated in float64 one block at a time, so each stored value carries one float32 rounding and
+    long segments lose nothing to accumulation.
+    """
+    R, D = len(order), vectors.shape[1]
+    out = np.empty((R, D), np.float32)
+    carry = np.zeros(D, np.float64)  # running sum of the segment still open at the block's start
+    for lo in range(0, R, SUM_BLOCK):
+        hi = min(lo + SUM_BLOCK, R)
+        block = np.cumsum(vectors[order[lo:hi]], axis=0, dtype=np.float64)  # (b, D) from the block's start
+        seg = segment_starts[lo:hi] - lo  # (b,) segment start relative to the block; < 0: began earlier
+        inside = seg > 0
+        base = np.zeros_like(block)
+        base[inside] = block[seg[inside] - 1]  # a segment that starts in the block: subtract what came before it
+        base[seg < 0] -= carry  # one that began in an earlier block: add its sum so far
+        block -= base
+        out[lo:hi] = block
+        carry = block[-1]
+    return out
+
 
 class ItemTextHistory:
     """Mean review vector of items using only reviews written before a query time.
@@ -40,6 +72,7 @@ class ItemTextHistory:
         fixed: optional (n_items,) bool: items whose vector does not depend on time (metadata
             vectors), answered from ``fixed_vectors`` at every time.
         fixed_vectors: (n_items, D) vectors of the ``fixed`` items (other rows ignored).
+        fallback: vector of an item without an earlier review: ``"mean"`` of all earlier reviews, or ``"zeros"``.
     """
 
     def __init__(
@@ -50,7 +83,11 @@ class ItemTextHistory:
         n_items: int,
         fixed: np.ndarray | None = None,
         fixed_vectors: np.ndarray | None = None,
+        fallback: str = "mean",
     ) -> None:
+        if fallback not in ("mean", "zeros"):
+            raise ValueError(f"fallback must be 'mean' or 'zeros', got {fallback!r}")
+        self.fallback = fallback
         vectors = np.asarray(vectors, dtype=np.float32)
         items = np.asarray(items, dtype=np.int64)
         times = np.asarray(times, dtype=np.int64)
@@ -61,31 +98,48 @@ class ItemTextHistory:
         if len(items) and (items.min() < 0 or items.max() >= n_items):
             raise ValueError(f"item positions must be in [0, {n_items - 1}]")
         self.n_items, self.dim = int(n_items), vectors.shape[1]
-        by_time = np.argsort(times, kind="stable")
-        self.all_times = times[by_time]  # (R,) ascending, for the fallback
-        self.all_csum = np.zeros((len(times) + 1, self.dim), dtype=np.float64)
-        np.cumsum(vectors[by_time], axis=0, out=self.all_csum[1:])
+        self.vectors = vectors  # kept (no copy when already float32) for the fallback's partial blocks
+        # fallback: reviews in time order, float64 sums at every FALLBACK_BLOCK-th row (tiny), the rest summed on demand
+        self.by_time = np.argsort(times, kind="stable")
+        self.all_times = times[self.by_time]  # (R,) ascending
+        n_anchors = len(times) // FALLBACK_BLOCK + 1
+        self.anchors = np.zeros((n_anchors, self.dim), dtype=np.float64)
+        step = max(1, SUM_BLOCK // FALLBACK_BLOCK) * FALLBACK_BLOCK
+        for lo in range(0, (n_anchors - 1) * FALLBACK_BLOCK, step):
+            hi = min(lo + step, (n_anchors - 1) * FALLBACK_BLOCK)
+            blocks = vectors[self.by_time[lo:hi]].reshape(-1, FALLBACK_BLOCK, self.dim).sum(1, dtype=np.float64)
+            a = lo // FALLBACK_BLOCK
+            self.anchors[a + 1 : a + 1 + len(blocks)] = self.anchors[a] + np.cumsum(blocks, axis=0)
         self.t0 = int(times.min()) if len(times) else 0
         self.span = (int(times.max()) - self.t0 + 2) if len(times) else 2
         order = np.lexsort((times, items))  # by item, then time
         self.keys = items[order] * self.span + (times[order] - self.t0)  # (R,) ascending
-        csum = np.zeros((len(order) + 1, self.dim), dtype=np.float64)
-        np.cumsum(vectors[order], axis=0, out=csum[1:])
-        self.csum = csum
         counts = np.bincount(items, minlength=self.n_items)
         self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)  # (n_items,)
         self.fixed = np.zeros(self.n_items, bool) if fixed is None else np.asarray(fixed, bool)
         self.fixed_vectors = fixed_vectors if self.fixed.any() else None
+        if self.fixed.all():  # every item answered from its fixed vector: no running sums to keep
+            self.running = np.zeros((0, self.dim), np.float32)
+        else:
+            self.running = _running_sums(vectors, order, self.starts[items[order]])  # (R, D) float32
 
     def count_before(self, items: np.ndarray, times: np.ndarray) -> np.ndarray:
         """(Q,) number of reviews of ``items[q]`` written strictly before ``times[q]``."""
         return self._cut(items, times)[0] - self.starts[np.asarray(items, dtype=np.int64)]
 
     def fallback_before(self, times: np.ndarray | int) -> np.ndarray:
-        """(Q, D) float32 mean of all reviews (any item) strictly before each time; zeros when there is none."""
+        """(Q, D) float32 mean of all reviews (any item) strictly before each time; zeros when there is none
+        (always zeros with ``fallback="zeros"``)."""
         times = np.atleast_1d(np.asarray(times, dtype=np.int64))
-        n = np.searchsorted(self.all_times, times, side="left")
-        return (self.all_csum[n] / np.maximum(n, 1)[:, None]).astype(np.float32)
+        if self.fallback == "zeros":
+            return np.zeros((len(times), self.dim), np.float32)
+        distinct, which = np.unique(times, return_inverse=True)
+        n = np.searchsorted(self.all_times, distinct, side="left")
+        sums = self.anchors[n // FALLBACK_BLOCK].copy()  # (U, D) float64
+        for j, (lo, hi) in enumerate(zip(n // FALLBACK_BLOCK * FALLBACK_BLOCK, n)):
+            if hi > lo:
+                sums[j] += self.vectors[self.by_time[lo:hi]].sum(0, dtype=np.float64)
+        return (sums / np.maximum(n, 1)[:, None]).astype(np.float32)[which.reshape(-1)]
 
     def mean_before(self, items: np.ndarray, times: np.ndarray | int) -> np.ndarray:
         """(Q, D) float32 mean of each item's reviews strictly before its query time (fallback if none).
@@ -97,20 +151,28 @@ class ItemTextHistory:
         items = np.asarray(items, dtype=np.int64)
         cut, start = self._cut(items, times)
         n = cut - start
-        out = (self.csum[cut] - self.csum[start]) / np.maximum(n, 1)[:, None]
-        out = out.astype(np.float32)
-        empty = n == 0
+        out = np.zeros((len(items), self.dim), np.float32)
+        fixed = self.fixed[items]
+        some = np.flatnonzero((n > 0) & ~fixed)
+        for s in range(0, len(some), QUERY_BLOCK):  # (block, D) temporaries, not (Q, D)
+            q = some[s : s + QUERY_BLOCK]
+            out[q] = self.running[cut[q] - 1] / n[q, None].astype(np.float32)
+        empty = (n == 0) & ~fixed
         if empty.any():
-            when = np.broadcast_to(np.asarray(times, dtype=np.int64), items.shape)[empty]
-            distinct, which = np.unique(when, return_inverse=True)
-            out[empty] = self.fallback_before(distinct)[which]
-        if self.fixed_vectors is not None:
-            fixed = self.fixed[items]
+            if self.fallback == "mean":
+                when = np.broadcast_to(np.asarray(times, dtype=np.int64), items.shape)[empty]
+                distinct, which = np.unique(when, return_inverse=True)
+                out[empty] = self.fallback_before(distinct)[which]
+        if fixed.any():
             out[fixed] = self.fixed_vectors[items[fixed]]
         return out
 
+    def every_review(self) -> np.ndarray:
+        """(n_items, D) float32 mean of every review of each item (the fallback for an item without any)."""
+        return self.mean_before(np.arange(self.n_items), self.t0 + self.span)
+
     def tables(self, times: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Every item's vector at each distinct query time, one (1 + n_items, D) table at a time.
+        """Every item's vector at each distinct query time, one (1 + n_items, D) table at a time, ascending.
 
         Yields:
             ``(queries, table)``: positions in ``times`` sharing one time, and the table at that time;

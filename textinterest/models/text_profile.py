@@ -18,7 +18,7 @@ Review vectors are given, aligned with the training rows (e.g. ``TextFeatures.re
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,69 +27,14 @@ import pandas as pd
 from textinterest.constants import ITEM_COL, TIME_COL, USER_COL
 from textinterest.evaluation import IdIndex
 from textinterest.models.base import Capabilities, Recommender
+from textinterest.models.item_text import ItemTextHistory
 
-__all__ = ["TimeSafeItemText", "TextProfileRecommender"]
+__all__ = ["TextProfileRecommender"]
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(x, axis=-1, keepdims=True)
     return np.where(norm > 0, x / np.maximum(norm, 1e-12), 0.0).astype(np.float32)
-
-
-class TimeSafeItemText:
-    """Mean review vector of every item using only reviews written before a query time.
-
-    Args:
-        vectors: (R, D) review vectors.
-        items: (R,) item positions in 0..n_items-1.
-        times: (R,) review timestamps.
-        n_items: number of items.
-    """
-
-    def __init__(self, vectors: np.ndarray, items: np.ndarray, times: np.ndarray, n_items: int) -> None:
-        vectors = np.asarray(vectors, dtype=np.float32)
-        items = np.asarray(items, dtype=np.int64)
-        times = np.asarray(times, dtype=np.int64)
-        if vectors.ndim != 2 or len(vectors) != len(items) or len(items) != len(times):
-            raise ValueError(
-                f"vectors (R, D), items (R,), times (R,) must agree; got {vectors.shape}, {items.shape}, {times.shape}"
-            )
-        if len(items) and (items.min() < 0 or items.max() >= n_items):
-            raise ValueError(f"item positions must be in [0, {n_items - 1}]")
-        order = np.argsort(times, kind="stable")
-        self.vectors, self.items, self.times = vectors[order], items[order], times[order]
-        self.n_items, self.dim = int(n_items), vectors.shape[1]
-
-    def all_reviews(self) -> np.ndarray:
-        """(n_items, D) mean over every review (zeros for an item without any)."""
-        return self._means(len(self.times))
-
-    def before(self, times: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Item means at each query time, one table per distinct time, in ascending time order.
-
-        Args:
-            times: (B,) query timestamps.
-
-        Yields:
-            ``(queries, table)``: the positions in ``times`` sharing one time, and the (n_items, D)
-            float32 means of the reviews written strictly before it. One table lives at a time.
-        """
-        distinct, which = np.unique(np.asarray(times, dtype=np.int64), return_inverse=True)
-        cuts = np.searchsorted(self.times, distinct, side="left")  # reviews [0, cut) are strictly earlier
-        sums = np.zeros((self.n_items, self.dim), dtype=np.float64)
-        counts = np.zeros(self.n_items, dtype=np.float64)
-        done = 0
-        for j, cut in enumerate(cuts):  # ascending: each review is added once
-            np.add.at(sums, self.items[done:cut], self.vectors[done:cut])
-            counts += np.bincount(self.items[done:cut], minlength=self.n_items)
-            done = cut
-            yield np.flatnonzero(which == j), (sums / np.maximum(counts, 1.0)[:, None]).astype(np.float32)
-
-    def _means(self, cut: int) -> np.ndarray:
-        sums = np.zeros((self.n_items, self.dim), dtype=np.float64)
-        np.add.at(sums, self.items[:cut], self.vectors[:cut])
-        counts = np.bincount(self.items[:cut], minlength=self.n_items).astype(np.float64)
-        return (sums / np.maximum(counts, 1.0)[:, None]).astype(np.float32)
 
 
 class TextProfileRecommender(Recommender):
@@ -110,7 +55,7 @@ class TextProfileRecommender(Recommender):
         self.time_safe, self.task, self.vectors = bool(time_safe), task, vectors
         self.prediction_times_: dict[Any, int] = {}
         self.n_fallback_ = 0
-        self._items: TimeSafeItemText | None = None
+        self._items: ItemTextHistory | None = None
 
     def fit(
         self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, vectors: np.ndarray | None = None, **inputs: Any
@@ -149,8 +94,9 @@ class TextProfileRecommender(Recommender):
         sums = np.zeros((len(self.user_index), vectors.shape[1]), dtype=np.float64)
         np.add.at(sums, users, vectors)
         self.profiles_ = _unit(sums)  # the mean's direction = the sum's direction
-        self._items = TimeSafeItemText(vectors, items, train[TIME_COL].to_numpy(dtype=np.int64), len(self.item_index))
-        self._all_items = _unit(self._items.all_reviews())
+        times = train[TIME_COL].to_numpy(dtype=np.int64)
+        self._items = ItemTextHistory(vectors, items, times, len(self.item_index), fallback="zeros")
+        self._all_items = _unit(self._items.every_review())
         return self
 
     def set_prediction_times(self, df: pd.DataFrame) -> TextProfileRecommender:
@@ -178,7 +124,7 @@ class TextProfileRecommender(Recommender):
             return prof @ self._all_items.T
         out = prof @ self._all_items.T
         rows = np.flatnonzero(timed)
-        for queries, table in self._items.before(np.array([self.prediction_times_[user_ids[r]] for r in rows])):
+        for queries, table in self._items.tables(np.array([self.prediction_times_[user_ids[r]] for r in rows])):
             sel = rows[queries]
-            out[sel] = prof[sel] @ _unit(table).T
+            out[sel] = prof[sel] @ _unit(table[1:]).T  # row 0 is the fallback row
         return out
