@@ -36,6 +36,7 @@ import re
 import warnings
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from textinterest.constants import ITEM_COL, ORDER_COL, TEXT_COL, TIME_COL, USER_COL
@@ -111,22 +112,39 @@ def clean_text_columns(df: pd.DataFrame, columns: Sequence[str], report: Cleanin
 
 
 def drop_exact_duplicates(df: pd.DataFrame, report: CleaningReport) -> pd.DataFrame:
-    """Drop records equal in every column but ``source_order``; keep the first; count ``exact_duplicate``."""
+    """Drop records equal in every column but ``source_order``; keep the first; count ``exact_duplicate``.
+
+    Only rows that share (user, item, timestamp) with another row can be exact duplicates, so the
+    comparison of every column (long review texts included) runs on those rows alone.
+    """
     subset = [c for c in df.columns if c != ORDER_COL]
-    duplicated = df.duplicated(subset=subset, keep="first")
+    keys = [c for c in (USER_COL, ITEM_COL, TIME_COL) if c in subset]
+    duplicated = np.zeros(len(df), bool)
+    candidates = df.duplicated(subset=keys, keep=False).to_numpy() if keys else np.ones(len(df), bool)
+    if candidates.any():
+        duplicated[candidates] = df.loc[candidates].duplicated(subset=subset, keep="first").to_numpy()
     report.add("dropped", "exact_duplicate", int(duplicated.sum()))
     return df.loc[~duplicated]
 
 
 def keep_latest_per_user_item(df: pd.DataFrame, report: CleaningReport) -> pd.DataFrame:
     """Keep one row per (user, item): the latest by (timestamp, source_order); count ``duplicate_user_item``."""
-    ordered = df.sort_values([USER_COL, ITEM_COL, TIME_COL, ORDER_COL], kind="mergesort")
-    duplicated = ordered.duplicated(subset=[USER_COL, ITEM_COL], keep="last")
-    n = int(duplicated.sum())
-    report.add("dropped", "duplicate_user_item", n)
-    if n == 0:
+    if not len(df):
+        report.add("dropped", "duplicate_user_item", 0)
         return df
-    return df.loc[df.index.difference(ordered.index[duplicated.to_numpy()])]
+    # integer codes sorted with numpy: the same order as sorting the frame, without moving its text columns
+    user = pd.factorize(df[USER_COL])[0]  # a missing id is code -1, one group, as duplicated() treats it
+    item = pd.factorize(df[ITEM_COL])[0]
+    time = pd.to_numeric(df[TIME_COL], errors="coerce").to_numpy(dtype=np.float64)  # NaN sorts last, as in pandas
+    order = np.lexsort((df[ORDER_COL].to_numpy(), time, item, user))
+    same_as_next = (user[order][1:] == user[order][:-1]) & (item[order][1:] == item[order][:-1])
+    dropped = order[:-1][same_as_next]  # every row of a (user, item) group but its last
+    report.add("dropped", "duplicate_user_item", len(dropped))
+    if not len(dropped):
+        return df
+    keep = np.ones(len(df), bool)
+    keep[dropped] = False
+    return df.loc[keep]
 
 
 def drop_copied_reviews(df: pd.DataFrame, report: CleaningReport) -> pd.DataFrame:
