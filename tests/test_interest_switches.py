@@ -361,7 +361,10 @@ def test_switch_rows_are_registered():
     ]:
         spec = registry.get(name)
         assert registry.INTEREST_VARIANTS[name][field] == value
-        assert spec.tuned_by == "interest" and not spec.default
+        # a switch is another model: it searches the same grid as the interest model itself
+        assert spec.tuned_by is None and spec.grid == registry.INTEREST_GRID and not spec.default
         assert name not in registry.default_names()
+    # an ablation measures the part it removes, with the full model's choice
+    assert registry.get("interest-no-text").tuned_by == "interest" and not registry.get("interest-no-text").grid
     assert registry.get("interest-residual").tasks == ("rating",)
     assert InterestConfig().time_safe_text and InterestConfig().sequence_encoder == "lstm"

@@ -307,7 +307,8 @@ INTEREST_SWITCHES = (
     "interest-text-rare",
 )
 INTEREST_VARIANT_TASKS = {"interest-residual": ("rating",)}  # a rating base: the residual serves ratings only
-# dropout / hidden size of the interest model, searched on validation (seed 0); the ablations reuse the choice
+# dropout / hidden size of the interest model and of each switch, searched on validation (seed 0); the ablations
+# reuse the interest model's choice
 INTEREST_GRID: tuple[dict[str, Any], ...] = (
     {"dropout": 0.1, "hidden": 64},
     {"dropout": 0.5, "hidden": 32},
@@ -459,6 +460,9 @@ def _register_builtins() -> None:
     )
     for variant, over in INTEREST_VARIANTS.items():
         full = variant == "interest"
+        # a switch is an alternative model and searches the grid itself; an ablation removes one part and
+        # reuses the full model's choice, so that it measures that part alone
+        own_search = full or variant in INTEREST_SWITCHES
         register(
             ModelSpec(
                 variant,
@@ -466,8 +470,8 @@ def _register_builtins() -> None:
                 tasks=INTEREST_VARIANT_TASKS.get(variant, TASKS),
                 default=variant not in INTEREST_SWITCHES,
                 train_defaults=_INTEREST_TRAIN,
-                grid=INTEREST_GRID if full else (),
-                tuned_by=None if full else "interest",
+                grid=INTEREST_GRID if own_search else (),
+                tuned_by=None if own_search else "interest",
                 uses_text=over.get("use_text", True),
                 uses_sentiment=over.get("use_sentiment", True),
                 report=_interest_report if full else None,
