@@ -219,6 +219,27 @@ def test_time_safe_scores_equal_scoring_with_the_whole_table_at_that_time(world,
         np.testing.assert_allclose(fast, plain, atol=1e-5)
 
 
+@pytest.mark.parametrize("block", [1, 3, 128])
+def test_time_safe_scores_of_many_users_equal_each_user_alone(world, monkeypatch, block):
+    """Users of different times scored in blocks (each row against its own time's projected item table) give
+    the scores each user gets alone, and the pairwise scores of the same (user, item) pairs."""
+    import textinterest.models.item_text as item_text
+
+    df, vectors, split = world
+    rec = _fit_timed(world, "ranking")
+    users = list(pd.unique(split.test.user_id))[:12]
+    assert split.test[split.test.user_id.isin(users)].groupby("user_id").timestamp.min().nunique() > 3
+    monkeypatch.setattr(item_text, "USER_BLOCK", block)
+    together = rec.score_items(users)
+    alone = np.stack([rec.score_items([u])[0] for u in users])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    pos = rec.user_index.index_of(np.asarray(users, dtype=object))
+    items = np.arange(len(users)) % len(rec.item_index)
+    with torch.no_grad():
+        pairwise = rec._at_prediction_times(pos, items)
+    np.testing.assert_allclose(pairwise, together[np.arange(len(users)), items], atol=1e-5)
+
+
 # --------------------------------------------------------------------------- sequence encoders
 
 

@@ -250,16 +250,22 @@ class DynamicInterestModel(nn.Module):
 
     # ------------------------------------------------------------------ items
 
-    def item_repr(self, items: torch.Tensor, text: torch.Tensor | None = None) -> torch.Tensor:
-        """items (...,) 1-based ids (0 = unknown); text (..., D) overrides the stored vectors -> (..., H)."""
+    def item_repr(
+        self, items: torch.Tensor, text: torch.Tensor | None = None, text_proj: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """items (...,) 1-based ids (0 = unknown); text (..., D) overrides the stored vectors -> (..., H).
+
+        ``text_proj`` gives ``item_text_proj(text)`` directly, with optional leading dimensions of its own:
+        items (N,) and text_proj (G, N, H) give (G, N, H), one table of item vectors per time.
+        """
         r = self.item_id(items)  # (..., H)
         if self.config.rare_item_gate:
             a, b = self.rare_gate
             r = torch.sigmoid(a * self.item_log_count[items] + b)[..., None] * r
         if self.item_text_proj is not None:
-            if text is None:
-                text = self.item_text[items]  # (..., D)
-            r = r + self.item_text_proj(text)
+            if text_proj is None:
+                text_proj = self.item_text_proj(self.item_text[items] if text is None else text)
+            r = r + text_proj
         return self.drop(self.item_norm(r))
 
     # ------------------------------------------------------------------ history -> components
@@ -381,6 +387,8 @@ class DynamicInterestModel(nn.Module):
         item_text: torch.Tensor | None = None,
         candidates: torch.Tensor | None = None,
         candidate_text: torch.Tensor | None = None,
+        candidate_text_proj: torch.Tensor | None = None,
+        row_table: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Score with the composed interest.
 
@@ -391,6 +399,9 @@ class DynamicInterestModel(nn.Module):
             item_text: (R, D) text vectors overriding the stored ones for ``items``.
             candidates: (N',) 1-based items scored for every row; None = all items.
             candidate_text: (N', D) text vectors overriding the stored ones for the candidates.
+            candidate_text_proj: (G, N', H) projected text of the candidates in G tables (time-safe scoring:
+                one table per prediction time); row r reads table ``row_table[r]``.
+            row_table: (R,) table of each row, with ``candidate_text_proj``.
 
         Returns:
             scores (R,) or (R, N'), and beta (R, C) or (R, N', C).
@@ -412,16 +423,19 @@ class DynamicInterestModel(nn.Module):
         if all_items:
             candidates = torch.arange(1, c.n_items + 1, device=comps.device)
         # (R, C, N) layout: the softmax and the sums over C run along contiguous rows of N
-        u = self.item_repr(candidates, candidate_text)  # (N, H)
-        att = (k @ self.comp_query(u).T) / math.sqrt(H)  # (R, C, N)
+        u = self.item_repr(candidates, candidate_text, candidate_text_proj)  # (N, H), or (G, N, H) tables
+        query, pu = self.comp_query(u), self.text_item(u)  # item side, once per table
+        pu_norm, item_bias = pu.norm(dim=-1), self.item_text_bias(u)[..., 0]  # (N,) or (G, N)
+        if candidate_text_proj is not None:  # each row its own table: (R, N, H), (R, N)
+            query, pu, pu_norm, item_bias = query[row_table], pu[row_table], pu_norm[row_table], item_bias[row_table]
+        att = (k @ query.transpose(-1, -2)) / math.sqrt(H)  # (R, C, N)
         beta = torch.softmax(att, dim=1)  # (R, C, N)
-        pu = self.text_item(u)  # (N, H)
-        m = pc @ pu.T  # (R, C, N)
+        m = pc @ pu.transpose(-1, -2)  # (R, C, N)
         gram = pc @ pc.transpose(1, 2)  # (R, C, C)
         dot = (beta * m).sum(1)  # (R, N)
         sq = ((gram @ beta) * beta).sum(1).clamp_min(0.0)  # (R, N) = |P v*|^2
-        cos = dot / (torch.sqrt(sq + 1e-12) * pu.norm(dim=-1)[None, :]).clamp_min(1e-6)  # (R, N)
-        text = self.text_scale * cos + (bias_c[:, None, :] @ beta)[:, 0] + self.item_text_bias(u)[:, 0]  # (R, N)
+        cos = dot / (torch.sqrt(sq + 1e-12) * pu_norm).clamp_min(1e-6)  # (R, N)
+        text = self.text_scale * cos + (bias_c[:, None, :] @ beta)[:, 0] + item_bias  # (R, N)
         cf = self.cf_term(users, None, None if all_items else candidates)  # (R, N)
         return cf + text, beta.transpose(1, 2)
 

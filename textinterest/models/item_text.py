@@ -22,6 +22,7 @@ and the text-profile baseline (tables) share this one class.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,6 +36,7 @@ __all__ = ["ItemTextHistory", "TimeSafeScoring"]
 
 FALLBACK_BLOCK = 64  # rows between the fallback's float64 anchor sums
 QUERY_BLOCK = 65536  # queries answered per block (bounds the temporaries)
+USER_BLOCK = 128  # users scored together against their own time's item table
 SUM_BLOCK = 16384  # rows accumulated in float64 per block when building the running sums
 
 
@@ -99,6 +101,7 @@ class ItemTextHistory:
             raise ValueError(f"item positions must be in [0, {n_items - 1}]")
         self.n_items, self.dim = int(n_items), vectors.shape[1]
         self.vectors = vectors  # kept (no copy when already float32) for the fallback's partial blocks
+        self.projection: np.ndarray | None = None  # (D', D) linear map applied to every vector (see projected)
         # fallback: reviews in time order, float64 sums at every FALLBACK_BLOCK-th row (tiny), the rest summed on demand
         self.by_time = np.argsort(times, kind="stable")
         self.all_times = times[self.by_time]  # (R,) ascending
@@ -138,7 +141,8 @@ class ItemTextHistory:
         sums = self.anchors[n // FALLBACK_BLOCK].copy()  # (U, D) float64
         for j, (lo, hi) in enumerate(zip(n // FALLBACK_BLOCK * FALLBACK_BLOCK, n)):
             if hi > lo:
-                sums[j] += self.vectors[self.by_time[lo:hi]].sum(0, dtype=np.float64)
+                rows = self.vectors[self.by_time[lo:hi]]
+                sums[j] += (rows if self.projection is None else rows @ self.projection.T).sum(0, dtype=np.float64)
         return (sums / np.maximum(n, 1)[:, None]).astype(np.float32)[which.reshape(-1)]
 
     def mean_before(self, items: np.ndarray, times: np.ndarray | int) -> np.ndarray:
@@ -165,6 +169,25 @@ class ItemTextHistory:
                 out[empty] = self.fallback_before(distinct)[which]
         if fixed.any():
             out[fixed] = self.fixed_vectors[items[fixed]]
+        return out
+
+    def projected(self, weight: np.ndarray) -> ItemTextHistory:
+        """The same history with every review vector mapped by the linear map ``weight`` ((D', D)).
+
+        A mean commutes with a linear map, so ``projected(W).mean_before(i, t) == W @ mean_before(i, t)``
+        (up to float rounding), answered at D' dimensions: the interest model projects the running sums
+        once per scoring pass instead of each item table of each prediction time.
+        """
+        weight = np.asarray(weight, dtype=np.float32)
+        if weight.ndim != 2 or weight.shape[1] != self.dim:
+            raise ValueError(f"weight must have shape (D', {self.dim}), got {weight.shape}")
+        out = copy.copy(self)
+        out.dim = weight.shape[0]
+        out.running = self.running @ weight.T
+        out.anchors = self.anchors @ weight.T.astype(np.float64)
+        out.projection = weight if self.projection is None else weight @ self.projection
+        if self.fixed_vectors is not None:
+            out.fixed_vectors = np.asarray(self.fixed_vectors, np.float32) @ weight.T
         return out
 
     def every_review(self) -> np.ndarray:
@@ -231,9 +254,21 @@ class TimeSafeScoring:
             scores, _ = self.module.score(comps, user_t, item_t, torch.as_tensor(text, device=comps.device))
             out[sel] = scores.float().cpu().numpy()
             return out
-        for q, table in hist.tables(when):
-            cand_text = torch.as_tensor(table[1:], device=comps.device)
-            scores, _ = self.module.score(comps[q], user_t[q], candidate_text=cand_text)
+        # every timed user against all items at the user's time: the item text enters the model only through
+        # the linear map item_text_proj, so the history is projected once (H dims instead of D); users are
+        # scored in blocks, the item side computed once per distinct time of the block, each row reading its own
+        proj = self.module.item_text_proj
+        history = hist.projected(proj.weight.detach().cpu().numpy())
+        bias = proj.bias.detach()
+        everything = np.arange(hist.n_items)
+        by_time = np.argsort(when, kind="stable")
+        for lo in range(0, len(by_time), USER_BLOCK):
+            q = by_time[lo : lo + USER_BLOCK]
+            distinct, which = np.unique(when[q], return_inverse=True)
+            tables = history.mean_before(np.tile(everything, len(distinct)), np.repeat(distinct, hist.n_items))
+            text_proj = torch.as_tensor(tables.reshape(len(distinct), hist.n_items, -1), device=comps.device) + bias
+            row_table = torch.as_tensor(which.reshape(-1), device=comps.device)
+            scores, _ = self.module.score(comps[q], user_t[q], candidate_text_proj=text_proj, row_table=row_table)
             out[sel[q]] = scores.float().cpu().numpy()
         return out
 
