@@ -178,3 +178,11 @@ def test_smoke_profile_is_the_notebook_defaults():
         given = {**{k: v for k, v in shared.items() if k in defaults}, **per_notebook.get(path.stem, {})}
         differ = {k: (v, defaults[k]) for k, v in given.items() if defaults[k] != v}
         assert not differ, f"{path.name}: smoke.yaml differs from the defaults (smoke, default): {differ}"
+
+
+def test_results_notebook_runs_the_default_evaluate_models():
+    """Notebook 06 shows the table of `textinterest evaluate`: the same default model set."""
+    from textinterest.models import registry
+
+    defaults = _parameter_defaults(NOTEBOOKS_DIR / "06_results_and_explanations.ipynb")
+    assert tuple(defaults["MODELS"]) == registry.default_names()
