@@ -65,3 +65,5 @@ def test_no_executed_notebooks_or_review_texts_are_committed():
         pytest.skip("not a git checkout")
     files = tracked.stdout.split()
     assert not [f for f in files if re.search(r"/(executed|html)/", f) or f.endswith(".ipynb")]
+    # machine-local state of a run: absolute data paths and inode identities, the run's live state
+    assert not [f for f in files if f.endswith(("/.file-hashes.json", "/run.json"))]
