@@ -20,6 +20,7 @@ STAGES: dict[str, int] = {
     "textinterest.utils": 0,
     "textinterest.evaluation": 0,
     "textinterest.significance": 0,
+    "textinterest.job_pool": 0,
     "textinterest.training": 0,
     # 1 data
     "textinterest.datasets": 1,

@@ -417,3 +417,77 @@ def test_registry_holds_the_default_training_settings_once():
     assert registry.get("mf").train_config(epochs=2).epochs == 2
     with pytest.raises(ValueError, match="not trained"):
         registry.get("SVD").train_config()
+
+
+@pytest.fixture
+def one_torch_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # the worker processes below run with one thread each: same sums
+    yield
+    torch.set_num_threads(before)
+
+
+WORKER_MODELS = ("Popularity", "SVD", "mf", "interest", "interest-no-text")
+
+
+def _small_run(**kw):
+    return run_evaluation(
+        "made-up",
+        dataset=_dataset(n_users=24, n_items=12),
+        extractor=FakeExtractor(),
+        seeds=(0, 1),
+        epochs=2,
+        sentiment="none",
+        interest_config={"hidden": 8, "mf_dim": 4, "n_components": 2},
+        **{"models": WORKER_MODELS, **kw},
+    )
+
+
+def test_worker_processes_give_the_same_results_as_one_process(one_torch_thread):
+    here = _small_run(workers=1)
+    there = _small_run(workers=2)
+    assert there["environment"]["workers"] == 2 and there["environment"]["threads_per_worker"] >= 1
+    assert here["environment"]["workers"] == 1
+
+    def strip(rows):  # everything but the wall-clock fields
+        return [{k: v for k, v in r.items() if not k.endswith("_seconds")} for r in rows]
+
+    assert [r["model"] for r in there["runs"]] == [r["model"] for r in here["runs"]]
+    assert strip(there["runs"]) == strip(here["runs"])
+    assert there["tuning"]["by_model"] == here["tuning"]["by_model"]
+    for key in ("significance", "significance_ablations", "slices"):  # NaN-aware: compare the JSON text
+        assert json.dumps(there[key], sort_keys=True) == json.dumps(here[key], sort_keys=True), key
+
+
+def test_the_first_seeds_early_stopping_fit_reuses_its_tuning_trial(one_torch_thread, monkeypatch):
+    import textinterest.experiments as experiments
+    from textinterest.models.interest import InterestRecommender
+
+    fits = []
+    original_fit = InterestRecommender.fit
+
+    def counting_fit(self, train, val=None, **kw):
+        fits.append((self.name, val is not None and len(val) > 0))
+        return original_fit(self, train, val, **kw)
+
+    monkeypatch.setattr(InterestRecommender, "fit", counting_fit)
+    reused = _small_run(models=("interest", "interest-no-text"))
+    with_val = [name for name, val in fits if val]
+    # 4 trials x 2 tasks; then per task one early-stopped fit for seed 1 only (seed 0's is the chosen trial)
+    assert with_val.count("interest") == 8 + 2
+    # the ablation reuses the full model's choice, not its fits: early-stopped for both seeds
+    assert with_val.count("interest-no-text") == 2 * 2
+
+    # control: the same run without reuse gives the same figures, with one more early-stopped fit per task
+    fits.clear()
+    original = experiments.fit_for_test
+    monkeypatch.setattr(experiments, "fit_for_test", lambda *a, known=None, **kw: original(*a, **kw))
+    again = _small_run(models=("interest", "interest-no-text"))
+    assert [name for name, val in fits if val].count("interest") == 8 + 2 + 2
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if not k.endswith("_seconds")} for r in rows]
+
+    assert strip(again["runs"]) == strip(reused["runs"])

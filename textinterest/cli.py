@@ -170,6 +170,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         dataset=dataset,
         progress=None if args.json else True,
         protocol=args.protocol,
+        workers=args.workers,
     )
     if args.json:
         _print_json(result)
@@ -264,6 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="val-in-history",
         help="test scoring after model selection: standard leave-one-out (refit on train + "
         "validation) or the earlier train-history protocol",
+    )
+    evaluate.add_argument(
+        "--workers",
+        type=types.workers,
+        default="auto",
+        help="fit the models in N worker processes, each with CPUs // N threads; 'auto' (default): one per "
+        "CPU, at most 4, and 1 on a GPU; 1 fits everything in this process",
     )
     evaluate.set_defaults(handler=_cmd_evaluate)
 

@@ -53,6 +53,16 @@ non_negative_int = int_at_least(0)
 seed = int_at_least(0, MAX_SEED)
 
 
+def workers(text: str) -> int | str:
+    """``auto`` or a positive number of worker processes."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 1, got {text!r}") from None
+
+
 def probability(text: str) -> float:
     """A float in [0, 1]."""
     try:

@@ -212,6 +212,7 @@ def _check_arguments(
     sentiment: str,
     joint_layers: int | None,
     interest_config: dict[str, Any] | None,
+    workers: int | str = 1,
 ) -> None:
     bad = [t for t in tasks if t not in ("rating", "ranking")]
     if bad or not tasks:
@@ -222,6 +223,9 @@ def _check_arguments(
         raise ValueError(f"sentiment must be 'frozen' or 'none', got {sentiment!r}")
     if not seeds:
         raise ValueError("seeds must hold at least one seed")
+    from textinterest.job_pool import resolve_workers
+
+    resolve_workers(workers)  # raises on a bad value, before any data is loaded
     if interest_config:
         from textinterest.models.interest import InterestConfig
 
@@ -269,51 +273,192 @@ def _text_features(
     return info
 
 
-def _tune(run: _Run, seed: int, progress: Any) -> dict[str, Any]:
-    """Search each selected spec's grid on the validation split (one seed); fills ``run.chosen``.
+def _cost(spec: Any) -> int:
+    """A rough rank of how long one fit takes (text models > other torch models > tuned > the rest)."""
+    return 3 if spec.uses_text else 2 if spec.train_defaults is not None else 1 if spec.grid else 0
 
-    Returns:
-        The first tuned model's ``{"model", "grid", "chosen", "scores"}``, plus ``"by_model"`` for all.
+
+def _fit_tasks(spec: Any, tasks: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The task groups fitted as one job: all tasks together when one fit answers them all, else one each."""
+    mine = tuple(t for t in tasks if t in spec.tasks)
+    if not mine:
+        return []
+    return [mine] if spec.fit_once else [(t,) for t in mine]
+
+
+def _jobs(run: _Run, seeds: tuple[int, ...], tune: bool) -> list[Any]:
+    """The run's jobs, longest first: every tuning trial, then every (model, seed, task) fit.
+
+    A fit waits for the tuning trials of the model whose choice it uses (its own, or ``tuned_by``'s).
     """
-    by_model: dict[str, Any] = {}
+    from textinterest.job_pool import Job
+
+    by_cost = sorted(run.specs, key=_cost, reverse=True)  # stable: registry order within a cost
+    tuned = {spec.name for spec in run.specs if spec.grid} if tune else set()
+    trials = {
+        (spec.name, task): [("tune", spec.name, task, j) for j in range(len(spec.grid))]
+        for spec in run.specs
+        if spec.name in tuned
+        for task in run.tasks
+        if task in spec.tasks
+    }
+    jobs = [Job(key) for spec in by_cost for task in run.tasks for key in trials.get((spec.name, task), [])]
+    for spec in by_cost:
+        source = spec.tuned_by or spec.name
+        for seed in seeds:
+            for group in _fit_tasks(spec, run.tasks):
+                after = tuple(k for task in group for k in trials.get((source, task), []))
+                jobs.append(Job(("fit", spec.name, seed, group), after))
+    return jobs
+
+
+def _tune_trial(run: _Run, name: str, task: str, j: int, seed: int) -> dict[str, Any]:
+    """Fit candidate ``j`` of ``name``'s grid on train; its validation score (-RMSE or NDCG@10) and epochs."""
+    spec = next(s for s in run.specs if s.name == name)
+    model = spec.build(run.context(spec, task, seed, dict(spec.grid[j]))).fit(run.parts.train, run.parts.val)
+    result = getattr(model, "train_result_", None)
+    if result is None:  # no early stopping (Cornac): score the fitted model on validation directly
+        return {"metric": validation_score(model, run.parts.train, run.parts.val, task)}
+    return {"metric": float(result.best_metric), "epochs": int(result.best_epoch + 1)}
+
+
+def _fit_job(
+    run: _Run, name: str, seed: int, tasks: tuple[str, ...], chosen: dict[str, Any], known: dict[str, Any]
+) -> tuple[dict[str, Any], Any, dict[str, list[dict[str, Any]]]]:
+    """One model, one seed, one task group, on a private copy of the run: (result row, per-user values, extras)."""
+    from textinterest.significance import PerUserStore
+
+    mine = replace(run, chosen=chosen, store=PerUserStore(), extras={})
+    spec = next(s for s in run.specs if s.name == name)
+    row = _fit_and_test(spec, mine, seed, tasks, known)
+    return row, mine.store, mine.extras
+
+
+def _choose(spec: Any, task: str, scores: dict[str, float]) -> dict[str, Any]:
+    """The grid entry with the best validation score (the first one among equals)."""
+    best = None
+    for j, cand in enumerate(spec.grid):
+        metric = scores[f"{task}:{j}"]
+        if best is None or metric > best[0]:
+            best = (metric, dict(cand))
+    return best[1]
+
+
+def _execute(
+    run: _Run, seeds: tuple[int, ...], tune: bool, workers: int, progress: Any, timings: dict[str, float]
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """Tune (first seed) and fit every model for every seed, in this process or in worker processes.
+
+    Fills ``run.chosen``, ``run.store`` and ``run.extras``; returns ``(tuning, runs, pool_info)``.
+    The results are assembled in registry and seed order, whatever order the jobs finished in.
+    Under ``val-in-history`` the early-stopping fit of the chosen candidate on the first seed is the
+    tuning trial itself, so that fit reuses the trial's epochs instead of training again.
+    """
+    from textinterest.job_pool import run_jobs
+
+    jobs = _jobs(run, seeds, tune)
+    specs = {spec.name: spec for spec in run.specs}
+
+    def chosen_for(source: str, results: dict[Any, Any]) -> dict[str, dict[str, Any]]:
+        spec = specs.get(source)
+        out = {}
+        for task in run.tasks:
+            keys = [k for k in results if k[:3] == ("tune", source, task)]
+            if spec is not None and spec.grid and keys and len(keys) == len(spec.grid):
+                scores = {f"{task}:{k[3]}": results[k].value["metric"] for k in keys}
+                out[task] = _choose(spec, task, scores)
+        return out
+
+    def prepare(job: Any, results: dict[Any, Any]) -> tuple[Any, tuple[Any, ...]]:
+        if job.key[0] == "tune":
+            _, name, task, j = job.key
+            _log(progress, f"tuning {name} ({task}) on validation: {dict(specs[name].grid[j])}")
+            return _tune_trial, (name, task, j, seeds[0])
+        _, name, seed, tasks = job.key
+        spec = specs[name]
+        source = spec.tuned_by or name
+        chosen = {source: chosen_for(source, results)}
+        known: dict[str, Any] = {}
+        if run.protocol == "val-in-history" and seed == seeds[0] and source == name:
+            for task in tasks:  # the first fit of this seed is a tuning trial already run
+                pick = chosen[source].get(task)
+                j = next((j for j, cand in enumerate(spec.grid) if pick is not None and dict(cand) == pick), None)
+                trial = results.get(("tune", name, task, j))
+                if trial is not None and "epochs" in trial.value:
+                    known[task] = trial.value
+        _log(progress, f"seed {seed}: {name} ({', '.join(tasks)})")
+        return _fit_job, (name, seed, tasks, chosen, known)
+
+    from textinterest.job_pool import resolve_workers
+    from textinterest.training import resolve_device
+
+    workers = resolve_workers(workers, device=str(resolve_device(run.device)), n_jobs=len(jobs))
+
+    def done(job: Any, result: Any) -> None:
+        if workers > 1:
+            _log(progress, f"finished {job.key[0]} {' '.join(map(str, job.key[1:]))} in {result.seconds:.0f} s")
+
+    state = replace(run, store=None, extras={})
+    info: dict[str, Any] = {}
+    if workers > 1:
+        _log(progress, f"running {len(jobs)} fits in {workers} worker processes")
+    results = run_jobs(jobs, prepare, state=state, workers=workers, info=info, on_done=done)
+
+    tuning_records: dict[str, Any] = {}
     for spec in run.specs:
-        if not spec.grid:
+        keys = [k for k in results if k[0] == "tune" and k[1] == spec.name]
+        if not keys:
             continue
-        record: dict[str, Any] = {"model": spec.name, "grid": [dict(g) for g in spec.grid], "chosen": {}, "scores": {}}
-        for task in (t for t in run.tasks if t in spec.tasks):
-            best = None
-            for j, cand in enumerate(spec.grid):
-                _log(progress, f"tuning {spec.name} ({task}) on validation: {dict(cand)}")
-                model = spec.build(run.context(spec, task, seed, dict(cand))).fit(run.parts.train, run.parts.val)
-                result = getattr(model, "train_result_", None)  # -RMSE or NDCG@10 on validation
-                if result is not None:
-                    metric = result.best_metric
-                else:  # no early stopping (Cornac): score the fitted model on validation directly
-                    metric = validation_score(model, run.parts.train, run.parts.val, task)
-                record["scores"][f"{task}:{j}"] = metric
-                if best is None or metric > best[0]:
-                    best = (metric, dict(cand))
-            record["chosen"][task] = best[1]
-        record["trials"] = len(spec.grid)
+        ordered = {
+            f"{task}:{j}": results[("tune", spec.name, task, j)].value["metric"]
+            for task in run.tasks
+            for j in range(len(spec.grid))
+            if ("tune", spec.name, task, j) in results
+        }
+        record = {"model": spec.name, "grid": [dict(g) for g in spec.grid], "chosen": chosen_for(spec.name, results)}
+        record.update(scores=ordered, trials=len(spec.grid))
+        tuning_records[spec.name] = record
         run.chosen[spec.name] = record["chosen"]
-        by_model[spec.name] = record
-    first = next(iter(by_model.values()), {"grid": [], "chosen": {}, "scores": {}})
-    return {**first, "by_model": by_model}
+        timings["tuning_seconds"] = timings.get("tuning_seconds", 0.0) + sum(results[k].seconds for k in keys)
+    first = next(iter(tuning_records.values()), {"grid": [], "chosen": {}, "scores": {}})
+    tuning = {**first, "by_model": tuning_records} if tuning_records else first
+
+    runs: list[dict[str, Any]] = []
+    for seed in seeds:
+        for spec in run.specs:
+            row: dict[str, Any] = {"model": spec.name, "seed": seed}
+            for group in _fit_tasks(spec, run.tasks):
+                result = results[("fit", spec.name, seed, group)]
+                part, store, extras = result.value
+                row.update(part)
+                run.store.extend(store)
+                for key, records in extras.items():
+                    run.extras.setdefault(key, []).extend(records)
+                label = f"{spec.group or spec.name}_seconds"
+                timings[label] = timings.get(label, 0.0) + result.seconds
+            runs.append(row)
+    info["cpu_seconds"] = sum(r.cpu_seconds for r in results.values())
+    return tuning, runs, info
 
 
-def _fit_and_test(spec: Any, run: _Run, seed: int, progress: Any) -> dict[str, Any]:
-    """One model, one seed: fit (once, or per task with validation) and test; the result row."""
-    row: dict[str, Any] = {"model": spec.name, "seed": seed}
+def _fit_and_test(
+    spec: Any, run: _Run, seed: int, tasks: tuple[str, ...], known: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """One model, one seed: fit (once, or per task with validation) and test; the result row.
+
+    ``known``: per task, the epochs and validation score of a first fit already run (a tuning trial).
+    """
+    row: dict[str, Any] = {}
     model = None
-    for task in (t for t in run.tasks if t in spec.tasks):
+    for task in tasks:
         t = time.perf_counter()
-        _log(progress, f"seed {seed}: {spec.name} ({task})")
         if model is None or not spec.fit_once:
             model, history, info = fit_for_test(
                 lambda frame, task=task: spec.build(run.context(spec, task, seed, frame=frame)),
                 run.parts.train,
                 run.parts.val,
                 run.protocol,
+                known=(known or {}).get(task),
             )
             if hasattr(model, "set_prediction_times"):
                 model.set_prediction_times(run.parts.test)  # time-safe item text
@@ -464,6 +609,7 @@ def run_evaluation(
     joint_max_length: int = 128,
     interest_config: dict[str, Any] | None = None,
     protocol: str = DEFAULT_PROTOCOL,
+    workers: int | str = 1,
 ) -> dict[str, Any]:
     """Evaluate every selected model of the registry on one data set and one split, over several seeds.
 
@@ -497,6 +643,11 @@ def run_evaluation(
         protocol: how test is scored after model selection on validation (see :mod:`textinterest.protocols`):
             "val-in-history" (standard leave-one-out: refit on train + validation, the validation item
             is history and not a candidate) or "train-history" (the earlier tables' protocol).
+        workers: 1 fits every model in this process; N > 1 fits them in N worker processes with
+            ``usable CPUs // N`` threads each (see :mod:`textinterest.job_pool`); "auto" picks one
+            per CPU (at most 4; 1 on a GPU). The metrics do not depend on it, except for the
+            rounding differences of a different torch thread count. Each worker holds a copy of
+            the split and its text features.
 
     Returns:
         ``{"dataset", "split", "n_train", "n_val", "n_test", "seeds", "tasks", "results": [one
@@ -511,7 +662,7 @@ def run_evaluation(
 
     tasks, seeds = tuple(tasks), tuple(int(s) for s in seeds)
     specs = registry.resolve(models)
-    _check_arguments(tasks, seeds, sentiment, joint_layers, interest_config)
+    _check_arguments(tasks, seeds, sentiment, joint_layers, interest_config, workers)
     resolve_device(device)
     skipped = {spec.name: spec.missing() for spec in specs if spec.missing()}
     specs = [spec for spec in specs if spec.name not in skipped]
@@ -544,22 +695,13 @@ def run_evaluation(
     )
     sentiment_info = _text_features(run, extractor, encoder, sentiment, progress, timings)
 
-    t = time.perf_counter()
-    tuning = _tune(run, seeds[0], progress) if tune and len(val) else {"grid": [], "chosen": {}, "scores": {}}
-    if tuning["scores"]:
-        timings["tuning_seconds"] = time.perf_counter() - t
-
-    runs: list[dict[str, Any]] = []
-    for seed in seeds:
-        for spec in specs:
-            t = time.perf_counter()
-            runs.append(_fit_and_test(spec, run, seed, progress))
-            key = f"{spec.group or spec.name}_seconds"
-            timings[key] = timings.get(key, 0.0) + time.perf_counter() - t
+    tuning, runs, pool = _execute(run, seeds, tune and bool(len(val)), workers, progress, timings)
     comparison = _compare(run, run.parts.train)
     timings["total_seconds"] = time.perf_counter() - t0
     result = _result(run, name, split, df, seeds, runs, timings, tuning, sentiment_info, skipped, max_users, progress)
     result.update(protocol=protocol, **comparison)
+    result["environment"].update(workers=pool["workers"], threads_per_worker=pool.get("threads"))
+    result["timings"]["jobs_cpu_seconds"] = pool["cpu_seconds"]
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(result, indent=2, default=json_default))
     return result

@@ -56,7 +56,11 @@ def _check_protocol(protocol: str) -> None:
 
 
 def fit_for_test(
-    factory: Callable[[pd.DataFrame], Any], train: pd.DataFrame, val: pd.DataFrame, protocol: str = DEFAULT_PROTOCOL
+    factory: Callable[[pd.DataFrame], Any],
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    protocol: str = DEFAULT_PROTOCOL,
+    known: dict[str, Any] | None = None,
 ) -> tuple[Any, pd.DataFrame, dict[str, Any]]:
     """Fit a model for the test split under ``protocol``.
 
@@ -66,6 +70,9 @@ def fit_for_test(
         train: training rows.
         val: validation rows (early stopping of the first fit; joins the history under "val-in-history").
         protocol: one of ``TEST_PROTOCOLS``.
+        known: ``{"epochs", "metric"}`` of an identical early-stopped fit on ``train`` that already
+            ran (a tuning trial with the same seed and settings). Under "val-in-history" the
+            first fit is then skipped; it is ignored under "train-history", which tests that fit.
 
     Returns:
         ``(model, history, info)``: the model to score test with, the rows whose items are its
@@ -79,11 +86,15 @@ def fit_for_test(
         # nothing is chosen on validation while fitting (no early stopping): fit once, on the whole history
         history = pd.concat([train, val], ignore_index=True)
         return factory(history).fit(history), history, {"protocol": protocol, "refit": True}
-    model.fit(train, val)
-    result = getattr(model, "train_result_", None)
     info: dict[str, Any] = {"protocol": protocol, "refit": False}
-    if result is not None and result.best_epoch >= 0:
-        info.update(epochs=int(result.best_epoch + 1), val_metric=float(result.best_metric))
+    reuse = known is not None and protocol == "val-in-history" and val is not None and len(val)
+    if reuse and hasattr(model, "train_config") and known.get("epochs") is not None:
+        info.update(epochs=int(known["epochs"]), val_metric=float(known["metric"]), reused_first_fit=True)
+    else:
+        model.fit(train, val)
+        result = getattr(model, "train_result_", None)
+        if result is not None and result.best_epoch >= 0:
+            info.update(epochs=int(result.best_epoch + 1), val_metric=float(result.best_metric))
     if protocol == "train-history" or val is None or not len(val):
         return model, train, info
     history = pd.concat([train, val], ignore_index=True)

@@ -205,6 +205,12 @@ class PerUserStore:
             (users, {k: np.asarray(v, dtype=np.float64) for k, v in values.items()})
         )
 
+    def extend(self, other: PerUserStore) -> None:
+        """Append every entry of ``other`` (e.g. the values a worker process recorded), in its order."""
+        for (model, task), entries in other._data.items():
+            for users, values in entries:
+                self.add(model, task, users, values)
+
     def keys(self) -> list[tuple[str, str]]:
         """The recorded (model, task) pairs, in insertion order."""
         return list(self._data)

@@ -214,8 +214,9 @@ class DynamicInterestModel(nn.Module):
     ) -> torch.Tensor:
         """items (...,) 1-based ids (0 = unknown); text (..., D) overrides the stored vectors -> (..., H).
 
-        ``text_proj`` gives ``item_text_proj(text)`` directly, with optional leading dimensions of its own:
-        items (N,) and text_proj (G, N, H) give (G, N, H), one table of item vectors per time.
+        ``text_proj`` gives the linear part of ``item_text_proj(text)`` (its weight times the text, without
+        the bias) directly, with optional leading dimensions of its own: items (N,) and text_proj (G, N, H)
+        give (G, N, H), one table of item vectors per time.
         """
         r = self.item_id(items)  # (..., H)
         if self.config.rare_item_gate:
@@ -223,8 +224,9 @@ class DynamicInterestModel(nn.Module):
             r = torch.sigmoid(a * self.item_log_count[items] + b)[..., None] * r
         if self.item_text_proj is not None:
             if text_proj is None:
-                text_proj = self.item_text_proj(self.item_text[items] if text is None else text)
-            r = r + text_proj
+                r = r + self.item_text_proj(self.item_text[items] if text is None else text)
+            else:  # the bias joins the (N, H) side before it is broadcast over the G tables: one pass less
+                r = (r + self.item_text_proj.bias) + text_proj
         return self.drop(self.item_norm(r))
 
     # ------------------------------------------------------------------ history -> components
@@ -358,8 +360,9 @@ class DynamicInterestModel(nn.Module):
             item_text: (R, D) text vectors overriding the stored ones for ``items``.
             candidates: (N',) 1-based items scored for every row; None = all items.
             candidate_text: (N', D) text vectors overriding the stored ones for the candidates.
-            candidate_text_proj: (G, N', H) projected text of the candidates in G tables (time-safe scoring:
-                one table per prediction time); row r reads table ``row_table[r]``.
+            candidate_text_proj: (G, N', H) projected text of the candidates (``item_text_proj``'s weight times
+                the text, without its bias) in G tables (time-safe scoring: one table per prediction time);
+                row r reads table ``row_table[r]``.
             row_table: (R,) table of each row, with ``candidate_text_proj``.
 
         Returns:
@@ -385,7 +388,11 @@ class DynamicInterestModel(nn.Module):
         u = self.item_repr(candidates, candidate_text, candidate_text_proj)  # (N, H), or (G, N, H) tables
         query, pu = self.comp_query(u), self.text_item(u)  # item side, once per table
         pu_norm, item_bias = pu.norm(dim=-1), self.item_text_bias(u)[..., 0]  # (N,) or (G, N)
-        if candidate_text_proj is not None:  # each row its own table: (R, N, H), (R, N)
+        own_tables = candidate_text_proj is not None and not (
+            len(row_table) == candidate_text_proj.shape[0]
+            and bool((row_table == torch.arange(len(row_table), device=row_table.device)).all())
+        )
+        if own_tables:  # each row its own table: (R, N, H), (R, N) (table r already is row r's: nothing to gather)
             query, pu, pu_norm, item_bias = query[row_table], pu[row_table], pu_norm[row_table], item_bias[row_table]
         att = (k @ query.transpose(-1, -2)) / math.sqrt(H)  # (R, C, N)
         beta = torch.softmax(att, dim=1)  # (R, C, N)

@@ -259,14 +259,13 @@ class TimeSafeScoring:
         # scored in blocks, the item side computed once per distinct time of the block, each row reading its own
         proj = self.module.item_text_proj
         history = hist.projected(proj.weight.detach().cpu().numpy())
-        bias = proj.bias.detach()
         everything = np.arange(hist.n_items)
         by_time = np.argsort(when, kind="stable")
         for lo in range(0, len(by_time), USER_BLOCK):
             q = by_time[lo : lo + USER_BLOCK]
             distinct, which = np.unique(when[q], return_inverse=True)
             tables = history.mean_before(np.tile(everything, len(distinct)), np.repeat(distinct, hist.n_items))
-            text_proj = torch.as_tensor(tables.reshape(len(distinct), hist.n_items, -1), device=comps.device) + bias
+            text_proj = torch.as_tensor(tables.reshape(len(distinct), hist.n_items, -1), device=comps.device)
             row_table = torch.as_tensor(which.reshape(-1), device=comps.device)
             scores, _ = self.module.score(comps[q], user_t[q], candidate_text_proj=text_proj, row_table=row_table)
             out[sel[q]] = scores.float().cpu().numpy()

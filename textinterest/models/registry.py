@@ -27,6 +27,7 @@ interest model (not in the default set: a GPU job).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -263,13 +264,15 @@ def resolve(selection: Sequence[str] | None = None) -> list[ModelSpec]:
 # --------------------------------------------------------------------------- built-in models
 
 
+def _build_baseline(name: str, ctx: BuildContext) -> Recommender:
+    from textinterest.baselines import make_model
+
+    return make_model(name, seed=ctx.seed, **ctx.params)
+
+
 def _baseline_factory(name: str) -> Callable[[BuildContext], Recommender]:
-    def build(ctx: BuildContext) -> Recommender:
-        from textinterest.baselines import make_model
-
-        return make_model(name, seed=ctx.seed, **ctx.params)
-
-    return build
+    # a partial of a module-level function, so that a spec pickles (worker processes receive specs)
+    return functools.partial(_build_baseline, name)
 
 
 def _mf(ctx: BuildContext) -> Recommender:
@@ -358,15 +361,16 @@ def _interest_config(variant: str, ctx: BuildContext) -> Any:
     return replace(cfg, **INTEREST_VARIANTS.get(variant, {}))
 
 
+def _build_interest(variant: str, ctx: BuildContext) -> Recommender:
+    from textinterest.models.interest import InterestRecommender
+
+    cfg = _interest_config(variant, ctx)
+    features = ctx.features if cfg.use_text else None
+    return InterestRecommender(cfg, features, task=ctx.task, train_config=ctx.train_config, name=variant)
+
+
 def _interest_factory(variant: str) -> Callable[[BuildContext], Recommender]:
-    def build(ctx: BuildContext) -> Recommender:
-        from textinterest.models.interest import InterestRecommender
-
-        cfg = _interest_config(variant, ctx)
-        features = ctx.features if cfg.use_text else None
-        return InterestRecommender(cfg, features, task=ctx.task, train_config=ctx.train_config, name=variant)
-
-    return build
+    return functools.partial(_build_interest, variant)
 
 
 def _joint(ctx: BuildContext) -> Recommender:

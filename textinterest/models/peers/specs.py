@@ -19,6 +19,7 @@ text-profile   ranking       static text profile: cos(mean of user's review vect
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 __all__ = ["TRIALS", "PEER_GRIDS", "register_peers"]
@@ -68,13 +69,15 @@ assert all(len(g) == TRIALS for g in PEER_GRIDS.values()), "every peer gets the 
 _NEXT_ITEM_TRAIN = {"epochs": 100, "batch_size": 128, "lr": 1e-3, "patience": 5}
 
 
-def _cornac_factory(model: str):
-    def build(ctx: Any) -> Any:
-        from textinterest.models.peers.cornac import CornacRecommender
+def _build_cornac(model: str, ctx: Any) -> Any:
+    from textinterest.models.peers.cornac import CornacRecommender
 
-        return CornacRecommender(model, ctx.task, seed=ctx.seed, **ctx.params)
+    return CornacRecommender(model, ctx.task, seed=ctx.seed, **ctx.params)
 
-    return build
+
+def _cornac_factory(model: str) -> Any:
+    # a partial of a module-level function, so that a spec pickles (worker processes receive specs)
+    return functools.partial(_build_cornac, model)
 
 
 def _sasrec(ctx: Any) -> Any:
