@@ -219,8 +219,8 @@ def test_time_safe_scores_equal_scoring_with_the_whole_table_at_that_time(world,
         np.testing.assert_allclose(fast, plain, atol=1e-5)
 
 
-@pytest.mark.parametrize("block", [1, 3, 128])
-def test_time_safe_scores_of_many_users_equal_each_user_alone(world, monkeypatch, block):
+@pytest.mark.parametrize("block, time_block", [(1, 8), (3, 8), (128, 1), (128, 2), (128, 8), (128, 1000)])
+def test_time_safe_scores_of_many_users_equal_each_user_alone(world, monkeypatch, block, time_block):
     """Users of different times scored in blocks (each row against its own time's projected item table) give
     the scores each user gets alone, and the pairwise scores of the same (user, item) pairs."""
     import textinterest.models.item_text as item_text
@@ -230,6 +230,7 @@ def test_time_safe_scores_of_many_users_equal_each_user_alone(world, monkeypatch
     users = list(pd.unique(split.test.user_id))[:12]
     assert split.test[split.test.user_id.isin(users)].groupby("user_id").timestamp.min().nunique() > 3
     monkeypatch.setattr(item_text, "USER_BLOCK", block)
+    monkeypatch.setattr(item_text, "TIME_BLOCK", time_block)
     together = rec.score_items(users)
     alone = np.stack([rec.score_items([u])[0] for u in users])
     np.testing.assert_allclose(together, alone, atol=1e-5)

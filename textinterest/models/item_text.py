@@ -37,6 +37,9 @@ __all__ = ["ItemTextHistory", "TimeSafeScoring"]
 FALLBACK_BLOCK = 64  # rows between the fallback's float64 anchor sums
 QUERY_BLOCK = 65536  # queries answered per block (bounds the temporaries)
 USER_BLOCK = 128  # users scored together against their own time's item table
+# at most this many distinct prediction times per block: the item side is (times, items, H), and
+# small blocks of it stay in cache through the layer norm, the linear maps and the products
+TIME_BLOCK = 8
 SUM_BLOCK = 16384  # rows accumulated in float64 per block when building the running sums
 
 
@@ -261,8 +264,13 @@ class TimeSafeScoring:
         history = hist.projected(proj.weight.detach().cpu().numpy())
         everything = np.arange(hist.n_items)
         by_time = np.argsort(when, kind="stable")
-        for lo in range(0, len(by_time), USER_BLOCK):
-            q = by_time[lo : lo + USER_BLOCK]
+        sorted_when = when[by_time]
+        time_rank = np.cumsum(np.r_[True, sorted_when[1:] != sorted_when[:-1]]) - 1  # (S,) nondecreasing
+        lo = 0
+        while lo < len(by_time):
+            # users sharing a time stay together (one item table for all of them), up to USER_BLOCK
+            hi = min(lo + USER_BLOCK, int(np.searchsorted(time_rank, time_rank[lo] + TIME_BLOCK)))
+            q, lo = by_time[lo:hi], hi
             distinct, which = np.unique(when[q], return_inverse=True)
             tables = history.mean_before(np.tile(everything, len(distinct)), np.repeat(distinct, hist.n_items))
             text_proj = torch.as_tensor(tables.reshape(len(distinct), hist.n_items, -1), device=comps.device)
