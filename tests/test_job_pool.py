@@ -23,6 +23,13 @@ def _fail(state):
     raise KeyError("no such column in the worker")
 
 
+def _sleep(state, seconds):
+    import time
+
+    time.sleep(seconds)
+    return seconds
+
+
 def _sum_of(results, keys):
     return sum(results[k].value for k in keys)
 
@@ -80,7 +87,11 @@ def test_cli_workers_type():
 
 
 def test_worker_processes_run_the_jobs_with_the_shared_state():
-    jobs = [Job(("sum", i)) for i in range(4)] + [Job("pid-a"), Job("pid-b"), Job("total", after=(("sum", 0), ("sum", 3)))]
+    jobs = [Job(("sum", i)) for i in range(4)] + [
+        Job("pid-a"),
+        Job("pid-b"),
+        Job("total", after=(("sum", 0), ("sum", 3))),
+    ]
 
     def prepare(job, results):
         if job.key == "total":
@@ -113,3 +124,17 @@ def test_a_failing_job_raises_its_own_error_from_a_worker():
 def test_state_that_cannot_reach_a_worker_gets_a_clear_error():
     with pytest.raises(ValueError, match="workers=1"):
         run_jobs([Job("a")], lambda job, results: (_add, (1, 1)), state={"offset": lambda: 0}, workers=2)
+
+
+def test_a_failure_stops_the_other_workers_instead_of_waiting_for_them():
+    import time
+
+    jobs = [Job("slow"), Job("bad")]
+
+    def prepare(job, results):
+        return (_sleep, (60,)) if job.key == "slow" else (_fail, ())
+
+    start = time.perf_counter()
+    with pytest.raises(KeyError):
+        run_jobs(jobs, prepare, state={"offset": 0}, workers=2, threads=1)
+    assert time.perf_counter() - start < 30  # the 60-second job was stopped, not waited for

@@ -1,6 +1,6 @@
 """The ``evaluate`` pipeline: one data set, one split, every model side by side, several seeds.
 
-:func:`run_evaluation` does, in one process:
+:func:`run_evaluation` does, in this process (step 4 optionally in worker processes, ``workers``):
 
 1. load the data set and split it (default leave-last-out: per user, last -> test, second last
    -> validation, the rest -> train; ties broken by source order);
@@ -14,7 +14,9 @@
    (by default: the baselines, ID-only MF, the ID-only sequential LSTM, the dynamic interest model
    and its ablations -- no text, no sentiment, no LSTM, K = 1, no CF term); early stopping and each
    model's registered hyper-parameter grid look at the validation split only; a model whose
-   optional extra is not installed is listed under ``"skipped"`` with the reason;
+   optional extra is not installed is listed under ``"skipped"`` with the reason. Each tuning
+   trial and each (model, seed, task) fit is one job of :func:`textinterest.job_pool.run_jobs`;
+   the rows are assembled in registry and seed order, whatever order the jobs ran in;
 5. aggregate mean and standard deviation over seeds; a per-user paired test (bootstrap CI and
    Wilcoxon, :mod:`textinterest.significance`) of ``interest`` against the best other model per
    metric, and every model's metrics on the slices of :func:`textinterest.protocols.slice_masks`.
@@ -652,7 +654,9 @@ def run_evaluation(
     Returns:
         ``{"dataset", "split", "n_train", "n_val", "n_test", "seeds", "tasks", "results": [one
         row per model with metric means and ``<metric>_std``], "runs": [per seed rows],
-        "timings": {...}, "cold_start": {...}, "sentiment": {...}, "tuning": {...}, "skipped": {...},
+        "timings": {...} (``<model>_seconds`` and ``tuning_seconds`` add up each job's wall time, so with
+        several workers they sum to more than ``total_seconds``; ``jobs_cpu_seconds`` is the jobs' CPU
+        time), "cold_start": {...}, "sentiment": {...}, "tuning": {...}, "skipped": {...},
         "config": {...}, "environment": {...}}``, plus ``"topic_recovery"`` (per seed and task,
         see :func:`~textinterest.models.interest.measure_topic_recovery`) on data with planted topics.
     """

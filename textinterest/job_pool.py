@@ -212,6 +212,11 @@ def run_jobs(
                     ) from error
                 if on_done is not None:
                     on_done(job, results[job.key])
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    except BaseException:
+        # an error or Ctrl-C: stop the workers now rather than wait for the jobs they are running
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return results
