@@ -437,11 +437,10 @@ def _small_run(**kw):
         "made-up",
         dataset=_dataset(n_users=24, n_items=12),
         extractor=FakeExtractor(),
-        seeds=(0, 1),
         epochs=2,
         sentiment="none",
         interest_config={"hidden": 8, "mf_dim": 4, "n_components": 2},
-        **{"models": WORKER_MODELS, **kw},
+        **{"models": WORKER_MODELS, "seeds": (0, 1), **kw},
     )
 
 
@@ -491,3 +490,12 @@ def test_the_first_seeds_early_stopping_fit_reuses_its_tuning_trial(one_torch_th
         return [{k: v for k, v in r.items() if not k.endswith("_seconds")} for r in rows]
 
     assert strip(again["runs"]) == strip(reused["runs"])
+
+
+def test_tuning_chooses_the_best_validation_score_of_each_task(one_torch_thread):
+    result = _small_run(models=("mf", "interest"), seeds=(0,))
+    for name, record in result["tuning"]["by_model"].items():
+        for task, chosen in record["chosen"].items():
+            scores = [record["scores"][f"{task}:{j}"] for j in range(record["trials"])]
+            assert len(set(scores)) > 1, (name, task)  # the grid gives a choice to make
+            assert chosen == record["grid"][int(np.argmax(scores))], (name, task)

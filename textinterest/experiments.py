@@ -177,6 +177,10 @@ class _Run:
     history_features: Any = None  # text inputs of train + validation rows (refits under "val-in-history")
     store: Any = None  # per-user test values for the paired tests and the slices
 
+    def spec(self, name: str) -> Any:
+        """The selected spec called ``name``."""
+        return next(spec for spec in self.specs if spec.name == name)
+
     def context(self, spec: Any, task: str, seed: int, params: dict[str, Any] | None = None, frame: Any = None) -> Any:
         from textinterest.models.registry import BuildContext
 
@@ -316,7 +320,7 @@ def _jobs(run: _Run, seeds: tuple[int, ...], tune: bool) -> list[Any]:
 
 def _tune_trial(run: _Run, name: str, task: str, j: int, seed: int) -> dict[str, Any]:
     """Fit candidate ``j`` of ``name``'s grid on train; its validation score (-RMSE or NDCG@10) and epochs."""
-    spec = next(s for s in run.specs if s.name == name)
+    spec = run.spec(name)
     model = spec.build(run.context(spec, task, seed, dict(spec.grid[j]))).fit(run.parts.train, run.parts.val)
     result = getattr(model, "train_result_", None)
     if result is None:  # no early stopping (Cornac): score the fitted model on validation directly
@@ -331,19 +335,21 @@ def _fit_job(
     from textinterest.significance import PerUserStore
 
     mine = replace(run, chosen=chosen, store=PerUserStore(), extras={})
-    spec = next(s for s in run.specs if s.name == name)
-    row = _fit_and_test(spec, mine, seed, tasks, known)
+    row = _fit_and_test(run.spec(name), mine, seed, tasks, known)
     return row, mine.store, mine.extras
 
 
-def _choose(spec: Any, task: str, scores: dict[str, float]) -> dict[str, Any]:
-    """The grid entry with the best validation score (the first one among equals)."""
-    best = None
-    for j, cand in enumerate(spec.grid):
-        metric = scores[f"{task}:{j}"]
-        if best is None or metric > best[0]:
-            best = (metric, dict(cand))
-    return best[1]
+def _trial_scores(results: dict[Any, Any], spec: Any, task: str) -> list[float] | None:
+    """Validation scores of ``spec``'s grid for ``task``, in grid order; None until every trial has finished."""
+    keys = [("tune", spec.name, task, j) for j in range(len(spec.grid))]
+    if not keys or any(k not in results for k in keys):
+        return None
+    return [results[k].value["metric"] for k in keys]
+
+
+def _best(scores: list[float]) -> int:
+    """The grid position with the best validation score (the first one among equals)."""
+    return max(range(len(scores)), key=lambda j: (scores[j], -j))
 
 
 def _execute(
@@ -356,19 +362,19 @@ def _execute(
     Under ``val-in-history`` the early-stopping fit of the chosen candidate on the first seed is the
     tuning trial itself, so that fit reuses the trial's epochs instead of training again.
     """
-    from textinterest.job_pool import run_jobs
+    from textinterest.job_pool import resolve_workers, run_jobs
+    from textinterest.training import resolve_device
 
     jobs = _jobs(run, seeds, tune)
     specs = {spec.name: spec for spec in run.specs}
 
-    def chosen_for(source: str, results: dict[Any, Any]) -> dict[str, dict[str, Any]]:
-        spec = specs.get(source)
+    def picks(source: str, results: dict[Any, Any]) -> dict[str, int]:
+        """Per task, the grid position ``source``'s finished tuning chose."""
         out = {}
         for task in run.tasks:
-            keys = [k for k in results if k[:3] == ("tune", source, task)]
-            if spec is not None and spec.grid and keys and len(keys) == len(spec.grid):
-                scores = {f"{task}:{k[3]}": results[k].value["metric"] for k in keys}
-                out[task] = _choose(spec, task, scores)
+            scores = _trial_scores(results, specs[source], task) if source in specs else None
+            if scores is not None:
+                out[task] = _best(scores)
         return out
 
     def prepare(job: Any, results: dict[Any, Any]) -> tuple[Any, tuple[Any, ...]]:
@@ -377,22 +383,17 @@ def _execute(
             _log(progress, f"tuning {name} ({task}) on validation: {dict(specs[name].grid[j])}")
             return _tune_trial, (name, task, j, seeds[0])
         _, name, seed, tasks = job.key
-        spec = specs[name]
-        source = spec.tuned_by or name
-        chosen = {source: chosen_for(source, results)}
+        source = specs[name].tuned_by or name
+        chosen_j = picks(source, results)
+        chosen = {source: {task: dict(specs[source].grid[j]) for task, j in chosen_j.items()}}
         known: dict[str, Any] = {}
         if run.protocol == "val-in-history" and seed == seeds[0] and source == name:
-            for task in tasks:  # the first fit of this seed is a tuning trial already run
-                pick = chosen[source].get(task)
-                j = next((j for j, cand in enumerate(spec.grid) if pick is not None and dict(cand) == pick), None)
-                trial = results.get(("tune", name, task, j))
+            for task in tasks:  # the first fit of this seed is the chosen tuning trial, already run
+                trial = results.get(("tune", name, task, chosen_j.get(task)))
                 if trial is not None and "epochs" in trial.value:
                     known[task] = trial.value
         _log(progress, f"seed {seed}: {name} ({', '.join(tasks)})")
         return _fit_job, (name, seed, tasks, chosen, known)
-
-    from textinterest.job_pool import resolve_workers
-    from textinterest.training import resolve_device
 
     workers = resolve_workers(workers, device=str(resolve_device(run.device)), n_jobs=len(jobs))
 
@@ -408,20 +409,21 @@ def _execute(
 
     tuning_records: dict[str, Any] = {}
     for spec in run.specs:
-        keys = [k for k in results if k[0] == "tune" and k[1] == spec.name]
-        if not keys:
+        scores = {task: _trial_scores(results, spec, task) for task in run.tasks}
+        scores = {task: values for task, values in scores.items() if values is not None}
+        if not scores:
             continue
-        ordered = {
-            f"{task}:{j}": results[("tune", spec.name, task, j)].value["metric"]
-            for task in run.tasks
-            for j in range(len(spec.grid))
-            if ("tune", spec.name, task, j) in results
+        record = {
+            "model": spec.name,
+            "grid": [dict(g) for g in spec.grid],
+            "chosen": {task: dict(spec.grid[_best(values)]) for task, values in scores.items()},
+            "scores": {f"{task}:{j}": v for task, values in scores.items() for j, v in enumerate(values)},
+            "trials": len(spec.grid),
         }
-        record = {"model": spec.name, "grid": [dict(g) for g in spec.grid], "chosen": chosen_for(spec.name, results)}
-        record.update(scores=ordered, trials=len(spec.grid))
         tuning_records[spec.name] = record
         run.chosen[spec.name] = record["chosen"]
-        timings["tuning_seconds"] = timings.get("tuning_seconds", 0.0) + sum(results[k].seconds for k in keys)
+        seconds = sum(r.seconds for k, r in results.items() if k[0] == "tune" and k[1] == spec.name)
+        timings["tuning_seconds"] = timings.get("tuning_seconds", 0.0) + seconds
     first = next(iter(tuning_records.values()), {"grid": [], "chosen": {}, "scores": {}})
     tuning = {**first, "by_model": tuning_records} if tuning_records else first
 

@@ -89,7 +89,7 @@ def fit_for_test(
     info: dict[str, Any] = {"protocol": protocol, "refit": False}
     reuse = known is not None and protocol == "val-in-history" and val is not None and len(val)
     if reuse and hasattr(model, "train_config") and known.get("epochs") is not None:
-        info.update(epochs=int(known["epochs"]), val_metric=float(known["metric"]), reused_first_fit=True)
+        info.update(epochs=int(known["epochs"]), val_metric=float(known["metric"]))
     else:
         model.fit(train, val)
         result = getattr(model, "train_result_", None)

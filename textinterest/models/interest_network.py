@@ -363,7 +363,8 @@ class DynamicInterestModel(nn.Module):
             candidate_text_proj: (G, N', H) projected text of the candidates (``item_text_proj``'s weight times
                 the text, without its bias) in G tables (time-safe scoring: one table per prediction time);
                 row r reads table ``row_table[r]``.
-            row_table: (R,) table of each row, with ``candidate_text_proj``.
+            row_table: (R,) table of each row, with ``candidate_text_proj``; None: row r reads table r (G = R),
+                and no (R, N, H) copy is gathered.
 
         Returns:
             scores (R,) or (R, N'), and beta (R, C) or (R, N', C).
@@ -388,11 +389,7 @@ class DynamicInterestModel(nn.Module):
         u = self.item_repr(candidates, candidate_text, candidate_text_proj)  # (N, H), or (G, N, H) tables
         query, pu = self.comp_query(u), self.text_item(u)  # item side, once per table
         pu_norm, item_bias = pu.norm(dim=-1), self.item_text_bias(u)[..., 0]  # (N,) or (G, N)
-        own_tables = candidate_text_proj is not None and not (
-            len(row_table) == candidate_text_proj.shape[0]
-            and bool((row_table == torch.arange(len(row_table), device=row_table.device)).all())
-        )
-        if own_tables:  # each row its own table: (R, N, H), (R, N) (table r already is row r's: nothing to gather)
+        if candidate_text_proj is not None and row_table is not None:  # each row its table: (R, N, H), (R, N)
             query, pu, pu_norm, item_bias = query[row_table], pu[row_table], pu_norm[row_table], item_bias[row_table]
         att = (k @ query.transpose(-1, -2)) / math.sqrt(H)  # (R, C, N)
         beta = torch.softmax(att, dim=1)  # (R, C, N)

@@ -274,7 +274,8 @@ class TimeSafeScoring:
             distinct, which = np.unique(when[q], return_inverse=True)
             tables = history.mean_before(np.tile(everything, len(distinct)), np.repeat(distinct, hist.n_items))
             text_proj = torch.as_tensor(tables.reshape(len(distinct), hist.n_items, -1), device=comps.device)
-            row_table = torch.as_tensor(which.reshape(-1), device=comps.device)
+            # times are sorted and q follows them: when all differ, row r's table is table r
+            row_table = None if len(distinct) == len(q) else torch.as_tensor(which.reshape(-1), device=comps.device)
             scores, _ = self.module.score(comps[q], user_t[q], candidate_text_proj=text_proj, row_table=row_table)
             out[sel[q]] = scores.float().cpu().numpy()
         return out
