@@ -42,7 +42,7 @@ def trained(model: str = "interest", task: str = "ranking") -> tuple[Any, dict, 
     Returns:
         (fitted model, training metadata, artifact folder).
     """
-    from textinterest.pipeline import train_pipeline
+    from textinterest.protocol.pipeline import train_pipeline
 
     if (model, task) not in _TRAINED:
         folder = root() / f"{model}-{task}"

@@ -13,51 +13,31 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "textinterest"
 
-# Stage of each module (by prefix: the longest matching prefix wins). Lower stages never import higher ones.
+# Stage of each part of the package: a top-level module or a folder (the longest matching prefix wins).
+# The tree is the architecture: one folder per stage, and lower stages never import higher ones.
 STAGES: dict[str, int] = {
-    # 0 foundation: names, small helpers, metrics and id vocabularies, the torch trainer
+    # 0 foundation: names, small helpers, metrics and id vocabularies, significance, the one trainer, jobs
     "textinterest.constants": 0,
     "textinterest.utils": 0,
     "textinterest.evaluation": 0,
     "textinterest.significance": 0,
     "textinterest.job_pool": 0,
     "textinterest.training": 0,
-    # 1 data
+    # 1 data: loaders, cleaning, splits, synthetic worlds
     "textinterest.datasets": 1,
-    # 2 text: encoder, its cache and fast path, sentiment
-    "textinterest.features": 2,
-    "textinterest.embedding_cache": 2,
-    "textinterest.fastpath": 2,
-    "textinterest.item_vectors": 2,
-    "textinterest.encoder_layers": 2,
-    "textinterest.sentiment": 2,
-    "textinterest.hashing": 2,
-    "textinterest.gpu_embed": 2,
-    # 3 models
+    # 2 text: encoders, embedding cache and fast paths, item vectors, sentiment
+    "textinterest.text": 2,
+    # 3 models: the registry, the interest model, CF, baselines, peers, save/load, recommend
     "textinterest.models": 3,
-    "textinterest.baselines": 3,
-    "textinterest.recommend": 3,
-    # 4 the evaluation protocol
-    "textinterest.experiments": 4,
-    "textinterest.text_inputs": 4,
-    "textinterest.pipeline": 4,
-    "textinterest.serving_eval": 4,
-    "textinterest.scale": 4,
-    "textinterest.distributed": 4,
-    "textinterest.protocols": 4,
-    "textinterest.verdict": 4,
-    # 5 reporting
-    "textinterest.reporting": 5,
-    "textinterest.reproduce": 5,
-    # applications on top of everything
-    "textinterest.cli": 9,
-    "textinterest.cli_types": 9,
-    "textinterest.cli_serving": 9,
-    "textinterest.serve": 9,
-    "textinterest.benchmarks": 9,
-    "textinterest.__main__": 9,
-    "textinterest": 9,
+    # 4 the evaluation protocol: evaluate, protocols, verdict, serving measurements
+    "textinterest.protocol": 4,
+    # 5 applications: command line, HTTP service, reproduce, benchmarks, reporting
+    "textinterest.apps": 5,
+    "textinterest.__main__": 5,
+    "textinterest": 5,
 }
+# Top-level modules besides the stage folders (the foundation and the package's entry points).
+TOP_LEVEL = {"__init__", "__main__", "constants", "utils", "evaluation", "significance", "job_pool", "training"}
 
 
 def module_name(path: Path) -> str:
@@ -80,7 +60,7 @@ def imported_modules(path: Path) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
-            # "from textinterest import features" imports the submodule
+            # "from textinterest.text import features" imports the submodule
             if node.module == "textinterest":
                 found.update(
                     f"textinterest.{a.name}"
@@ -114,6 +94,107 @@ def test_imports_flow_one_way(path):
 
 def test_the_check_catches_a_backward_import(tmp_path):
     fake = tmp_path / "mod.py"
-    fake.write_text("def f():\n    from textinterest.experiments import run_evaluation\n")
-    assert "textinterest.experiments" in imported_modules(fake)
-    assert stage_of("textinterest.experiments") > stage_of("textinterest.models.interest")
+    fake.write_text("def f():\n    from textinterest.protocol.experiments import run_evaluation\n")
+    assert "textinterest.protocol.experiments" in imported_modules(fake)
+    assert stage_of("textinterest.protocol.experiments") > stage_of("textinterest.models.interest")
+
+
+def import_graph(package: Path) -> dict[str, set[str]]:
+    """Edges module -> module of the package, function-level imports included."""
+    modules = {module_name_in(p, package): p for p in sorted(package.rglob("*.py"))}
+    edges: dict[str, set[str]] = {m: set() for m in modules}
+    for name, path in modules.items():
+        for target in imported_modules_in(path, package):
+            # "from a.b import c" may name the submodule a.b.c or an attribute of a.b
+            for candidate in (target, target.rsplit(".", 1)[0]):
+                if candidate in modules and candidate != name and not name.startswith(candidate + "."):
+                    edges[name].add(candidate)
+                    break
+    return edges
+
+
+def module_name_in(path: Path, package: Path) -> str:
+    parts = list(path.relative_to(package.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imported_modules_in(path: Path, package: Path) -> set[str]:
+    root = package.name
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == root or node.module.startswith(root + "."):
+                found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name == root or a.name.startswith(root + "."))
+    return found
+
+
+def import_cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan's algorithm, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+    for start in sorted(edges):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(edges[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(edges[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    cycles.append(sorted(component))
+    return cycles
+
+
+def test_no_import_cycles():
+    cycles = import_cycles(import_graph(PACKAGE))
+    assert not cycles, "import cycles (function-level imports count): " + "; ".join(" <-> ".join(c) for c in cycles)
+
+
+def test_the_cycle_check_catches_a_function_level_cycle(tmp_path):
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "a.py").write_text("from pkg.sub.b import g\n")
+    (package / "sub" / "b.py").write_text("def g():\n    from pkg import a\n    return a\n")
+    (package / "c.py").write_text("import pkg.a\n")
+    assert import_cycles(import_graph(package)) == [["pkg.a", "pkg.sub.b"]]
+    (package / "sub" / "b.py").write_text("def g():\n    return 1\n")
+    assert import_cycles(import_graph(package)) == []
+
+
+def test_few_modules_at_the_top_and_every_one_is_foundation():
+    top = {p.stem for p in PACKAGE.glob("*.py")}
+    assert top <= TOP_LEVEL, f"put these modules into a stage folder: {sorted(top - TOP_LEVEL)}"
+    assert len(top) <= 10
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders == {"datasets", "text", "models", "protocol", "apps"}

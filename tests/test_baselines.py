@@ -1,4 +1,4 @@
-"""Tests for textinterest.baselines on tiny generated ratings (and one real-data check)."""
+"""Tests for textinterest.models.baselines on tiny generated ratings (and one real-data check)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 from surprise.prediction_algorithms.predictions import PredictionImpossible
 
-from textinterest.baselines import (
+from textinterest.constants import DATA_ENV, ITEM_COL, ORDER_COL, RATING_COL, TIME_COL, USER_COL
+from textinterest.datasets.splits import split_interactions
+from textinterest.models.baselines import (
     DEFAULT_MODELS,
     GlobalMean,
     Popularity,
@@ -18,8 +20,6 @@ from textinterest.baselines import (
     make_model,
     run_baselines,
 )
-from textinterest.constants import DATA_ENV, ITEM_COL, ORDER_COL, RATING_COL, TIME_COL, USER_COL
-from textinterest.datasets.splits import split_interactions
 
 
 def make_ratings(n_users: int = 50, n_items: int = 30, n: int = 700, seed: int = 0) -> pd.DataFrame:

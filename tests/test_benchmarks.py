@@ -15,14 +15,14 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-from textinterest import benchmarks, cli  # noqa: E402
+from textinterest.apps import benchmarks, cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("name", benchmarks.NAMES)
 def test_every_benchmark_is_a_module_with_main(name):
-    module = importlib.import_module(f"textinterest.benchmarks.{name}")
+    module = importlib.import_module(f"textinterest.apps.benchmarks.{name}")
     assert callable(module.main)
     with pytest.raises(SystemExit) as exc:
         module.main(["--help"])
@@ -32,7 +32,7 @@ def test_every_benchmark_is_a_module_with_main(name):
 def test_python_dash_m_runs_a_benchmark_without_path_tricks(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
-        [sys.executable, "-m", "textinterest.benchmarks.embed", "--help"],
+        [sys.executable, "-m", "textinterest.apps.benchmarks.embed", "--help"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

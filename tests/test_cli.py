@@ -8,7 +8,7 @@ import re
 import pytest
 from test_cli_bad_input import run_cli
 
-from textinterest import cli, cli_types
+from textinterest.apps import cli, cli_types
 from textinterest.datasets.base import ChecksumMismatchError, DataFormatError
 from textinterest.datasets.registry import REGISTRY, verify_file
 
@@ -90,7 +90,7 @@ def test_interrupt_is_one_line(monkeypatch):
 
 
 def test_epochs_and_seed_list_reach_the_evaluation_converted(monkeypatch):
-    import textinterest.experiments
+    import textinterest.protocol.experiments
 
     seen = {}
 
@@ -98,8 +98,8 @@ def test_epochs_and_seed_list_reach_the_evaluation_converted(monkeypatch):
         seen.update(kwargs)
         return {}
 
-    monkeypatch.setattr(textinterest.experiments, "run_evaluation", fake_run_evaluation)
-    monkeypatch.setattr(textinterest.experiments, "format_results_table", lambda result: "table")
+    monkeypatch.setattr(textinterest.protocol.experiments, "run_evaluation", fake_run_evaluation)
+    monkeypatch.setattr(textinterest.protocol.experiments, "format_results_table", lambda result: "table")
     outcome = run_cli(["evaluate", "synthetic", "--epochs", "2", "--seed-list", "3, 5", "--tasks", "ranking"])
     assert outcome.rc == 0, outcome.stderr
     assert seen["epochs"] == 2 and seen["seeds"] == (3, 5) and seen["tasks"] == ("ranking",)
@@ -145,12 +145,12 @@ def test_debug_before_or_after_the_command(monkeypatch, argv):
 def test_evaluate_loads_with_errors_drop(monkeypatch, tmp_path):
     from test_cli_bad_input import TOY, TOY_FILE, review, write_reviews
 
-    import textinterest.experiments
+    import textinterest.protocol.experiments
 
     write_reviews(tmp_path, TOY_FILE, [review(0), review(1, unixReviewTime=1e20), review(2)])
     seen = {}
-    monkeypatch.setattr(textinterest.experiments, "run_evaluation", lambda name, **kw: seen.update(kw) or {})
-    monkeypatch.setattr(textinterest.experiments, "format_results_table", lambda result: "table")
+    monkeypatch.setattr(textinterest.protocol.experiments, "run_evaluation", lambda name, **kw: seen.update(kw) or {})
+    monkeypatch.setattr(textinterest.protocol.experiments, "format_results_table", lambda result: "table")
     assert run_cli(["evaluate", TOY, "--data-home", str(tmp_path)]).rc == 0 and seen["dataset"] is None
     outcome = run_cli(["evaluate", TOY, "--data-home", str(tmp_path), "--errors", "drop"])
     assert outcome.rc == 0, outcome.stderr
@@ -158,7 +158,7 @@ def test_evaluate_loads_with_errors_drop(monkeypatch, tmp_path):
 
 
 def test_ctrl_c_while_the_parser_is_built_is_one_line(monkeypatch, capsys):
-    import textinterest.cli as cli
+    import textinterest.apps.cli as cli
 
     def interrupted():
         raise KeyboardInterrupt

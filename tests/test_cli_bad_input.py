@@ -1,6 +1,6 @@
 """Every bad input the command line can meet, run for real; the README's "Bad input" table is built from these runs.
 
-Each case writes its files into a fresh data home, runs ``textinterest.cli.main`` in this process and
+Each case writes its files into a fresh data home, runs ``textinterest.apps.cli.main`` in this process and
 checks the exit status and the message. The table in README.md (between the ``bad-input-table``
 markers) must equal the one rendered from the runs; ``TEXTINTEREST_UPDATE_README=1`` rewrites it.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from textinterest import cli
+from textinterest.apps import cli
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 START, END = "<!-- bad-input-table:start -->", "<!-- bad-input-table:end -->"
@@ -225,14 +225,14 @@ def run_cli(argv: list[str]) -> Outcome:
 
 def stop_work(monkeypatch) -> None:
     """The work behind evaluate/benchmark must never start for a bad argument."""
-    import textinterest.benchmarks
-    import textinterest.experiments
+    import textinterest.apps.benchmarks
+    import textinterest.protocol.experiments
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("the command started its work despite a bad argument")
 
-    monkeypatch.setattr(textinterest.experiments, "run_evaluation", must_not_run)
-    monkeypatch.setattr(textinterest.benchmarks, "run_embed_benchmark", must_not_run)
+    monkeypatch.setattr(textinterest.protocol.experiments, "run_evaluation", must_not_run)
+    monkeypatch.setattr(textinterest.apps.benchmarks, "run_embed_benchmark", must_not_run)
 
 
 @pytest.fixture

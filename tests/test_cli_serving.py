@@ -7,7 +7,7 @@ import json
 import pytest
 from serving_world import MAX_LENGTH, root
 
-from textinterest.cli import main
+from textinterest.apps.cli import main
 
 
 @pytest.fixture(scope="module")

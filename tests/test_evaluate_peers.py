@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from test_experiments import FakeExtractor, _dataset
 
-from textinterest.experiments import run_evaluation
 from textinterest.models import registry
+from textinterest.protocol.experiments import run_evaluation
 
 PEERS = ("sasrec", "gru4rec", "text-profile")
 
@@ -74,7 +74,7 @@ def test_peers_in_the_table_with_tuning_significance_and_slices(peer_result):
     assert set(result["significance_ablations"]) == {"interest-no-text"}
     assert text["ndcg@10"]["best_other"] == "interest-no-text" and text["rmse"]["best_other"] == "interest-no-text"
     assert text["ndcg@10"]["b"] == pytest.approx(rows["interest-no-text"]["ndcg@10"])
-    from textinterest.verdict import dataset_verdicts
+    from textinterest.protocol.verdict import dataset_verdicts
 
     verdicts = {r["metric"]: r for r in dataset_verdicts(saved)}
     assert verdicts["ndcg@10"]["best_other"] == sig["ndcg@10"]["best_other"]

@@ -11,7 +11,7 @@ import pytest
 
 from textinterest.datasets.base import CleaningReport, ReviewDataset
 from textinterest.datasets.splits import split_interactions
-from textinterest.experiments import (
+from textinterest.protocol.experiments import (
     DEFAULT_MODELS,
     build_text_features,
     cold_start_counts,
@@ -230,7 +230,7 @@ def test_format_results_table(small_result):
 
 
 def test_sentiment_classifier_sees_training_reviews_only(monkeypatch):
-    import textinterest.sentiment as sentiment_module
+    import textinterest.text.sentiment as sentiment_module
 
     seen = {}
 
@@ -296,7 +296,7 @@ def test_run_evaluation_is_deterministic():
 
 
 def test_tuning_uses_validation_only(monkeypatch):
-    import textinterest.experiments as ex
+    import textinterest.protocol.experiments as ex
 
     calls = []
     real = ex._evaluate_model
@@ -354,7 +354,7 @@ def test_real_data_smoke(shared_data):
 
 
 def test_held_out_text_duplicates_are_counted():
-    from textinterest.experiments import held_out_text_duplicates
+    from textinterest.protocol.experiments import held_out_text_duplicates
 
     train = pd.DataFrame({"user_id": ["a", "a", "b"], "text": ["same words", "", "other"], "summary": ["", "", ""]})
     test = pd.DataFrame({"user_id": ["a", "b", "a"], "text": ["same words", "same words", ""], "summary": ["", "", ""]})
@@ -363,9 +363,9 @@ def test_held_out_text_duplicates_are_counted():
 
 
 def test_registry_adds_a_model_with_one_call_and_skips_missing_extras():
-    from textinterest.baselines import Popularity
     from textinterest.models import registry
     from textinterest.models.base import Capabilities
+    from textinterest.models.baselines import Popularity
 
     class Reversed(Popularity):
         name = "reverse-popularity"
@@ -461,7 +461,7 @@ def test_worker_processes_give_the_same_results_as_one_process(one_torch_thread)
 
 
 def test_the_first_seeds_early_stopping_fit_reuses_its_tuning_trial(one_torch_thread, monkeypatch):
-    import textinterest.experiments as experiments
+    import textinterest.protocol.experiments as experiments
     from textinterest.models.interest import InterestRecommender
 
     fits = []

@@ -1,4 +1,4 @@
-"""Tests for textinterest.features (tiny random BERT models built in tmp folders; no network)."""
+"""Tests for textinterest.text.features (tiny random BERT models built in tmp folders; no network)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ transformers = pytest.importorskip("transformers")
 
 from tiny_models import build_tiny_model  # noqa: E402
 
-from textinterest import features  # noqa: E402
-from textinterest.features import (  # noqa: E402
+from textinterest.text import features  # noqa: E402
+from textinterest.text.features import (  # noqa: E402
     BertFeatureExtractor,
     EmbeddingCache,
     default_model_path,
@@ -468,7 +468,7 @@ def _data_home(request: pytest.FixtureRequest) -> Path:
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_reviews_of_same_item_are_closer(request, tmp_path):
-    from textinterest.benchmarks import load_reviews
+    from textinterest.apps.benchmarks import load_reviews
 
     df = load_reviews(_data_home(request))
     df = df[df["text"].str.len() > 0]
@@ -501,7 +501,7 @@ def test_cuda_autocast_matches_cpu(tiny_model, tmp_path):
 
 
 def test_embed_benchmark_on_tiny_model(tiny_model, tmp_path):
-    from textinterest.benchmarks import format_embed_table, run_embed_benchmark
+    from textinterest.apps.benchmarks import format_embed_table, run_embed_benchmark
 
     texts = [f"{t} number {i}" for i, t in enumerate(TEXTS * 4)]
     out = tmp_path / "embed.json"

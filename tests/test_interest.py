@@ -295,7 +295,7 @@ class HashExtractor:
 
 def _fit_and_predict(df, task):
     """Split ``df``, build its text features the way ``evaluate`` does, fit, and answer on val and test."""
-    from textinterest.experiments import build_text_features
+    from textinterest.protocol.experiments import build_text_features
 
     split = split_interactions(df)
     feats = build_text_features(split.train, HashExtractor(), sentiment=np.tanh(split.train.rating.to_numpy() - 3.0))

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from textinterest import cli_types
+from textinterest.apps import cli_types
 from textinterest.job_pool import Job, resolve_workers, run_jobs
 
 

@@ -14,12 +14,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from tiny_models import build_tiny_model  # noqa: E402
 
 from textinterest.datasets.splits import split_interactions  # noqa: E402
-from textinterest.features import (
+from textinterest.models.interest import InterestConfig, TextFeatures  # noqa: E402
+from textinterest.models.joint import JointInterestRecommender  # noqa: E402
+from textinterest.text.features import (
     BertFeatureExtractor,  # noqa: E402
     freeze_all_but_last_layers,  # noqa: E402
 )
-from textinterest.models.interest import InterestConfig, TextFeatures  # noqa: E402
-from textinterest.models.joint import JointInterestRecommender  # noqa: E402
 from textinterest.training import TrainConfig  # noqa: E402
 
 GOOD = ["good guitar", "great strings", "love this amp", "nice pedal tone", "best cable"]
@@ -113,7 +113,7 @@ def test_freeze_all_but_last_layers_counts(setting):
 
 def test_run_evaluation_trains_the_joint_model(setting, tmp_path):
     from textinterest.datasets import load_dataset
-    from textinterest.experiments import run_evaluation
+    from textinterest.protocol.experiments import run_evaluation
 
     folder = setting[0]
     data = load_dataset("synthetic", n_users=30, n_items=40, n_topics=3, seed=1, min_reviews=5, max_reviews=8)

@@ -156,7 +156,7 @@ def _parameter_defaults(path: Path) -> dict:
 @pytest.mark.parametrize("gpu", [True, False], ids=["gpu", "without_gpu"])
 @pytest.mark.parametrize("profile", sorted((NOTEBOOKS_DIR / "params").glob("*.yaml")), ids=lambda p: p.stem)
 def test_profiles_only_set_declared_parameters(profile, gpu):
-    from textinterest.reporting import load_params
+    from textinterest.apps.reporting import load_params
 
     _, shared, per_notebook = load_params(profile, NOTEBOOKS_DIR, gpu=gpu)
     declared = {p.stem: _parameter_defaults(p) for p in NOTEBOOKS}
@@ -170,7 +170,7 @@ def test_profiles_only_set_declared_parameters(profile, gpu):
 
 def test_smoke_profile_is_the_notebook_defaults():
     """nbval runs the defaults and `reproduce --profile smoke` the smoke file: they must agree."""
-    from textinterest.reporting import load_params
+    from textinterest.apps.reporting import load_params
 
     _, shared, per_notebook = load_params("smoke", NOTEBOOKS_DIR)
     for path in NOTEBOOKS:

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from textinterest.reporting import reproduce
+from textinterest.apps.reporting import reproduce
 
 pytestmark = pytest.mark.realdata
 

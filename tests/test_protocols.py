@@ -9,7 +9,7 @@ import pytest
 from textinterest.datasets.splits import split_interactions
 from textinterest.evaluation import evaluate_ranking
 from textinterest.models.cf import MFRecommender, SequentialRecommender
-from textinterest.protocols import fit_for_test, grid_search, slice_masks, slice_means, validation_score
+from textinterest.protocol.protocols import fit_for_test, grid_search, slice_masks, slice_means, validation_score
 from textinterest.training import TrainConfig
 
 
@@ -102,7 +102,7 @@ def test_a_model_without_early_stopping_is_fitted_once_on_the_history():
 
 
 def test_format_slices():
-    from textinterest.protocols import format_slices
+    from textinterest.protocol.protocols import format_slices
 
     result = {
         "slices": {

@@ -8,7 +8,7 @@ import torch
 from serving_world import root, trained
 
 from textinterest.models.interest import InterestRecommender
-from textinterest.recommend import (
+from textinterest.models.recommend import (
     RequestError,
     UnknownUserError,
     explain,

@@ -1,4 +1,4 @@
-"""Tests for textinterest.reporting: the metrics files and figure folders the notebooks write."""
+"""Tests for textinterest.apps.reporting: the metrics files and figure folders the notebooks write."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from textinterest import reporting
-from textinterest.reporting import load_metrics, record_metrics, to_plain
+from textinterest.apps import reporting
+from textinterest.apps.reporting import load_metrics, record_metrics, to_plain
 
 # ---------------------------------------------------------------------------------------------
 # record_metrics / load_metrics

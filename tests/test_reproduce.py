@@ -1,4 +1,4 @@
-"""Tests for textinterest.reproduce: profiles, the index, and reproduce() on tiny notebooks."""
+"""Tests for textinterest.apps.reproduce: profiles, the index, and reproduce() on tiny notebooks."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from textinterest import reproduce as reproduce_pkg
-from textinterest.reporting import load_metrics, record_metrics
-from textinterest.reproduce import NotebookRun, build_index, list_notebooks, load_params, reproduce
-from textinterest.reproduce.digest import notebook_inputs_digest
+from textinterest.apps import reproduce as reproduce_pkg
+from textinterest.apps.reporting import load_metrics, record_metrics
+from textinterest.apps.reproduce import NotebookRun, build_index, list_notebooks, load_params, reproduce
+from textinterest.apps.reproduce.digest import notebook_inputs_digest
 
 # ---------------------------------------------------------------------------------------------
 # Parameters and notebook selection
@@ -129,7 +129,7 @@ def tiny_notebooks(tmp_path):
     good = _notebook(
         'VALUE = 1\nNAME = "x"\nDATASET = "synthetic"\nMETRICS_DIR = None\nFIGURES_DIR = None',
         [
-            "import os\nfrom pathlib import Path\nfrom textinterest.reporting import figures_dir, record_metrics",
+            "import os\nfrom pathlib import Path\nfrom textinterest.apps.reporting import figures_dir, record_metrics",
             'Path(figures_dir(FIGURES_DIR), "00_good_plot.png").write_bytes(b"png")\n'
             'assert os.environ["TQDM_DISABLE"] == "1"',
             'record_metrics("00_good", {"answer": VALUE * 2, "name": NAME, "dataset": DATASET}, path=METRICS_DIR)',
@@ -379,7 +379,7 @@ def test_inputs_digest_follows_parameters_gpu_and_data_files(tmp_path, monkeypat
     ],
 )
 def test_cli_reproduce_passes_its_options(monkeypatch, argv, expected):
-    from textinterest import cli
+    from textinterest.apps import cli
 
     seen = {}
     monkeypatch.setattr(reproduce_pkg, "reproduce", lambda **kwargs: seen.update(kwargs) or 0)

@@ -18,8 +18,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from textinterest.reproduce import reproduce
-from textinterest.reproduce.digest import FileHasher
+from textinterest.apps.reproduce import reproduce
+from textinterest.apps.reproduce.digest import FileHasher
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +32,8 @@ def data_notebook(name: str, factor: int, extra: str = "") -> nbformat.NotebookN
     nb.cells.append(nbformat.v4.new_code_cell(PARAMS, metadata={"tags": ["parameters"]}))
     nb.cells.append(
         nbformat.v4.new_code_cell(
-            "import os, signal, time\nfrom pathlib import Path\nfrom textinterest.reporting import record_metrics\n"
+            "import os, signal, time\nfrom pathlib import Path\n"
+            "from textinterest.apps.reporting import record_metrics\n"
             'numbers = Path(DATA_HOME, DATASET.split(":")[1] + ".txt").read_text().split()\n'
             "time.sleep(SLEEP)"
         )
@@ -241,8 +242,8 @@ def test_file_hasher_uses_its_cache_until_told_to_verify(tmp_path):
 
 
 def test_cli_verify_data_reaches_reproduce(monkeypatch):
-    from textinterest import cli
-    from textinterest import reproduce as reproduce_pkg
+    from textinterest.apps import cli
+    from textinterest.apps import reproduce as reproduce_pkg
 
     seen = {}
     monkeypatch.setattr(reproduce_pkg, "reproduce", lambda **kwargs: seen.update(kwargs) or 0)

@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from textinterest.apps.scale import STAGES, embed_to_memmap, format_scale_table, growth_exponents
 from textinterest.constants import CANONICAL_COLUMNS, ITEM_COL, RATING_COL, TEXT_COL, TIME_COL, USER_COL
 from textinterest.datasets import load_dataset
 from textinterest.datasets.base import UnknownDatasetError
 from textinterest.datasets.synthetic import TOPICS, parse_size
 from textinterest.evaluation import IdIndex, evaluate_ranking, ranking_metrics
-from textinterest.hashing import HashingEncoder, is_hashing, make_extractor, parse_hashing
-from textinterest.scale import STAGES, embed_to_memmap, format_scale_table, growth_exponents
+from textinterest.text.hashing import HashingEncoder, is_hashing, make_extractor, parse_hashing
 
 # --------------------------------------------------------------------------- vectorised synthetic world
 
@@ -142,7 +142,7 @@ def test_hashing_names_and_factory(tmp_path):
 
 
 def test_frozen_sentiment_on_hashing(tmp_path, big_world):
-    from textinterest.sentiment import SentimentClassifier
+    from textinterest.text.sentiment import SentimentClassifier
 
     df = big_world.interactions
     df = df[df[RATING_COL] != 3].head(1500)
@@ -186,8 +186,8 @@ def test_ranking_in_small_chunks_equals_one_matrix():
 
 
 def test_knn_refuses_with_the_estimated_memory(monkeypatch):
-    from textinterest import baselines
-    from textinterest.baselines import SurpriseModel
+    from textinterest.models import baselines
+    from textinterest.models.baselines import SurpriseModel
 
     rng = np.random.default_rng(0)
     df = pd.DataFrame(
@@ -230,7 +230,7 @@ def test_embed_to_memmap(tmp_path):
 
 @pytest.mark.slow
 def test_scale_benchmark_end_to_end(tmp_path):
-    from textinterest.scale import plot_scale, run_scale_benchmark
+    from textinterest.apps.scale import plot_scale, run_scale_benchmark
 
     out = tmp_path / "scale.json"
     result = run_scale_benchmark([400, 800], n_items=60, json_out=out, verbose=False, fit_from=0)
@@ -251,7 +251,7 @@ def test_scale_benchmark_end_to_end(tmp_path):
 
 
 def test_embed_command_fills_the_cache(tmp_path, monkeypatch, capsys):
-    from textinterest.cli import main
+    from textinterest.apps.cli import main
 
     monkeypatch.setenv("TEXTINTEREST_CACHE", str(tmp_path))
     assert main(["embed", "synthetic:30x20", "--encoder", "hashing:32", "--json"]) == 0
@@ -272,7 +272,7 @@ def test_ray_engine_on_a_two_worker_cluster_gives_the_single_process_vectors(tmp
     )
     from ray.cluster_utils import Cluster
 
-    from textinterest.distributed import embed_to_cache
+    from textinterest.apps.distributed import embed_to_cache
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     for _ in range(2):
@@ -296,7 +296,7 @@ def test_ray_engine_on_a_two_worker_cluster_gives_the_single_process_vectors(tmp
 
 
 def test_token_budget_batches():
-    from textinterest.gpu_embed import token_budget_batches
+    from textinterest.text.gpu_embed import token_budget_batches
 
     lengths = [5, 50, 3, 12, 12, 40, 7, 100, 1]
     batches = token_budget_batches(lengths, max_tokens=60, max_batch=3)
@@ -313,8 +313,8 @@ def test_token_budget_batches():
 def test_overlapped_embedder_matches_the_extractor(tmp_path):
     from tiny_models import build_tiny_model
 
-    from textinterest.features import BertFeatureExtractor
-    from textinterest.gpu_embed import OverlappedEmbedder, compare_throughput
+    from textinterest.text.features import BertFeatureExtractor
+    from textinterest.text.gpu_embed import OverlappedEmbedder, compare_throughput
 
     folder = build_tiny_model(tmp_path / "tiny")
     texts = [("great guitar string " * (i % 9 + 1)).strip() for i in range(70)] + ["", "cheap cable broke"]
@@ -332,7 +332,7 @@ def test_overlapped_embedder_matches_the_extractor(tmp_path):
 
 
 def test_reuse_keeps_only_sizes_run_with_the_same_training_settings(tmp_path, monkeypatch):
-    import textinterest.scale as scale
+    import textinterest.apps.scale as scale
 
     calls = []
 

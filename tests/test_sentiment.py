@@ -1,4 +1,4 @@
-"""Tests for textinterest.sentiment (tiny random BERT models; no network)."""
+"""Tests for textinterest.text.sentiment (tiny random BERT models; no network)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from textinterest.sentiment import (  # noqa: E402
+from textinterest.text.sentiment import (  # noqa: E402
     SentimentClassifier,
     TfidfLogisticBaseline,
     macro_f1,

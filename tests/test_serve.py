@@ -12,8 +12,8 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient
 from serving_world import root, trained
 
+from textinterest.apps.serve import Limits, create_app
 from textinterest.models.interest import InterestRecommender
-from textinterest.serve import Limits, create_app
 
 REVIEW = {"text": "great guitar strings, the tuner holds", "timestamp": 1_600_000_000, "rating": 5}
 
@@ -109,7 +109,7 @@ def test_unexpected_errors_hide_their_details(model, monkeypatch):
 
 
 def test_serve_binds_to_localhost_by_default():
-    from textinterest.cli import build_parser
+    from textinterest.apps.cli import build_parser
 
     args = build_parser().parse_args(["serve", "some-dir"])
     assert args.host == "127.0.0.1" and json.dumps(args.port) == "8000"

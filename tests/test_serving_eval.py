@@ -7,7 +7,7 @@ import pytest
 import torch
 from serving_world import MAX_LENGTH, root, small_world, trained
 
-from textinterest.serving_eval import deletion_effects, hit_at_k, run_serving_evaluation
+from textinterest.protocol.serving_eval import deletion_effects, hit_at_k, run_serving_evaluation
 
 
 def test_hit_at_k_counts_ties_in_expectation():
@@ -55,7 +55,7 @@ def test_run_on_a_tiny_world(tmp_path, monkeypatch):
 
 
 def test_tables_render_every_case():
-    from textinterest.serving_eval import format_tables
+    from textinterest.protocol.serving_eval import format_tables
 
     summary = {"n": 4, "mean": 0.25, "ci95": [0.0, 0.5]}
     per = {"interest": summary, "popularity": {"n": 4, "mean": 0.0}, "text_profile": {"n": 4, "mean": None}}

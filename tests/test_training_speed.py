@@ -133,7 +133,7 @@ def test_initial_keys_are_the_drawn_keys_of_all_windows():
 
 
 def test_frozen_sentiment_chunks_change_nothing(tmp_path, monkeypatch):
-    import textinterest.sentiment as sentiment
+    import textinterest.text.sentiment as sentiment
 
     rng = np.random.default_rng(0)
     words = ["great", "awful", "fine", "broken", "love", "hate", "sound", "string", "cheap", "solid"]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from textinterest.verdict import classify, dataset_verdicts, format_verdict, main
+from textinterest.protocol.verdict import classify, dataset_verdicts, format_verdict, main
 
 
 def _test(diff, low, high, p, a=0.1, b=0.1, other="bpr"):

@@ -12,25 +12,27 @@ from typing import Any
 __version__ = "0.1.0"
 
 _SUBMODULES = {
+    # foundation
     "constants",
-    "datasets",
+    "utils",
     "evaluation",
-    "baselines",
-    "features",
-    "sentiment",
-    "models",
+    "significance",
     "training",
-    "reporting",
-    "reproduce",
-    "cli",
+    "job_pool",
+    # stages, in the order data flows through them
+    "datasets",
+    "text",
+    "models",
+    "protocol",
+    "apps",
 }
 
 # Public names re-exported lazily: name -> (module, attribute)
 _EXPORTS = {
     "load_dataset": ("textinterest.datasets", "load_dataset"),
     "split_interactions": ("textinterest.datasets.splits", "split_interactions"),
-    "BertFeatureExtractor": ("textinterest.features", "BertFeatureExtractor"),
-    "SentimentClassifier": ("textinterest.sentiment", "SentimentClassifier"),
+    "BertFeatureExtractor": ("textinterest.text.features", "BertFeatureExtractor"),
+    "SentimentClassifier": ("textinterest.text.sentiment", "SentimentClassifier"),
 }
 
 __all__ = sorted(_SUBMODULES | set(_EXPORTS) | {"__version__"})

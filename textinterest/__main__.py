@@ -2,6 +2,6 @@
 
 import sys
 
-from textinterest.cli import main
+from textinterest.apps.cli import main
 
 sys.exit(main())

@@ -278,7 +278,7 @@ def compare_to_best(
 
 
 def format_significance(result: dict[str, Any]) -> str:
-    """Markdown table of ``result["significance"]`` (from :func:`textinterest.experiments.run_evaluation`)."""
+    """Markdown table of ``result["significance"]`` (from :func:`textinterest.protocol.experiments.run_evaluation`)."""
     from textinterest.utils import markdown_table
 
     sig = result.get("significance") or {}

@@ -13,7 +13,7 @@ What it does, and nothing more:
 A model plugs in with three callables: ``batches(epoch, rng)`` yields dicts of tensors,
 ``loss(module, batch)`` returns a scalar tensor, ``validate(module)`` returns a float. The
 recommenders (:mod:`textinterest.models`) and the sentiment fine-tune
-(:class:`textinterest.sentiment.SentimentClassifier`) all train through :class:`Trainer`.
+(:class:`textinterest.text.sentiment.SentimentClassifier`) all train through :class:`Trainer`.
 """
 
 from __future__ import annotations

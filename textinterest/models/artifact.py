@@ -63,7 +63,7 @@ def encoder_reference(encoder: Any) -> dict[str, Any]:
     """What a model needs to know about its text encoder to embed new reviews the same way.
 
     Args:
-        encoder: a :class:`~textinterest.features.BertFeatureExtractor`.
+        encoder: a :class:`~textinterest.text.features.BertFeatureExtractor`.
 
     Returns:
         ``{"model", "pooling", "max_length", "fast", "identity", "content_hash"}``; ``content_hash``
@@ -124,9 +124,9 @@ def save_recommender(
     Args:
         model: a fitted ``InterestRecommender``, ``MFRecommender`` or ``SequentialRecommender``.
         directory: target folder (created; existing artifact files in it are replaced).
-        encoder: the :class:`~textinterest.features.BertFeatureExtractor` that embedded the training
+        encoder: the :class:`~textinterest.text.features.BertFeatureExtractor` that embedded the training
             reviews (required for a text model; default: ``model.text_encoder_`` when set).
-        sentiment: the fitted frozen :class:`~textinterest.sentiment.SentimentClassifier` whose scores
+        sentiment: the fitted frozen :class:`~textinterest.text.sentiment.SentimentClassifier` whose scores
             fed the model (default: ``model.sentiment_model_`` when set); None when sentiment was off.
         metadata: JSON-able training facts (data set, split, metrics, ...), stored under ``"training"``.
 
@@ -287,7 +287,7 @@ def _check_encoder(reference: dict[str, Any], encoder: Any) -> None:
 
 
 def _make_encoder(reference: dict[str, Any], encoder: Any, device: str, cache_dir: Any) -> Any:
-    from textinterest.features import BertFeatureExtractor
+    from textinterest.text.features import BertFeatureExtractor
 
     if encoder is None or isinstance(encoder, (str, os.PathLike)):
         name = reference["model"] if encoder is None else encoder
@@ -433,7 +433,7 @@ def _restore_fit(
 
 
 def _load_sentiment(folder: Path, encoder: Any, device: str) -> Any:
-    from textinterest.sentiment import SentimentClassifier
+    from textinterest.text.sentiment import SentimentClassifier
 
     if not folder.is_dir():
         raise ArtifactError(f"sentiment head folder missing: {folder}")
@@ -452,7 +452,7 @@ class RecentVectors:
     Every other attribute is the wrapped encoder's.
 
     Args:
-        encoder: a :class:`~textinterest.features.BertFeatureExtractor`.
+        encoder: a :class:`~textinterest.text.features.BertFeatureExtractor`.
         size: how many texts to remember.
     """
 

@@ -648,14 +648,14 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
         return load_recommender(path, encoder=encoder, device=device, expect=cls)
 
     def recommend(self, user_id: Any, k: int = 10, exclude_seen: bool = True, **kwargs: Any) -> list[dict[str, Any]]:
-        """Top-k items for a training user (see :func:`textinterest.recommend.recommend`)."""
-        from textinterest.recommend import recommend
+        """Top-k items for a training user (see :func:`textinterest.models.recommend.recommend`)."""
+        from textinterest.models.recommend import recommend
 
         return recommend(self, user_id, k, exclude_seen, **kwargs)
 
     def recommend_for_history(self, reviews: Any, k: int = 10, **kwargs: Any) -> list[dict[str, Any]]:
-        """Top-k items for a new user's reviews (see :func:`textinterest.recommend.recommend_for_history`)."""
-        from textinterest.recommend import recommend_for_history
+        """Top-k items for a new user's reviews (see :func:`textinterest.models.recommend.recommend_for_history`)."""
+        from textinterest.models.recommend import recommend_for_history
 
         return recommend_for_history(self, reviews, k, **kwargs)
 

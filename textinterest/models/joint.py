@@ -40,8 +40,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from textinterest.features import _transformer_layers_path, freeze_all_but_last_layers
 from textinterest.models.interest import InterestConfig, InterestRecommender, TextFeatures
+from textinterest.text.features import _transformer_layers_path, freeze_all_but_last_layers
 from textinterest.training import TrainConfig
 
 __all__ = ["JointInterestRecommender", "joint_param_groups"]
@@ -121,7 +121,7 @@ class JointInterestRecommender(InterestRecommender):
     # ------------------------------------------------------------------ model
 
     def _build(self, train: pd.DataFrame) -> nn.Module:
-        from textinterest.features import BertFeatureExtractor
+        from textinterest.text.features import BertFeatureExtractor
 
         module = super()._build(train)
         extractor = BertFeatureExtractor(self.encoder, device=str(self.device), use_cache=False, progress=False)

@@ -3,7 +3,7 @@
 A :class:`ModelSpec` holds a model's factory, the tasks it serves, its default training settings
 (the single definition of each torch model's default :class:`~textinterest.training.TrainConfig`),
 its hyper-parameter grid (searched on the validation split), and the optional extra it needs.
-``textinterest evaluate`` (:func:`textinterest.experiments.run_evaluation`), the CLI and the
+``textinterest evaluate`` (:func:`textinterest.protocol.experiments.run_evaluation`), the CLI and the
 model classes' own defaults all read it.
 
 Adding a model is one call::
@@ -265,7 +265,7 @@ def resolve(selection: Sequence[str] | None = None) -> list[ModelSpec]:
 
 
 def _build_baseline(name: str, ctx: BuildContext) -> Recommender:
-    from textinterest.baselines import make_model
+    from textinterest.models.baselines import make_model
 
     return make_model(name, seed=ctx.seed, **ctx.params)
 
@@ -424,8 +424,8 @@ def _cold_rmse(model: Any, split: Any) -> dict[str, float]:
 
 
 def _register_builtins() -> None:
-    from textinterest.baselines import DEFAULT_MODELS as BASELINES
-    from textinterest.baselines import GlobalMean, Popularity
+    from textinterest.models.baselines import DEFAULT_MODELS as BASELINES
+    from textinterest.models.baselines import GlobalMean, Popularity
 
     for name in BASELINES:
         tasks = {"GlobalMean": ("rating",), "Popularity": ("ranking",)}.get(name, TASKS)

@@ -13,7 +13,7 @@ day count as later: Amazon timestamps have day resolution). Without prediction t
 ``time_safe=False``, every training review counts. An item with no earlier review scores 0.
 
 Review vectors are given, aligned with the training rows (e.g. ``TextFeatures.review_vectors`` of
-:func:`textinterest.experiments.build_text_features`, or ``extractor.embed(texts)``).
+:func:`textinterest.protocol.experiments.build_text_features`, or ``extractor.embed(texts)``).
 """
 
 from __future__ import annotations

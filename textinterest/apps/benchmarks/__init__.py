@@ -1,0 +1,63 @@
+"""Benchmarks behind the figures in ``benchmarks/BENCHMARKS.md``, one module each.
+
+Every benchmark runs as ``textinterest benchmark NAME [options]`` or
+``python -m textinterest.apps.benchmarks.NAME [options]`` (``--help`` lists the options); raw records
+go to ``benchmarks/results/``.
+
+* ``embed``: embedding throughput, naive fp32 against the fast paths, and the cache cold vs warm.
+* ``cache_verify``: cold and warm embedding with the checksummed cache (compare two checkouts).
+* ``joint_frozen_cache``: joint fine-tuning with and without the frozen-block cache.
+* ``surprise_ml100k``: Surprise's published MovieLens 100K table through our adapters.
+* ``sentiment``: TF-IDF + logistic regression vs a BERT classifier on Musical Instruments.
+* ``scale``: time and peak memory per pipeline stage from 10k to 1M reviews (:mod:`textinterest.apps.scale`).
+* ``gpu_check``: the GPU path in one run (embedding, sentiment fine-tune, joint fine-tuning).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from typing import Any
+
+NAMES = ("embed", "cache_verify", "joint_frozen_cache", "surprise_ml100k", "sentiment", "gpu_check", "scale")
+
+__all__ = [
+    "NAMES",
+    "benchmark_texts",
+    "format_embed_table",
+    "load_reviews",
+    "machine_info",
+    "run",
+    "run_embed_benchmark",
+]
+
+
+def run(name: str, argv: Sequence[str] = ()) -> int:
+    """Run benchmark ``name`` with command-line arguments ``argv``.
+
+    Args:
+        name: one of :data:`NAMES`.
+        argv: its options, as on the command line.
+
+    Returns:
+        The benchmark's exit status.
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    if name not in NAMES:
+        raise ValueError(f"unknown benchmark {name!r}; choose one of {', '.join(NAMES)}")
+    module = importlib.import_module(f"textinterest.apps.benchmarks.{name}")
+    return int(module.main(list(argv)) or 0)
+
+
+_EMBED_NAMES = ("benchmark_texts", "format_embed_table", "load_reviews", "machine_info", "run_embed_benchmark")
+
+
+def __getattr__(name: str) -> Any:
+    # imported on first use, so that listing the benchmarks (``textinterest --help``) stays instant
+    if name in _EMBED_NAMES:
+        from textinterest.apps.benchmarks import embed
+
+        return getattr(embed, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
