@@ -40,253 +40,24 @@ from textinterest.constants import (
 from textinterest.datasets.base import CleaningReport, ReviewDataset
 from textinterest.datasets.cleaning import finalize
 from textinterest.datasets.parsing import make_frame
-
-#: topic name -> content words (no word is shared between topics)
-TOPICS: dict[str, tuple[str, ...]] = {
-    "guitars": (
-        "guitar",
-        "strings",
-        "fretboard",
-        "pickup",
-        "tuner",
-        "capo",
-        "amplifier",
-        "chords",
-        "neck",
-        "bridge",
-        "strap",
-        "picks",
-        "acoustic",
-        "electric",
-        "tremolo",
-    ),
-    "drums": (
-        "drum",
-        "snare",
-        "cymbal",
-        "sticks",
-        "kick",
-        "pedal",
-        "hi-hat",
-        "drumhead",
-        "tom",
-        "rhythm",
-        "beat",
-        "kit",
-        "throne",
-        "brushes",
-        "groove",
-    ),
-    "audio recording": (
-        "microphone",
-        "mixer",
-        "headphones",
-        "interface",
-        "cable",
-        "preamp",
-        "monitor",
-        "studio",
-        "recording",
-        "vocals",
-        "podcast",
-        "condenser",
-        "audio",
-        "pop filter",
-        "boom arm",
-    ),
-    "hiking": (
-        "trail",
-        "backpack",
-        "boots",
-        "tent",
-        "compass",
-        "map",
-        "summit",
-        "water bottle",
-        "jacket",
-        "trekking poles",
-        "campsite",
-        "mountain",
-        "wool socks",
-        "headlamp",
-        "hike",
-    ),
-    "cooking": (
-        "pan",
-        "knife",
-        "recipe",
-        "oven",
-        "skillet",
-        "spatula",
-        "sauce",
-        "kitchen",
-        "cutting board",
-        "spices",
-        "pot",
-        "whisk",
-        "dinner",
-        "grill",
-        "bread",
-    ),
-    "books": (
-        "novel",
-        "chapter",
-        "author",
-        "story",
-        "characters",
-        "plot",
-        "ending",
-        "paperback",
-        "series",
-        "writing",
-        "pages",
-        "mystery",
-        "fantasy",
-        "poetry",
-        "library",
-    ),
-    "gardening": (
-        "seeds",
-        "soil",
-        "shovel",
-        "gloves",
-        "hose",
-        "planter",
-        "roses",
-        "tomatoes",
-        "compost",
-        "pruner",
-        "garden",
-        "fertilizer",
-        "rake",
-        "flowers",
-        "watering can",
-    ),
-    "photography": (
-        "camera",
-        "lens",
-        "tripod",
-        "flash",
-        "sensor",
-        "shutter",
-        "zoom",
-        "photos",
-        "memory card",
-        "battery",
-        "camera bag",
-        "portrait",
-        "landscape",
-        "autofocus",
-        "viewfinder",
-    ),
-    "coffee": (
-        "coffee",
-        "grinder",
-        "beans",
-        "espresso",
-        "brewer",
-        "kettle",
-        "mug",
-        "roast",
-        "latte",
-        "milk frother",
-        "carafe",
-        "aroma",
-        "pour-over",
-        "barista",
-        "crema",
-    ),
-    "running": (
-        "running shoes",
-        "treadmill",
-        "sports watch",
-        "shorts",
-        "marathon",
-        "pace",
-        "laces",
-        "insoles",
-        "headband",
-        "sprint",
-        "stopwatch",
-        "jogging",
-        "track",
-        "race",
-        "armband",
-    ),
-}
-
-_ITEM_ADJ = (
-    "compact",
-    "classic",
-    "lightweight",
-    "portable",
-    "professional",
-    "beginner",
-    "deluxe",
-    "everyday",
-    "travel",
-    "modern",
-    "vintage",
-    "heavy-duty",
+from textinterest.datasets.synthetic_words import (
+    BRANDS,
+    DAY,
+    INTRO,
+    ITEM_ADJ,
+    MIX_ADJ,
+    MIX_END,
+    NEG_ADJ,
+    NEG_END,
+    NEG_FEEL,
+    POS_ADJ,
+    POS_END,
+    POS_FEEL,
+    START,
+    SUMMARY,
+    TOPICS,
+    VECTORISED_FROM,
 )
-_BRANDS = (
-    "Northfield",
-    "Bluebird",
-    "Oakline",
-    "Redstone",
-    "Silverleaf",
-    "Harbor",
-    "Summit",
-    "Maple",
-    "Ironwood",
-    "Brightwater",
-    "Cedar",
-    "Foxglove",
-)
-_INTRO = (
-    "I bought this {a} for my {b}.",
-    "I use the {a} with my {b} every week.",
-    "I got this {a} to go with my {b}.",
-    "I needed a new {a} for my {b}.",
-    "My old {a} wore out, so I tried this one with my {b}.",
-)
-_POS_ADJ = ("great", "excellent", "fantastic", "superb", "reliable", "wonderful", "solid", "impressive")
-_POS_FEEL = ("sturdy", "smooth", "comfortable", "well made", "easy to use", "very precise")
-_POS_END = (
-    "I love it.",
-    "Highly recommended.",
-    "Worth every penny.",
-    "I would buy it again.",
-    "Five stars from me.",
-    "Very happy with it.",
-)
-_NEG_ADJ = ("disappointing", "poor", "awful", "flimsy", "cheap", "useless", "terrible", "frustrating")
-_NEG_FEEL = ("broke after a week", "stopped working", "feels cheap", "fell apart", "was damaged", "never worked right")
-_NEG_END = (
-    "I would not buy it again.",
-    "A waste of money.",
-    "I returned it.",
-    "Avoid this one.",
-    "Very unhappy with it.",
-    "Not recommended.",
-)
-_MIX_ADJ = ("okay", "decent", "average", "fine", "acceptable", "so-so")
-_MIX_END = (
-    "It is okay for the price.",
-    "Nothing special, but it works.",
-    "Good enough for now.",
-    "Some good points and some bad ones.",
-    "It does the job, mostly.",
-)
-_SUMMARY = {
-    "pos": ("Great {a}", "Excellent {a}", "Love this {a}", "Best {a} so far", "Fantastic {a}"),
-    "neg": ("Disappointing {a}", "Poor {a}", "Awful {a}", "Cheap {a}", "Do not buy this {a}"),
-    "mix": ("Okay {a}", "Decent {a}", "Average {a}", "It is fine", "Mixed feelings"),
-}
-#: expected review count above which ``make_synthetic`` uses the vectorised generator by default
-VECTORISED_FROM = 50_000
-_START = 1388534400  # 2014-01-01 00:00:00 UTC
-_DAY = 86400
 
 
 def parse_size(variant: str) -> dict[str, int]:
@@ -315,24 +86,24 @@ def _review_text(words: tuple[str, ...], rating: float, u: np.ndarray) -> tuple[
     i, k = int(u[0] * n) % n, int(u[2] * n) % n
     a, b = words[i], words[(i + 1 + int(u[1] * (n - 1))) % n]  # two different words
     c, d = words[k], words[(k + 1 + int(u[3] * (n - 1))) % n]
-    sentences = [_pick(_INTRO, u[4]).format(a=a, b=b)]
+    sentences = [_pick(INTRO, u[4]).format(a=a, b=b)]
     if rating >= 4:
         mood = "pos"
-        sentences.append(f"The {c} is {_pick(_POS_ADJ, u[5])} and the {d} feels {_pick(_POS_FEEL, u[6])}.")
+        sentences.append(f"The {c} is {_pick(POS_ADJ, u[5])} and the {d} feels {_pick(POS_FEEL, u[6])}.")
         if rating >= 5:
-            sentences.append(f"It is {_pick(_POS_ADJ, u[7])} for anyone into {_pick(words, u[8])}.")
-        sentences.append(_pick(_POS_END, u[9]))
+            sentences.append(f"It is {_pick(POS_ADJ, u[7])} for anyone into {_pick(words, u[8])}.")
+        sentences.append(_pick(POS_END, u[9]))
     elif rating <= 2:
         mood = "neg"
-        sentences.append(f"The {c} is {_pick(_NEG_ADJ, u[5])} and the {d} {_pick(_NEG_FEEL, u[6])}.")
+        sentences.append(f"The {c} is {_pick(NEG_ADJ, u[5])} and the {d} {_pick(NEG_FEEL, u[6])}.")
         if rating <= 1:
-            sentences.append(f"It is {_pick(_NEG_ADJ, u[7])} for anyone into {_pick(words, u[8])}.")
-        sentences.append(_pick(_NEG_END, u[9]))
+            sentences.append(f"It is {_pick(NEG_ADJ, u[7])} for anyone into {_pick(words, u[8])}.")
+        sentences.append(_pick(NEG_END, u[9]))
     else:
         mood = "mix"
-        sentences.append(f"The {c} is {_pick(_MIX_ADJ, u[5])}, but the {d} {_pick(_NEG_FEEL, u[6])}.")
-        sentences.append(_pick(_MIX_END, u[9]))
-    summary = _pick(_SUMMARY[mood], u[10]).format(a=a)
+        sentences.append(f"The {c} is {_pick(MIX_ADJ, u[5])}, but the {d} {_pick(NEG_FEEL, u[6])}.")
+        sentences.append(_pick(MIX_END, u[9]))
+    summary = _pick(SUMMARY[mood], u[10]).format(a=a)
     return " ".join(sentences), summary[0].upper() + summary[1:]
 
 
@@ -348,10 +119,10 @@ def _make_items(
     for j in range(n_items):
         words, u = vocab[item_topic[j]], item_u[j]
         w = [_pick(words, x) for x in u[:5]]
-        title = f"{_pick(_BRANDS, u[5])} {w[0].title()} {10 + int(u[6] * 90)}"
+        title = f"{_pick(BRANDS, u[5])} {w[0].title()} {10 + int(u[6] * 90)}"
         titles.append(title)
         texts.append(
-            f"{title}: a {_pick(_ITEM_ADJ, u[7])} {w[0]} for {w[1]} and {w[2]}. Works well with {w[3]} and {w[4]}."
+            f"{title}: a {_pick(ITEM_ADJ, u[7])} {w[0]} for {w[1]} and {w[2]}. Works well with {w[3]} and {w[4]}."
         )
     items = pd.DataFrame(
         {ITEM_COL: item_ids, ITEM_TEXT_COL: texts, "title": titles, "topic": [topic_names[t] for t in item_topic]}
@@ -466,8 +237,8 @@ def make_synthetic(
         n = min(int(n_reviews[uid]), n_items)
         u = rng.random((n, 16))
         noise = rng.normal(0.0, 0.7, n)
-        gaps = (rng.exponential(10 * _DAY, n) + 3600 + u[:, 15] * _DAY).astype(np.int64)
-        times = _START + int(rng.integers(0, 3 * 365 * _DAY)) + np.cumsum(gaps)
+        gaps = (rng.exponential(10 * DAY, n) + 3600 + u[:, 15] * DAY).astype(np.int64)
+        times = START + int(rng.integers(0, 3 * 365 * DAY)) + np.cumsum(gaps)
         seen: set[int] = set()
         active = interests[int(u[0, 0] * k) % k]
         for r in range(n):

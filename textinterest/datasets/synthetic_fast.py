@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from textinterest.constants import ITEM_COL, ORDER_COL, RATING_COL, SUMMARY_COL, TEXT_COL, TIME_COL, USER_COL
+from textinterest.datasets import synthetic_words as words_mod
+from textinterest.datasets.synthetic_words import DAY, START
 
 _REDRAW_ROUNDS = 20
 
@@ -38,8 +40,6 @@ def _split_template(template: str) -> tuple[str, str, str]:
 
 def _texts(words: np.ndarray, topic: np.ndarray, rating: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Review texts and summaries for all rows (see ``synthetic._review_text``, the per-review version)."""
-    from textinterest.datasets import synthetic as s
-
     n = words.shape[1]
     i = (u[:, 0] * n).astype(np.int64) % n
     k = (u[:, 2] * n).astype(np.int64) % n
@@ -47,7 +47,7 @@ def _texts(words: np.ndarray, topic: np.ndarray, rating: np.ndarray, u: np.ndarr
     b = words[topic, (i + 1 + (u[:, 1] * (n - 1)).astype(np.int64)) % n]
     c = words[topic, k]
     d = words[topic, (k + 1 + (u[:, 3] * (n - 1)).astype(np.int64)) % n]
-    parts = [_split_template(t) for t in s._INTRO]
+    parts = [_split_template(t) for t in words_mod.INTRO]
     t_idx = np.minimum((u[:, 4] * len(parts)).astype(np.int64), len(parts) - 1)
     head, mid, tail = (np.asarray([p[j] for p in parts], dtype=object)[t_idx] for j in range(3))
     text = head + a + mid + b + tail
@@ -55,9 +55,9 @@ def _texts(words: np.ndarray, topic: np.ndarray, rating: np.ndarray, u: np.ndarr
     pos, neg = rating >= 4, rating <= 2
     mix = ~(pos | neg)
     for mask, adj, feel, end, joiner, verb in (
-        (pos, s._POS_ADJ, s._POS_FEEL, s._POS_END, " and the ", " feels "),
-        (neg, s._NEG_ADJ, s._NEG_FEEL, s._NEG_END, " and the ", " "),
-        (mix, s._MIX_ADJ, s._NEG_FEEL, s._MIX_END, ", but the ", " "),
+        (pos, words_mod.POS_ADJ, words_mod.POS_FEEL, words_mod.POS_END, " and the ", " feels "),
+        (neg, words_mod.NEG_ADJ, words_mod.NEG_FEEL, words_mod.NEG_END, " and the ", " "),
+        (mix, words_mod.MIX_ADJ, words_mod.NEG_FEEL, words_mod.MIX_END, ", but the ", " "),
     ):
         rows = np.flatnonzero(mask)
         if not rows.size:
@@ -65,8 +65,8 @@ def _texts(words: np.ndarray, topic: np.ndarray, rating: np.ndarray, u: np.ndarr
         ur = u[rows]
         second = " The " + c[rows] + " is " + _choose(adj, ur[:, 5]) + joiner + d[rows] + verb + _choose(feel, ur[:, 6])
         body = text[rows] + second + "."
-        if adj is not s._MIX_ADJ:
-            strong = (rating[rows] >= 5) if adj is s._POS_ADJ else (rating[rows] <= 1)
+        if adj is not words_mod.MIX_ADJ:
+            strong = (rating[rows] >= 5) if adj is words_mod.POS_ADJ else (rating[rows] <= 1)
             extra = (
                 " It is "
                 + _choose(adj, ur[:, 7])
@@ -78,7 +78,7 @@ def _texts(words: np.ndarray, topic: np.ndarray, rating: np.ndarray, u: np.ndarr
         text[rows] = body + " " + _choose(end, ur[:, 9])
     for mood, mask in (("pos", pos), ("neg", neg), ("mix", mix)):
         rows = np.flatnonzero(mask)
-        templates = s._SUMMARY[mood]
+        templates = words_mod.SUMMARY[mood]
         pick = np.minimum((u[rows, 10] * len(templates)).astype(np.int64), len(templates) - 1)
         for j, template in enumerate(templates):
             chosen = rows[pick == j]
@@ -170,8 +170,6 @@ def generate_reviews(
         ``(columns, user_topics, user_bias)``: the interaction columns (plus ``"_review_topic"``), each
         user's interests and rating bias.
     """
-    from textinterest.datasets.synthetic import _DAY, _START
-
     n_items, n_topics = len(item_topic), len(vocab)
     if len({len(w) for w in vocab}) != 1:
         raise ValueError("every topic needs the same number of words for the vectorised generator")
@@ -179,7 +177,7 @@ def generate_reviews(
     interests = np.argsort(rng.random((n_users, n_topics)), axis=1)[:, :3]
     bias = rng.normal(0.0, 0.5, n_users)
     counts = np.minimum(rng.integers(min_reviews, max_reviews + 1, n_users), n_items)
-    offsets = rng.integers(0, 3 * 365 * _DAY, n_users)
+    offsets = rng.integers(0, 3 * 365 * DAY, n_users)
     user = np.repeat(np.arange(n_users, dtype=np.int32), counts)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     n_rows = len(user)
@@ -215,9 +213,9 @@ def generate_reviews(
         off &= ~((j < ku) & (interests[user, j] == item_topic[item]))
     noise = rng.normal(0.0, 0.7, n_rows)
     rating = np.clip(np.rint(3.8 + bias[user] + quality[item] - off + noise), 1, 5)
-    gaps = (rng.exponential(10 * _DAY, n_rows) + 3600 + rng.random(n_rows) * _DAY).astype(np.int64)
+    gaps = (rng.exponential(10 * DAY, n_rows) + 3600 + rng.random(n_rows) * DAY).astype(np.int64)
     gsum = np.cumsum(gaps)
-    times = _START + offsets[user] + gsum - np.repeat(gsum[starts] - gaps[starts], counts)
+    times = START + offsets[user] + gsum - np.repeat(gsum[starts] - gaps[starts], counts)
 
     width = len(vocab[0])
     words = np.asarray([list(w) for w in vocab], dtype=object).reshape(n_topics, width)

@@ -5,23 +5,28 @@ Importable from :mod:`textinterest.text.features` as well.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from textinterest.constants import ITEM_COL, ITEM_TEXT_COL
 
-if TYPE_CHECKING:
-    from textinterest.text.features import BertFeatureExtractor
+__all__ = ["TextEncoder", "item_text_vectors"]
 
-__all__ = ["item_text_vectors"]
+
+class TextEncoder(Protocol):
+    """What item vectors need of an encoder (``BertFeatureExtractor`` and the hashing encoder qualify)."""
+
+    dim: int
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
 
 
 def item_text_vectors(
     train_df: Any,
     review_vectors: np.ndarray,
     items_df: Any = None,
-    extractor: BertFeatureExtractor | None = None,
+    extractor: TextEncoder | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One text vector per item: its metadata text if it has one, else its reviews' mean.
 
@@ -34,8 +39,9 @@ def item_text_vectors(
         review_vectors: (len(train_df), D) vectors of the training reviews.
         items_df: optional item table with ``item_id`` and ``item_text``; a non-blank
             ``item_text`` is embedded and used instead of the review mean.
-        extractor: encoder for item texts (a default :class:`BertFeatureExtractor` is made
-            when item texts exist and none is given); its ``dim`` must equal D.
+        extractor: encoder for item texts (a :class:`~textinterest.text.features.BertFeatureExtractor`
+            or anything with ``dim`` and ``embed(texts)``), required when item texts exist;
+            its ``dim`` must equal D.
 
     Returns:
         ``(item_ids, vectors)``: item ids (training items first in order of first appearance,
@@ -74,9 +80,9 @@ def item_text_vectors(
         meta = items_df.loc[has_text, [ITEM_COL, ITEM_TEXT_COL]].drop_duplicates(ITEM_COL, keep="first")
         if len(meta):
             if extractor is None:
-                from textinterest.text.features import BertFeatureExtractor
-
-                extractor = BertFeatureExtractor()
+                raise ValueError(
+                    "items_df has item texts: pass extractor= (the encoder that embedded review_vectors)"
+                )
             if extractor.dim != dim:
                 raise ValueError(f"extractor.dim={extractor.dim} but review_vectors have dimension {dim}")
             meta_vecs = extractor.embed(meta[ITEM_TEXT_COL].tolist())
