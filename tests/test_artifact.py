@@ -12,9 +12,10 @@ import pytest
 from serving_world import root, trained
 from tiny_models import build_tiny_model
 
-from textinterest.models.artifact import MANIFEST, ArtifactError, load_recommender, read_manifest
+from textinterest.models.artifact import MANIFEST, ArtifactError, read_manifest
 from textinterest.models.cf import MFRecommender, SequentialRecommender
 from textinterest.models.interest import InterestRecommender
+from textinterest.models.registry import load_recommender
 
 HISTORY = [
     {"text": "great guitar strings, the tuner works", "timestamp": 1_600_000_000, "rating": 5},

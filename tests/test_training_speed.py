@@ -119,7 +119,7 @@ def test_initial_keys_are_the_drawn_keys_of_all_windows():
     keys = []
     with torch.no_grad():
         for s in range(0, len(rec._windows), 256):
-            batch, _, mask, _ = rec._history(rec._windows[s : s + 256])
+            batch, _, mask, _ = rec.history_batch(rec._windows[s : s + 256])
             z, h = module.steps(batch)
             keys.append(module.step_keys(h, z)[torch.as_tensor(mask)].numpy())
     every = np.concatenate(keys)

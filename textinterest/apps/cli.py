@@ -353,22 +353,6 @@ def _one_line(error: BaseException) -> str:
     return " | ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
-def _accept_debug_anywhere(parser: argparse.ArgumentParser) -> None:
-    """Let ``--debug`` follow the sub-command too (``textinterest evaluate NAME --debug``)."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                if not any(isinstance(a, argparse._SubParsersAction) for a in sub._actions):
-                    # SUPPRESS: a leaf that is not given --debug leaves the global flag's value alone
-                    sub.add_argument(
-                        "--debug",
-                        action="store_true",
-                        default=argparse.SUPPRESS,
-                        help="show the traceback of an error instead of one line",
-                    )
-                _accept_debug_anywhere(sub)
-
-
 _Parser = types.OneLineParser
 
 
@@ -380,7 +364,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     try:  # building the parser imports the model registry: a Ctrl-C can land there too
         parser = build_parser()
-        _accept_debug_anywhere(parser)
         args = parser.parse_args(argv)
     except KeyboardInterrupt:
         print("textinterest: interrupted", file=sys.stderr)

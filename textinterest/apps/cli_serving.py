@@ -63,7 +63,7 @@ def _raw_id(index: Any, raw: str) -> Any:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from textinterest.models.artifact import load_recommender
+    from textinterest.models.registry import load_recommender
 
     return load_recommender(args.model_dir, encoder=args.encoder, device=args.device)
 

@@ -12,16 +12,31 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 MAX_SEED = 2**32 - 1  # numpy's and torch's seeds are unsigned 32-bit
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse with one-line errors: ``textinterest evaluate: error: argument --epochs: ...``."""
+    """argparse with one-line errors: ``textinterest evaluate: error: argument --epochs: ...``.
+
+    ``--debug`` is accepted anywhere before ``--`` (``textinterest evaluate NAME --debug`` as well as
+    ``textinterest --debug evaluate NAME``) and sets ``debug=True``.
+    """
+
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> tuple[Any, list[str]]:
+        args = list(sys.argv[1:] if args is None else args)
+        end = args.index("--") if "--" in args else len(args)
+        debug = "--debug" in args[:end]
+        args = [a for a in args[:end] if a != "--debug"] + args[end:]
+        parsed, rest = super().parse_known_args(args, namespace)
+        if debug:
+            parsed.debug = True
+        return parsed, rest
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")

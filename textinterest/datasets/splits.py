@@ -249,7 +249,7 @@ def kfold_splits(df: pd.DataFrame, n_splits: int = 5, *, seed: int | None = SEED
     if n_splits < 2 or n_splits > n:
         raise ValueError(f"n_splits must be in [2, {n}] (number of rows), got {n_splits}")
     indices = np.arange(n)
-    rng = np.random.mtrand._rand if seed is None else np.random.RandomState(seed)
+    rng = np.random.RandomState(seed)  # seed None: fresh entropy from the OS
     rng.shuffle(indices)
     stop = 0
     for fold in range(n_splits):

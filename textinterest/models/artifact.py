@@ -35,6 +35,7 @@ import torch
 
 from textinterest.constants import ITEM_COL, ORDER_COL, RATING_COL, TIME_COL, USER_COL
 from textinterest.evaluation import IdIndex
+from textinterest.models.text_features import TextFeatures
 from textinterest.utils import atomic_write_text, json_default
 
 __all__ = [
@@ -49,7 +50,8 @@ __all__ = [
 
 FORMAT_VERSION = 1
 MANIFEST = "textinterest_artifact.json"
-KINDS = {"interest": "InterestRecommender", "mf": "MFRecommender", "seq-lstm": "SequentialRecommender"}
+# the model families this format stores (each class says its own: ``artifact_kind``)
+KINDS = ("interest", "mf", "seq-lstm")
 
 
 class ArtifactError(ValueError):
@@ -105,10 +107,10 @@ def _jsonable_ids(ids: np.ndarray) -> list[Any]:
 
 
 def _kind_of(model: Any) -> str:
-    for kind, cls_name in KINDS.items():
-        if type(model).__name__ == cls_name or any(c.__name__ == cls_name for c in type(model).__mro__):
-            return kind
-    raise ArtifactError(f"cannot save a {type(model).__name__}; supported: {', '.join(KINDS.values())}")
+    kind = getattr(type(model), "artifact_kind", None)
+    if kind not in KINDS:
+        raise ArtifactError(f"cannot save a {type(model).__name__}; the saved kinds are {', '.join(KINDS)}")
+    return kind
 
 
 def save_recommender(
@@ -152,7 +154,7 @@ def save_recommender(
 
     seq = model.seq
     rows = np.asarray(seq.rows)
-    train = model._train_df
+    train = model.training_frame
     arrays: dict[str, np.ndarray] = {
         "user": np.asarray(seq.user, np.int64),
         "item": np.asarray(seq.item, np.int64),
@@ -161,9 +163,9 @@ def save_recommender(
     }
     files = {"vocab.json": None, "model.safetensors": None, "history.safetensors": None}
     if uses_text:
-        arrays["review"] = np.asarray(model._review, np.float32)
-        arrays["sentiment"] = np.asarray(model._sentiment, np.float32)
-        texts = getattr(model, "_texts", None)
+        review, sentiment_scores, texts = model.text_arrays()
+        arrays["review"] = np.asarray(review, np.float32)
+        arrays["sentiment"] = np.asarray(sentiment_scores, np.float32)
         if texts is not None:
             atomic_write_text(folder / "texts.json", json.dumps(list(texts), ensure_ascii=False))
             files["texts.json"] = None
@@ -191,7 +193,7 @@ def save_recommender(
         "class": f"{type(model).__module__}.{type(model).__qualname__}",
         "name": getattr(model, "name", kind),
         "task": model.task,
-        "config": dataclasses.asdict(config) if config is not None else _id_only_settings(model, kind),
+        "config": model.saved_settings(),
         "train_config": dataclasses.asdict(model.train_config),
         "eval_batch_size": int(model.eval_batch_size),
         "global_mean": float(model.global_mean_),
@@ -217,12 +219,6 @@ def save_recommender(
     }
     atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1, default=json_default) + "\n")
     return folder
-
-
-def _id_only_settings(model: Any, kind: str) -> dict[str, Any]:
-    if kind == "mf":
-        return {"dim": model.dim, "l2": model.l2, "bias_l2": model.bias_l2}
-    return {"hidden": model.hidden, "dropout": model.dropout, "max_history": model.max_history}
 
 
 def _package_version() -> str:
@@ -311,39 +307,47 @@ def _make_encoder(reference: dict[str, Any], encoder: Any, device: str, cache_di
 
 def load_recommender(
     directory: str | os.PathLike,
+    model_class: type,
     *,
     encoder: Any = None,
     device: str = "cpu",
-    expect: type | None = None,
 ) -> Any:
-    """Load a recommender written by :func:`save_recommender`.
+    """Load a recommender written by :func:`save_recommender` into a model of ``model_class``.
+
+    The class comes from the caller: ``MFRecommender.load(folder)`` passes its own, and
+    :func:`textinterest.models.registry.load_recommender` picks it by the saved kind.
 
     Args:
         directory: the artifact folder.
+        model_class: the class of the saved model (its ``artifact_kind`` must be the saved kind).
         encoder: text models: None (the encoder recorded in the artifact), a model folder / name, or a
             ready ``BertFeatureExtractor``; its content hash must match the recorded one.
         device: where the network runs ("cpu" by default).
-        expect: a class the loaded model must be an instance of (used by ``Class.load``).
 
     Returns:
         The fitted recommender, with ``artifact_`` (the manifest), ``text_encoder_`` and
         ``sentiment_model_`` (None for ID-only models) set.
 
     Raises:
-        ArtifactError: missing or changed files, a newer format, another encoder, or a model of another class.
+        ArtifactError: missing or changed files, a newer format, another encoder, or a model of another kind.
     """
     from safetensors.numpy import load_file as load_numpy
     from safetensors.torch import load_file as load_torch
 
-    from textinterest.training import resolve_device
+    from textinterest.training import TrainConfig, TrainResult, resolve_device
 
     folder = Path(directory)
     manifest = read_manifest(folder)
     _check_files(folder, manifest)
-    kind = manifest["kind"]
-    model = _new_model(kind, manifest)
-    if expect is not None and not isinstance(model, expect):
-        raise ArtifactError(f"{folder} holds a {type(model).__name__}, not a {expect.__name__}")
+    if getattr(model_class, "artifact_kind", None) != manifest["kind"]:
+        raise ArtifactError(f"{folder} holds a saved {manifest['kind']!r} model, not a {model_class.__name__}")
+    model = model_class.from_saved(
+        manifest["config"],
+        task=manifest["task"],
+        train_config=TrainConfig(**{**manifest["train_config"], "device": "cpu", "progress": False}),
+        eval_batch_size=manifest["eval_batch_size"],
+        name=manifest.get("name"),
+    )
     vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
     arrays = load_numpy(str(folder / "history.safetensors"))
     users, items = np.asarray(vocab["users"], dtype=object), np.asarray(vocab["items"], dtype=object)
@@ -358,8 +362,6 @@ def load_recommender(
     )
     text_encoder = sentiment = None
     if manifest["uses_text"]:
-        from textinterest.models.interest import TextFeatures
-
         text_encoder = RecentVectors(_make_encoder(manifest["encoder"], encoder, device, None))
         texts = None
         if (folder / "texts.json").is_file():
@@ -367,7 +369,18 @@ def load_recommender(
         model.features = TextFeatures(review_vectors=arrays["review"], sentiment=arrays["sentiment"], texts=texts)
         if manifest.get("sentiment"):
             sentiment = _load_sentiment(folder / manifest["sentiment"]["folder"], text_encoder, device)
-    _restore_fit(model, manifest, train, IdIndex(users), IdIndex(items), resolve_device(device))
+    try:
+        model.restore_fitted(
+            train,
+            IdIndex(users),
+            IdIndex(items),
+            global_mean=manifest["global_mean"],
+            rating_range=tuple(manifest["rating_range"]),
+            device=resolve_device(device),
+            train_result=TrainResult(**manifest["train_result"]) if manifest.get("train_result") else None,
+        )
+    except ValueError as exc:
+        raise ArtifactError(f"{folder / 'history.safetensors'}: {exc}; the artifact is damaged") from exc
     state = load_torch(str(folder / "model.safetensors"), device=str(model.device))
     try:
         model.module.load_state_dict(state)
@@ -379,59 +392,6 @@ def load_recommender(
     return model
 
 
-def _new_model(kind: str, manifest: dict[str, Any]) -> Any:
-    from textinterest.models.cf import MFRecommender, SequentialRecommender
-    from textinterest.models.interest import InterestConfig, InterestRecommender
-    from textinterest.training import TrainConfig
-
-    tc = TrainConfig(**{**manifest["train_config"], "device": "cpu", "progress": False})
-    task, batch, cfg = manifest["task"], manifest["eval_batch_size"], manifest["config"]
-    if kind == "interest":
-        return InterestRecommender(
-            InterestConfig(**cfg), task=task, train_config=tc, eval_batch_size=batch, name=manifest.get("name")
-        )
-    if kind == "mf":
-        return MFRecommender(
-            task, dim=cfg["dim"], l2=cfg["l2"], bias_l2=cfg["bias_l2"], train_config=tc, eval_batch_size=batch
-        )
-    return SequentialRecommender(
-        task,
-        hidden=cfg["hidden"],
-        dropout=cfg["dropout"],
-        max_history=cfg["max_history"],
-        train_config=tc,
-        eval_batch_size=batch,
-    )
-
-
-def _restore_fit(
-    model: Any, manifest: dict[str, Any], train: pd.DataFrame, users: IdIndex, items: IdIndex, device: torch.device
-) -> None:
-    """Rebuild the fitted state ``fit`` leaves behind, from the saved histories (no training)."""
-    from textinterest.models.cf import UserSequences
-
-    model.user_index, model.item_index = users, items
-    model.seq = UserSequences(train, users, items)
-    if not np.array_equal(model.seq.rows, np.arange(len(train))):
-        raise ArtifactError("history.safetensors is not in (user, time) order; the artifact is damaged")
-    model.global_mean_ = float(manifest["global_mean"])
-    model.rating_range_ = tuple(float(x) for x in manifest["rating_range"])
-    model._train_df = train
-    model.device = device
-    from textinterest.models.interest import InterestConfig
-
-    saved_cfg = InterestConfig(**manifest["config"]) if manifest["kind"] == "interest" else None
-    if saved_cfg is not None:
-        model.config = dataclasses.replace(saved_cfg, kmeans_init=False)  # weights come from the file
-    model.module = model._build(train).to(device)
-    if saved_cfg is not None:
-        model.config = model.module.config = saved_cfg
-    if manifest.get("train_result"):
-        from textinterest.training import TrainResult
-
-        model.train_result_ = TrainResult(**manifest["train_result"])
-
-
 def _load_sentiment(folder: Path, encoder: Any, device: str) -> Any:
     from textinterest.text.sentiment import SentimentClassifier
 
@@ -440,7 +400,7 @@ def _load_sentiment(folder: Path, encoder: Any, device: str) -> Any:
     clf = SentimentClassifier.load(folder, device=device)
     same = clf.mode == "frozen" and clf.max_length == encoder.max_length and clf.model_name == encoder.model_name
     if same:
-        clf._extractor = encoder  # one encoder in memory; the head reads the same vectors
+        clf.share_extractor(encoder)  # one encoder in memory; the head reads the same vectors
     return clf
 
 

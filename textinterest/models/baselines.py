@@ -148,7 +148,7 @@ class _Base(Recommender):
         self.global_mean_ = float(out[RATING_COL].mean())
         return out
 
-    def _check_fitted(self) -> None:
+    def check_fitted(self) -> None:
         if not hasattr(self, "item_index"):
             raise RuntimeError(f"{self.name}: call fit() first")
 
@@ -173,7 +173,7 @@ class GlobalMean(_Base):
 
     def predict(self, df: pd.DataFrame) -> np.ndarray:
         """The training mean for every row of ``df``; no row is a fallback."""
-        self._check_fitted()
+        self.check_fitted()
         self.n_fallback_ = 0
         return np.full(len(df), self.global_mean_)
 
@@ -195,7 +195,7 @@ class Popularity(_Base):
 
     def score_items(self, user_ids: Sequence) -> np.ndarray:
         """The item counts, the same row for every user."""
-        self._check_fitted()
+        self.check_fitted()
         return self._popularity_rows(len(user_ids))
 
 
@@ -288,7 +288,7 @@ class SurpriseModel(_Base):
         Sets ``n_fallback_`` (rows with a user or item unknown to the model) and
         ``n_impossible_`` (rows Surprise answered with its default prediction).
         """
-        self._check_fitted()
+        self.check_fitted()
         users = df[USER_COL].to_numpy()
         items = df[ITEM_COL].to_numpy()
         state = None
@@ -317,7 +317,7 @@ class SurpriseModel(_Base):
         Returns:
             (len(user_ids), len(item_index)) float64 scores.
         """
-        self._check_fitted()
+        self.check_fitted()
         if not self.capabilities.ranking:
             raise NotImplementedError(f"{self.name}: score_items is not available for this model/size")
         inner = self._inner_users.index_of(np.asarray(user_ids, dtype=object))

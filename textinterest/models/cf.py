@@ -122,6 +122,7 @@ class MFRecommender(TorchRecommender):
     """
 
     name = "mf"
+    artifact_kind = "mf"
     capabilities = Capabilities(rating=True, ranking=True, trains_with_torch=True)
 
     # (l2, bias_l2) per task, chosen on Musical Instruments validation data
@@ -142,6 +143,10 @@ class MFRecommender(TorchRecommender):
         self.dim = dim
         self.l2 = default_l2 if l2 is None else l2
         self.bias_l2 = default_bias if bias_l2 is None else bias_l2
+
+    def saved_settings(self) -> dict[str, Any]:
+        """``dim``, ``l2`` and ``bias_l2``: what :meth:`from_saved` needs to rebuild the model."""
+        return {"dim": self.dim, "l2": self.l2, "bias_l2": self.bias_l2}
 
     def _build(self, train: pd.DataFrame) -> nn.Module:
         config = MFConfig(
@@ -180,35 +185,10 @@ class MFRecommender(TorchRecommender):
         return -F.logsigmoid(pos - neg).mean() + self._penalty_scale * module.penalty()
 
     def _predict_idx(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        return self.module(self._tensor(users + 1), self._tensor(items + 1)).float().cpu().numpy()
+        return self.module(self.as_tensor(users + 1), self.as_tensor(items + 1)).float().cpu().numpy()
 
     def _score_idx(self, users: np.ndarray) -> np.ndarray:
-        return self.module.score_all(self._tensor(users + 1)).float().cpu().numpy()
-
-    def save(self, path: Any, *, metadata: dict | None = None) -> Any:
-        """Save the fitted model to a folder (see :func:`textinterest.models.artifact.save_recommender`)."""
-        from textinterest.models.artifact import save_recommender
-
-        return save_recommender(self, path, metadata=metadata)
-
-    @classmethod
-    def load(cls, path: Any, *, device: str = "cpu") -> MFRecommender:
-        """Load a saved model (see :func:`textinterest.models.artifact.load_recommender`)."""
-        from textinterest.models.artifact import load_recommender
-
-        return load_recommender(path, device=device, expect=cls)
-
-    def recommend(self, user_id: Any, k: int = 10, exclude_seen: bool = True) -> list[dict[str, Any]]:
-        """Top-k items for a training user (see :func:`textinterest.models.recommend.recommend`)."""
-        from textinterest.models.recommend import recommend
-
-        return recommend(self, user_id, k, exclude_seen)
-
-    def recommend_for_history(self, reviews: Any, k: int = 10, exclude_seen: bool = True) -> list[dict[str, Any]]:
-        """Top-k items for a new user's reviews (see :func:`textinterest.models.recommend.recommend_for_history`)."""
-        from textinterest.models.recommend import recommend_for_history
-
-        return recommend_for_history(self, reviews, k, exclude_seen)
+        return self.module.score_all(self.as_tensor(users + 1)).float().cpu().numpy()
 
 
 # --------------------------------------------------------------------------- sequential LSTM (IDs only)
@@ -282,6 +262,7 @@ class SequentialRecommender(TorchRecommender):
     """
 
     name = "seq-lstm"
+    artifact_kind = "seq-lstm"
     capabilities = Capabilities(rating=False, ranking=True, sequential=True, trains_with_torch=True)
 
     def __init__(
@@ -296,6 +277,10 @@ class SequentialRecommender(TorchRecommender):
     ) -> None:
         super().__init__(task, train_config, eval_batch_size)
         self.hidden, self.dropout, self.max_history = hidden, dropout, max_history
+
+    def saved_settings(self) -> dict[str, Any]:
+        """``hidden``, ``dropout`` and ``max_history``: what :meth:`from_saved` needs to rebuild the model."""
+        return {"hidden": self.hidden, "dropout": self.dropout, "max_history": self.max_history}
 
     def _build(self, train: pd.DataFrame) -> nn.Module:
         self._windows = self.seq.windows(self.max_history)
@@ -331,32 +316,7 @@ class SequentialRecommender(TorchRecommender):
     def _score_idx(self, users: np.ndarray) -> np.ndarray:
         win = self.seq.last_window(users, self.max_history)
         pos, mask, _ = self.seq.pad(win)
-        items = self._tensor(np.where(mask, self.seq.item[pos] + 1, 0))
+        items = self.as_tensor(np.where(mask, self.seq.item[pos] + 1, 0))
         states = self.module.states(items)  # (B, T+1, H)
-        last = states[torch.arange(len(win), device=self.device), self._tensor(mask.sum(1))]  # (B, H)
+        last = states[torch.arange(len(win), device=self.device), self.as_tensor(mask.sum(1))]  # (B, H)
         return self.module.logits(last).float().cpu().numpy()
-
-    def save(self, path: Any, *, metadata: dict | None = None) -> Any:
-        """Save the fitted model to a folder (see :func:`textinterest.models.artifact.save_recommender`)."""
-        from textinterest.models.artifact import save_recommender
-
-        return save_recommender(self, path, metadata=metadata)
-
-    @classmethod
-    def load(cls, path: Any, *, device: str = "cpu") -> SequentialRecommender:
-        """Load a saved model (see :func:`textinterest.models.artifact.load_recommender`)."""
-        from textinterest.models.artifact import load_recommender
-
-        return load_recommender(path, device=device, expect=cls)
-
-    def recommend(self, user_id: Any, k: int = 10, exclude_seen: bool = True) -> list[dict[str, Any]]:
-        """Top-k items for a training user (see :func:`textinterest.models.recommend.recommend`)."""
-        from textinterest.models.recommend import recommend
-
-        return recommend(self, user_id, k, exclude_seen)
-
-    def recommend_for_history(self, reviews: Any, k: int = 10, exclude_seen: bool = True) -> list[dict[str, Any]]:
-        """Top-k items for a new user's reviews (see :func:`textinterest.models.recommend.recommend_for_history`)."""
-        from textinterest.models.recommend import recommend_for_history
-
-        return recommend_for_history(self, reviews, k, exclude_seen)

@@ -34,7 +34,7 @@ n_i the item's training count, so rare items lean on their text).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
@@ -49,6 +49,7 @@ from textinterest.models.interest_network import DynamicInterestModel, InterestC
 from textinterest.models.item_text import ItemTextHistory, TimeSafeScoring
 from textinterest.models.residual import fit_biases
 from textinterest.models.sequences import group_sums, sample_negatives, seen_codes, seen_mask
+from textinterest.models.text_features import TextFeatures
 from textinterest.models.torch_base import TorchRecommender
 from textinterest.training import TrainConfig
 
@@ -67,50 +68,6 @@ TIME_BUCKETS = 8  # time-safe training: candidates' text is looked up at 8 targe
 # --------------------------------------------------------------------------- data + recommender
 
 
-@dataclass
-class TextFeatures:
-    """Text inputs of the interest model, aligned by position with the training frame.
-
-    Args:
-        review_vectors: (len(train), D) float32, row j = vector of training row j.
-        sentiment: (len(train),) scores in [-1, 1]; None = zeros.
-        texts: training review texts (for :meth:`InterestRecommender.explain`); optional.
-        item_ids: ids of items with metadata text vectors (optional).
-        item_vectors: (len(item_ids), D) metadata vectors; used instead of the mean of the
-            item's training reviews. Items without one use that mean.
-    """
-
-    review_vectors: np.ndarray
-    sentiment: np.ndarray | None = None
-    texts: Sequence[str] | None = None
-    item_ids: Sequence[Any] | None = None
-    item_vectors: np.ndarray | None = None
-
-    def check(self, n_rows: int) -> None:
-        """Raise ValueError naming the field when a shape does not fit ``n_rows`` training rows."""
-        vec = np.asarray(self.review_vectors)
-        if vec.ndim != 2 or vec.shape[0] != n_rows:
-            raise ValueError(f"TextFeatures.review_vectors must have shape ({n_rows}, D), got {vec.shape}")
-        if not np.isfinite(vec).all():
-            raise ValueError("TextFeatures.review_vectors contains NaN/inf")
-        if self.sentiment is not None:
-            s = np.asarray(self.sentiment, dtype=np.float64)
-            if s.shape != (n_rows,):
-                raise ValueError(f"TextFeatures.sentiment must have shape ({n_rows},), got {s.shape}")
-            if not np.isfinite(s).all() or (np.abs(s) > 1.0 + 1e-6).any():
-                raise ValueError("TextFeatures.sentiment must be finite and in [-1, 1]")
-        if self.texts is not None and len(self.texts) != n_rows:
-            raise ValueError(f"TextFeatures.texts has {len(self.texts)} entries, expected {n_rows}")
-        if (self.item_ids is None) != (self.item_vectors is None):
-            raise ValueError("TextFeatures.item_ids and item_vectors must be given together")
-        if self.item_vectors is not None:
-            iv = np.asarray(self.item_vectors)
-            if iv.shape != (len(self.item_ids), vec.shape[1]):
-                raise ValueError(
-                    f"TextFeatures.item_vectors must have shape ({len(self.item_ids)}, {vec.shape[1]}), got {iv.shape}"
-                )
-
-
 class InterestRecommender(TimeSafeScoring, TorchRecommender):
     """Fit / predict / rank with :class:`DynamicInterestModel` (same interface as the baselines).
 
@@ -126,6 +83,7 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
     """
 
     name = "interest"
+    artifact_kind = "interest"
 
     def __init__(
         self,
@@ -256,7 +214,7 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
         keys = []
         with torch.no_grad():
             for s in range(0, len(needed), 256):
-                batch, _, mask, _ = self._history(windows[needed[s : s + 256]])
+                batch, _, mask, _ = self.history_batch(windows[needed[s : s + 256]])
                 z, h = module.steps(batch)
                 keys.append(module.step_keys(h, z)[torch.as_tensor(mask)].numpy())
         start = np.cumsum(steps[needed]) - steps[needed]  # where each needed window starts in the concatenation
@@ -346,7 +304,7 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
 
     def _set_features(self, features: TextFeatures) -> None:
         """Swap the text features of a fitted model (weights unchanged); used to probe leakage."""
-        self._check_fitted()
+        self.check_fitted()
         features.check(len(self._train_df))
         self.features = features
         item_text, mean_text = self._prepare_arrays(features)
@@ -361,28 +319,28 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
         Returns:
             float array (len(train),) aligned with the rows of the training frame.
         """
-        self._check_fitted()
+        self.check_fitted()
         out = np.full(len(self.seq), np.nan)
         self.module.eval()
         with torch.no_grad():
             for s in range(0, len(self._windows), self.eval_batch_size):
                 win = self._windows[s : s + self.eval_batch_size]
-                batch, pos, mask, target = self._history(win)
+                batch, pos, mask, target = self.history_batch(win)
                 batch = {k: v.to(self.device) for k, v in batch.items()}
                 values, gamma, _ = self.module.encode(batch)
                 comps, _ = self.module.prefix_components(values, gamma)
                 b, t = np.nonzero(target)
                 rows = pos[b, t]
                 score, _ = self.module.score(
-                    comps[self._tensor(b), self._tensor(t)],
-                    self._tensor(win[b, 0] + 1),
-                    self._tensor(self.seq.item[rows] + 1),
+                    comps[self.as_tensor(b), self.as_tensor(t)],
+                    self.as_tensor(win[b, 0] + 1),
+                    self.as_tensor(self.seq.item[rows] + 1),
                     torch.as_tensor(self._loo[rows], device=self.device),
                 )
                 out[self.seq.rows[rows]] = score.float().cpu().numpy()
         return out
 
-    def _history(self, windows: np.ndarray) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray, np.ndarray]:
+    def history_batch(self, windows: np.ndarray) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray, np.ndarray]:
         pos, mask, target = self.seq.pad(windows)  # (B, T) each
         f = lambda a: torch.as_tensor(np.where(mask, a[pos], 0.0), dtype=torch.float32)  # noqa: E731
         batch = {
@@ -402,7 +360,7 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
         n_items = len(self.item_index)
         for s in range(0, len(order), bs):
             win = self._windows[order[s : s + bs]]
-            batch, pos, mask, target = self._history(win)
+            batch, pos, mask, target = self.history_batch(win)
             if self.task == "rating":
                 target = target & np.isfinite(self.seq.rating[pos]) & mask
             b, t = np.nonzero(target)  # (R,)
@@ -492,12 +450,12 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
         logits = torch.cat([pos[:, None], scores], dim=1)  # (R, 1 + N'); column 0 = target (leave-one-out text)
         return F.cross_entropy(logits, torch.zeros(len(pos), dtype=torch.long, device=pos.device))
 
-    def _final(
+    def final_state(
         self, users: np.ndarray, times: np.ndarray | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Components after each user's history; with ``times`` (B,) the history items' text is taken at those times."""
         win = self.seq.last_window(users, self.config.max_history)
-        batch, pos, mask, _ = self._history(win)
+        batch, pos, mask, _ = self.history_batch(win)
         if times is not None and self._item_history is not None:
             step_times = np.broadcast_to(np.asarray(times, dtype=np.int64)[:, None], pos.shape)
             text = self._item_history.mean_before(self.seq.item[pos[mask]], step_times[mask])  # (S, D)
@@ -515,15 +473,17 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
         return self._at_prediction_times(users, None)
 
     def _score_now(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
-        comps, _ = self._final(users)
-        out, _ = self.module.score(comps, self._tensor(users + 1), None if items is None else self._tensor(items + 1))
+        comps, _ = self.final_state(users)
+        out, _ = self.module.score(
+            comps, self.as_tensor(users + 1), None if items is None else self.as_tensor(items + 1)
+        )
         return out.float().cpu().numpy()
 
     # ------------------------------------------------------------------ inspection
 
     def history_length(self, user_ids: Sequence[Any]) -> np.ndarray:
         """Number of training reviews of each user (0 for unknown users)."""
-        self._check_fitted()
+        self.check_fitted()
         users = self.user_index.index_of(np.asarray(user_ids, dtype=object))
         return np.where(users >= 0, self.seq.lengths[np.maximum(users, 0)], 0)
 
@@ -536,14 +496,14 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
         Returns:
             rows (S,) positions in the training frame of the steps, gamma (S, K).
         """
-        self._check_fitted()
+        self.check_fitted()
         users = np.arange(len(self.user_index)) if users is None else np.asarray(users)
         rows, gammas = [], []
         self.module.eval()
         with torch.no_grad():
             for s in range(0, len(users), self.eval_batch_size):
                 win = self.seq.last_window(users[s : s + self.eval_batch_size], self.config.max_history)
-                batch, pos, mask, _ = self._history(win)
+                batch, pos, mask, _ = self.history_batch(win)
                 _, gamma, _ = self.module.encode({k: v.to(self.device) for k, v in batch.items()})
                 rows.append(self.seq.rows[pos[mask]])
                 gammas.append(gamma.float().cpu().numpy()[mask])
@@ -551,113 +511,47 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
 
     def final_components(self, user_ids: Sequence[Any]) -> np.ndarray:
         """(B, C, H) components of each user's whole training history (see :func:`component_names`)."""
-        self._check_fitted()
+        self.check_fitted()
         users = self.user_index.index_of(np.asarray(user_ids, dtype=object))
         self.module.eval()
         with torch.no_grad():
-            return self._final(users)[0].float().cpu().numpy()
+            return self.final_state(users)[0].float().cpu().numpy()
 
-    def explain(self, user: Any, item: Any, top_n: int = 3) -> dict[str, Any]:
-        """Why ``item`` scores what it does for ``user``.
+    def explain(self, user_id: Any, item_id: Any, top_n: int = 3, **kwargs: Any) -> dict[str, Any]:
+        """Why ``item_id`` scores what it does for ``user_id`` (see :func:`textinterest.models.recommend.explain`)."""
+        from textinterest.models.recommend import explain
 
-        Args:
-            user: raw user id (unknown users get the empty-history components).
-            item: raw item id (unknown items get the mean text vector and no ID embedding).
-            top_n: number of past reviews to return.
+        return explain(self, user_id, item_id, top_n=top_n, **kwargs)
 
-        Returns:
-            ``{"user", "item", "score", "cf_term", "text_term", "history_length", "known_user",
-            "known_item", "composition": {component name: beta}, "prior_share": {name: share
-            of the learned empty-history vector in that component}, "top_reviews": [{"item",
-            "timestamp", "rating", "text", "weight", "component"}, ...]}``; review weights are
-            each past step's share in the composed interest v*.
-        """
-        self._check_fitted()
-        if top_n < 0:
-            raise ValueError(f"top_n must be >= 0, got {top_n}")
-        u = int(self.user_index.index_of([user])[0])
-        i = int(self.item_index.index_of([item])[0])
-        cfg = self.config
-        names = component_names(cfg)
-        self.module.eval()
-        with torch.no_grad():
-            win = self.seq.last_window(np.array([u]), cfg.max_history)
-            batch, pos, mask, _ = self._history(win)
-            batch = {k: v.to(self.device) for k, v in batch.items()}
-            comps, gamma, den = self.module.final_components(batch)
-            ut, it = self._tensor([u + 1]), self._tensor([i + 1])
-            total, beta = self.module.score(comps, ut, it)
-            cf = self.module.cf_term(ut, it)
-        beta = beta[0].float().cpu().numpy()  # (C,)
-        gamma = gamma[0].float().cpu().numpy()[mask[0]]  # (n, K)
-        den = den[0].float().cpu().numpy()  # (K,)
-        n = int(mask[0].sum())
-        p = cfg.prior_count
-        K = cfg.n_components
-        weights = (gamma * (beta[:K] / (den + p))[None, :]).sum(1)  # (n,)
-        prior = {names[k]: float(p / (den[k] + p)) for k in range(K)}
-        if cfg.use_long_short:
-            weights = weights + beta[K] / (n + p)
-            if n:
-                weights[-1] += beta[K + 1]
-            prior.update(long_term=float(p / (n + p)), short_term=1.0 if n == 0 else 0.0)
-        rows = pos[0][mask[0]]
-        top = []
-        for j in np.argsort(-weights, kind="stable")[:top_n]:
-            r = int(rows[j])
-            top.append(
-                {
-                    "item": self.item_index.ids[self.seq.item[r]],
-                    "timestamp": int(self._train_df[TIME_COL].iloc[self.seq.rows[r]]),
-                    "rating": None if not np.isfinite(self.seq.rating[r]) else float(self.seq.rating[r]),
-                    "text": None if self._texts is None else self._texts[r],
-                    "weight": float(weights[j]),
-                    "component": names[int(np.argmax(gamma[j]))],
-                }
-            )
-        score = float(total[0])
-        if self.task == "rating":
-            score = float(np.clip(score, *self.rating_range_))
-        return {
-            "user": user,
-            "item": item,
-            "score": score,
-            "cf_term": float(cf[0]),
-            "text_term": float(total[0] - cf[0]),
-            "history_length": n,
-            "known_user": u >= 0,
-            "known_item": i >= 0,
-            "composition": {name: float(b) for name, b in zip(names, beta)},
-            "prior_share": prior,
-            "top_reviews": top,
-        }
+    def text_arrays(self) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+        """Review vectors (S, D), sentiment (S,) and texts of the training steps, in ``seq`` order."""
+        self.check_fitted()
+        return self._review, self._sentiment, self._texts
 
-    # ------------------------------------------------------------------ saving and serving
+    # ------------------------------------------------------------------ saving
 
-    def save(self, path: Any, *, encoder: Any = None, sentiment: Any = None, metadata: dict | None = None) -> Any:
-        """Save the fitted pipeline to a folder (see :func:`textinterest.models.artifact.save_recommender`)."""
-        from textinterest.models.artifact import save_recommender
-
-        return save_recommender(self, path, encoder=encoder, sentiment=sentiment, metadata=metadata)
+    def saved_settings(self) -> dict[str, Any]:
+        """The whole :class:`InterestConfig` (JSON-able)."""
+        return asdict(self.config)
 
     @classmethod
-    def load(cls, path: Any, *, encoder: Any = None, device: str = "cpu") -> InterestRecommender:
-        """Load a saved pipeline (see :func:`textinterest.models.artifact.load_recommender`)."""
-        from textinterest.models.artifact import load_recommender
+    def from_saved(
+        cls, settings: dict[str, Any], *, task: str, train_config: TrainConfig, eval_batch_size: int, name: Any = None
+    ) -> InterestRecommender:
+        """An unfitted model with the saved :class:`InterestConfig` (the weights are loaded afterwards)."""
+        return cls(
+            InterestConfig(**settings), task=task, train_config=train_config, eval_batch_size=eval_batch_size, name=name
+        )
 
-        return load_recommender(path, encoder=encoder, device=device, expect=cls)
-
-    def recommend(self, user_id: Any, k: int = 10, exclude_seen: bool = True, **kwargs: Any) -> list[dict[str, Any]]:
-        """Top-k items for a training user (see :func:`textinterest.models.recommend.recommend`)."""
-        from textinterest.models.recommend import recommend
-
-        return recommend(self, user_id, k, exclude_seen, **kwargs)
-
-    def recommend_for_history(self, reviews: Any, k: int = 10, **kwargs: Any) -> list[dict[str, Any]]:
-        """Top-k items for a new user's reviews (see :func:`textinterest.models.recommend.recommend_for_history`)."""
-        from textinterest.models.recommend import recommend_for_history
-
-        return recommend_for_history(self, reviews, k, **kwargs)
+    def _module_for_saved_weights(self, train: pd.DataFrame) -> nn.Module:
+        saved = self.config
+        self.config = replace(saved, kmeans_init=False)  # the weights come from the file
+        try:
+            module = self._build(train)
+        finally:
+            self.config = saved
+        module.config = saved
+        return module
 
 
 # --------------------------------------------------------------------------- topic recovery
@@ -707,9 +601,9 @@ def measure_topic_recovery(
     """
     from sklearn.metrics import normalized_mutual_info_score
 
-    model._check_fitted()
+    model.check_fitted()
     truth_all = _review_topics(data)
-    train = model._train_df
+    train = model.training_frame
     labels = np.asarray(train.index)
     if labels.max(initial=-1) >= len(truth_all) or labels.min(initial=0) < 0:
         raise ValueError("training rows' index labels must be positions in data.interactions")
@@ -738,7 +632,7 @@ def measure_topic_recovery(
     model.module.eval()
     with torch.no_grad():
         for s in range(0, len(users), model.eval_batch_size):
-            batch, pos, mask, _ = model._history(win[s : s + model.eval_batch_size])
+            batch, pos, mask, _ = model.history_batch(win[s : s + model.eval_batch_size])
             v, _, _ = model.module.encode({k: t.to(model.device) for k, t in batch.items()})
             vals.append(v.float().cpu().numpy()[mask])
             spos.append(pos[mask])

@@ -247,7 +247,7 @@ class TimeSafeScoring:
         if len(rest):
             out[rest] = self._score_now(users[rest], None if items is None else items[rest])
         when = np.array([times[u] for u in ids[sel]], dtype=np.int64)  # (S,)
-        comps, _ = self._final(users[sel], when)
+        comps, _ = self.final_state(users[sel], when)
         user_t = torch.as_tensor(users[sel] + 1, device=comps.device)
         if items is not None:
             known = items[sel] >= 0

@@ -248,8 +248,8 @@ class JointInterestRecommender(InterestRecommender):
 
     # ------------------------------------------------------------------ training hooks
 
-    def _history(self, windows: np.ndarray) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray, np.ndarray]:
-        batch, pos, mask, target = super()._history(windows)
+    def history_batch(self, windows: np.ndarray) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray, np.ndarray]:
+        batch, pos, mask, target = super().history_batch(windows)
         batch["rows"] = torch.as_tensor(np.where(mask, pos, -1))  # (B, T) sorted-step row, -1 = padding
         return batch, pos, mask, target
 
@@ -263,12 +263,12 @@ class JointInterestRecommender(InterestRecommender):
         self._stale = True
         return super()._loss(module, {**batch, "review": review})
 
-    def _final(
+    def final_state(
         self, users: np.ndarray, times: np.ndarray | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if self._stale:
             self._refresh_review_vectors()
-        return super()._final(users, times)
+        return super().final_state(users, times)
 
     def explain(self, user: Any, item: Any, top_n: int = 3) -> dict[str, Any]:
         if self._stale:
@@ -277,7 +277,7 @@ class JointInterestRecommender(InterestRecommender):
 
     def review_vectors(self) -> np.ndarray:
         """Current (tuned) vectors of the training reviews, aligned with the training frame's rows."""
-        self._check_fitted()
+        self.check_fitted()
         if self._stale:
             self._refresh_review_vectors()
         out = np.empty_like(self._review)

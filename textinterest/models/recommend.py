@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from textinterest.models.interest_network import component_names
+
 __all__ = [
     "MAX_REVIEWS",
     "MAX_TEXT_CHARS",
@@ -216,7 +218,7 @@ def recommend(
         RequestError: k <= 0.
     """
     k = _check_k(k)
-    model._check_fitted()
+    model.check_fitted()
     user = _user_position(model, user_id)
     exclude = _seen(model, user) if exclude_seen else np.zeros(0, np.int64)
     if new_items:
@@ -239,8 +241,8 @@ def _require_interest(model: Any, what: str) -> None:
 def _known_components(model: Any, user: int) -> tuple[torch.Tensor, torch.Tensor]:
     model.module.eval()
     with torch.no_grad():
-        comps, _ = model._final(np.array([user]))
-    return comps, model._tensor([user + 1])
+        comps, _ = model.final_state(np.array([user]))
+    return comps, model.as_tensor([user + 1])
 
 
 def _catalogue_scores(model: Any, comps: torch.Tensor, users: torch.Tensor) -> np.ndarray:
@@ -368,7 +370,7 @@ def history_scores(model: Any, reviews: Any, new_items: Mapping[Any, Any] | None
         scores (n_items,) in ``model.item_index`` order, and ``{"exclude": known items of the history,
         "new_item_ids", "new_item_scores", "n_used"}``.
     """
-    model._check_fitted()
+    model.check_fitted()
     text_model = _is_interest(model) and model.config.use_text
     reviews = validate_history(reviews, need_text=text_model)
     info: dict[str, Any] = {"new_item_ids": [], "new_item_scores": np.zeros(0)}
@@ -432,8 +434,6 @@ def recommend_for_history(
 
 def _step_weights(cfg: Any, gamma: np.ndarray, beta: np.ndarray, den: np.ndarray) -> tuple[np.ndarray, dict]:
     """Each past step's share in v* = sum_k beta_k c_k (the same formula as InterestRecommender.explain)."""
-    from textinterest.models.interest import component_names
-
     names = component_names(cfg)
     n = gamma.shape[0]
     p, K = cfg.prior_count, cfg.n_components
@@ -475,10 +475,8 @@ def explain(
     Raises:
         RequestError / UnknownUserError: not an interest model, unknown user without history, bad history.
     """
-    from textinterest.models.interest import component_names
-
     _require_interest(model, "explain()")
-    model._check_fitted()
+    model.check_fitted()
     if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 0:
         raise RequestError(f"top_n must be an int >= 0, got {top_n!r}")
     if item_id is None:
@@ -501,8 +499,8 @@ def explain(
             user = _user_position(model, user_id)
             batch, meta = _known_history(model, user)
         comps, gamma, den = model.module.final_components(batch)
-        ut = model._tensor([user + 1])
-        it = model._tensor([item + 1 if item >= 0 and item_text is None else 0])
+        ut = model.as_tensor([user + 1])
+        it = model.as_tensor([item + 1 if item >= 0 and item_text is None else 0])
         text = None if item_text is None else torch.as_tensor(_embed(model, [item_text]), device=model.device)
         total, beta = model.module.score(comps, ut, it, text)
         cf = model.module.cf_term(ut, it)
@@ -544,10 +542,10 @@ def _known_history(model: Any, user: int) -> tuple[dict[str, torch.Tensor], list
     from textinterest.constants import TIME_COL
 
     win = model.seq.last_window(np.array([user]), model.config.max_history)
-    batch, pos, mask, _ = model._history(win)
+    batch, pos, mask, _ = model.history_batch(win)
     batch = {k: v.to(model.device) for k, v in batch.items()}
     seq, texts = model.seq, getattr(model, "_texts", None)
-    times = model._train_df[TIME_COL].to_numpy()
+    times = model.training_frame[TIME_COL].to_numpy()
     meta = []
     for j, r in enumerate(pos[0][mask[0]]):
         r = int(r)

@@ -28,12 +28,14 @@ interest model (not in the default set: a GPU job).
 from __future__ import annotations
 
 import functools
-import importlib.util
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from textinterest.models.base import TASKS, Recommender
+from textinterest.models.peers.specs import register_peers
+from textinterest.models.spec import BuildContext, ModelSpec, ReportContext
+from textinterest.models.train_defaults import TRAIN_DEFAULTS
 
 __all__ = [
     "BuildContext",
@@ -48,131 +50,8 @@ __all__ = [
     "resolve",
     "INTEREST_VARIANTS",
     "interest_base_config",
+    "load_recommender",
 ]
-
-
-@dataclass
-class BuildContext:
-    """What a factory gets to build one model for one task and seed.
-
-    Args:
-        task: "rating" or "ranking".
-        seed: the training seed.
-        train_config: the :class:`~textinterest.training.TrainConfig` (None for models without one).
-        params: hyper-parameters chosen from the spec's grid (or its first entry).
-        features: text inputs of the training rows (``TextFeatures``) when the spec uses text.
-        train: the training interactions (for data-dependent settings).
-        dataset: the loaded data set (ground truth of generated data, item metadata).
-        options: run-wide options (e.g. ``encoder``, ``interest_config``, ``joint_layers``).
-    """
-
-    task: str
-    seed: int
-    train_config: Any = None
-    params: dict[str, Any] = field(default_factory=dict)
-    features: Any = None
-    train: Any = None
-    dataset: Any = None
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class ReportContext:
-    """What a spec's ``report`` hook gets after a model was fitted and tested.
-
-    Args:
-        task: the task the model was trained for.
-        seed: the training seed.
-        split: the :class:`~textinterest.datasets.splits.Split` (train / val / test).
-        dataset: the loaded data set.
-        extras: lists of extra result records by key; a hook appends to them
-            (e.g. ``extras.setdefault("topic_recovery", []).append({...})``).
-    """
-
-    task: str
-    seed: int
-    split: Any
-    dataset: Any
-    extras: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """How to build, train and tune one model.
-
-    Args:
-        name: the name used on the command line and in result tables.
-        factory: ``factory(ctx: BuildContext) -> Recommender`` (unfitted).
-        tasks: the tasks it serves ("rating", "ranking").
-        train_defaults: default :class:`~textinterest.training.TrainConfig` fields (torch models);
-            None for models that do not train with :class:`~textinterest.training.Trainer`.
-        grid: hyper-parameter candidates searched on the validation split (first seed); the first
-            entry is used when tuning is off. Empty: no tuning.
-        tuned_by: reuse the choice made for another spec's grid (the ablations reuse the full model's).
-        extra: the optional dependency group (``pip install 'textinterest[extra]'``) it needs.
-        requires: importable modules the extra provides; a missing one skips the model with a reason.
-        group: a name that selects several specs at once (e.g. "baselines").
-        default: part of the default ``evaluate`` run.
-        fit_once: one fitted model answers every task (no validation-driven training); otherwise
-            the model is fitted per task with the validation split for early stopping.
-        uses_text: needs review embeddings of the training rows (``ctx.features``).
-        uses_sentiment: reads the sentiment scores inside those features.
-        report: ``report(model, ctx: ReportContext) -> dict`` extra figures for the result row.
-        description: one line for listings.
-    """
-
-    name: str
-    factory: Callable[[BuildContext], Recommender]
-    tasks: tuple[str, ...] = TASKS
-    train_defaults: Mapping[str, Any] | None = None
-    grid: tuple[Mapping[str, Any], ...] = ()
-    tuned_by: str | None = None
-    extra: str | None = None
-    requires: tuple[str, ...] = ()
-    group: str | None = None
-    default: bool = True
-    fit_once: bool = False
-    uses_text: bool = False
-    uses_sentiment: bool = False
-    report: Callable[[Recommender, ReportContext], dict[str, Any]] | None = None
-    description: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.name or not isinstance(self.name, str):
-            raise ValueError(f"ModelSpec.name must be a non-empty string, got {self.name!r}")
-        if not self.tasks or any(t not in TASKS for t in self.tasks):
-            raise ValueError(f"ModelSpec({self.name!r}).tasks must be a non-empty subset of {TASKS}, got {self.tasks}")
-        if not callable(self.factory):
-            raise ValueError(f"ModelSpec({self.name!r}).factory must be callable")
-
-    def train_config(self, **overrides: Any) -> Any:
-        """The default :class:`~textinterest.training.TrainConfig` with ``overrides`` applied.
-
-        Raises:
-            ValueError: the spec has no training settings (not a torch model).
-        """
-        if self.train_defaults is None:
-            raise ValueError(f"model {self.name!r} is not trained with a TrainConfig")
-        from textinterest.training import TrainConfig
-
-        return TrainConfig(**{**self.train_defaults, **overrides})
-
-    def missing(self) -> str | None:
-        """Why the model cannot run here (e.g. "extra 'cornac' not installed"), or None."""
-        absent = [m for m in self.requires if importlib.util.find_spec(m) is None]
-        if not absent:
-            return None
-        hint = f"extra {self.extra!r} not installed (pip install 'textinterest[{self.extra}]')" if self.extra else ""
-        return hint or f"module(s) {absent} not installed"
-
-    def build(self, ctx: BuildContext) -> Recommender:
-        """``factory(ctx)``, after checking that the task is served and the extra installed."""
-        if ctx.task not in self.tasks:
-            raise ValueError(f"model {self.name!r} serves {self.tasks}, not task={ctx.task!r}")
-        reason = self.missing()
-        if reason:
-            raise ImportError(f"model {self.name!r} cannot run: {reason}")
-        return self.factory(ctx)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -261,6 +140,25 @@ def resolve(selection: Sequence[str] | None = None) -> list[ModelSpec]:
     return out
 
 
+def load_recommender(directory: Any, *, encoder: Any = None, device: str = "cpu") -> Recommender:
+    """Load a model saved by ``model.save(folder)``, whatever its kind.
+
+    The manifest's kind is a registry name; its spec's ``saved_class`` is the class that reads it back
+    (see :func:`textinterest.models.artifact.load_recommender`).
+
+    Raises:
+        textinterest.models.artifact.ArtifactError: not a saved model, a kind no spec loads, changed files.
+    """
+    from textinterest.models.artifact import ArtifactError, read_manifest
+    from textinterest.models.artifact import load_recommender as load_into
+
+    kind = read_manifest(directory)["kind"]
+    spec = _REGISTRY.get(kind)
+    if spec is None or spec.saved_class is None:
+        raise ArtifactError(f"{directory}: no registered model loads a saved {kind!r} model")
+    return load_into(directory, spec.saved_class(), encoder=encoder, device=device)
+
+
 # --------------------------------------------------------------------------- built-in models
 
 
@@ -275,16 +173,30 @@ def _baseline_factory(name: str) -> Callable[[BuildContext], Recommender]:
     return functools.partial(_build_baseline, name)
 
 
-def _mf(ctx: BuildContext) -> Recommender:
+def _mf_class() -> type:
     from textinterest.models.cf import MFRecommender
 
-    return MFRecommender(ctx.task, train_config=ctx.train_config, **ctx.params)
+    return MFRecommender
+
+
+def _seq_lstm_class() -> type:
+    from textinterest.models.cf import SequentialRecommender
+
+    return SequentialRecommender
+
+
+def _interest_class() -> type:
+    from textinterest.models.interest import InterestRecommender
+
+    return InterestRecommender
+
+
+def _mf(ctx: BuildContext) -> Recommender:
+    return _mf_class()(ctx.task, train_config=ctx.train_config, **ctx.params)
 
 
 def _seq_lstm(ctx: BuildContext) -> Recommender:
-    from textinterest.models.cf import SequentialRecommender
-
-    return SequentialRecommender(ctx.task, train_config=ctx.train_config, **ctx.params)
+    return _seq_lstm_class()(ctx.task, train_config=ctx.train_config, **ctx.params)
 
 
 # name -> InterestConfig overrides (the ablations of the full model)
@@ -326,7 +238,6 @@ SEQ_GRID: tuple[dict[str, Any], ...] = (
     {"hidden": 64, "dropout": 0.3},
     {"hidden": 128, "dropout": 0.3},
 )
-_INTEREST_TRAIN = {"epochs": 40, "batch_size": 64, "lr": 3e-3, "patience": 3}
 
 
 def interest_base_config(train: Any, dataset: Any = None) -> Any:
@@ -447,7 +358,8 @@ def _register_builtins() -> None:
         ModelSpec(
             "mf",
             _mf,
-            train_defaults={"epochs": 60, "batch_size": 256, "lr": 5e-3, "patience": 3},
+            saved_class=_mf_class,
+            train_defaults=TRAIN_DEFAULTS["mf"],
             grid=MF_GRID,
             description="ID-only biased matrix factorisation (MSE / BPR)",
         )
@@ -456,8 +368,9 @@ def _register_builtins() -> None:
         ModelSpec(
             "seq-lstm",
             _seq_lstm,
+            saved_class=_seq_lstm_class,
             tasks=("ranking",),
-            train_defaults={"epochs": 40, "batch_size": 64, "lr": 3e-3, "patience": 3},
+            train_defaults=TRAIN_DEFAULTS["seq-lstm"],
             grid=SEQ_GRID,
             description="ID-only next-item LSTM",
         )
@@ -471,9 +384,10 @@ def _register_builtins() -> None:
             ModelSpec(
                 variant,
                 _interest_factory(variant),
+                saved_class=_interest_class if full else None,
                 tasks=INTEREST_VARIANT_TASKS.get(variant, TASKS),
                 default=variant not in INTEREST_SWITCHES,
-                train_defaults=_INTEREST_TRAIN,
+                train_defaults=TRAIN_DEFAULTS["interest"],
                 grid=INTEREST_GRID if own_search else (),
                 tuned_by=None if own_search else "interest",
                 uses_text=over.get("use_text", True),
@@ -490,7 +404,7 @@ def _register_builtins() -> None:
         ModelSpec(
             "interest+joint",
             _joint,
-            train_defaults={**_INTEREST_TRAIN, "batch_size": 32},
+            train_defaults=TRAIN_DEFAULTS["interest+joint"],
             tuned_by="interest",
             uses_text=True,
             uses_sentiment=True,
@@ -501,8 +415,5 @@ def _register_builtins() -> None:
 
 
 _register_builtins()
-
 # the peers of the field (SASRec, GRU4Rec, the text profile; Cornac's models with the extra "peers")
-from textinterest.models.peers.specs import register_peers  # noqa: E402 - they register after the built-ins
-
-register_peers()
+register_peers(register, names)

@@ -9,7 +9,8 @@ NDCG@10 (ranking task), batched prediction and full-item scoring.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ from textinterest.constants import ITEM_COL, RATING_COL, USER_COL
 from textinterest.evaluation import IdIndex, evaluate_ranking, rmse
 from textinterest.models.base import TASKS, Capabilities, Recommender
 from textinterest.models.sequences import UserSequences, check_frame
+from textinterest.models.train_defaults import TRAIN_DEFAULTS
 from textinterest.training import TrainConfig, Trainer, TrainResult, set_seed
 
 __all__ = ["TorchRecommender"]
@@ -43,6 +45,8 @@ class TorchRecommender(Recommender):
 
     name = "torch"
     capabilities = Capabilities(rating=True, ranking=True, trains_with_torch=True)
+    #: the kind a saved model of this class records and is loaded back as (None: cannot be saved)
+    artifact_kind: ClassVar[str | None] = None
 
     def __init__(
         self, task: str = "rating", train_config: TrainConfig | None = None, eval_batch_size: int = 512
@@ -101,7 +105,7 @@ class TorchRecommender(Recommender):
 
         Unknown users/items fall back to the bias terms (counted in ``self.n_fallback_``).
         """
-        self._check_fitted()
+        self.check_fitted()
         if self.task != "rating":
             raise ValueError(f"{type(self).__name__} was trained for task={self.task!r}; predict() needs task='rating'")
         check_frame(df, "df", need_rating=False)
@@ -119,15 +123,97 @@ class TorchRecommender(Recommender):
         Returns:
             float32 array (len(user_ids), n_items).
         """
-        self._check_fitted()
+        self.check_fitted()
         users = self.user_index.index_of(np.asarray(user_ids, dtype=object))
         return self._score_users(users)
 
+    # -- saving, loading and asking ------------------------------------------------------------
+
+    def save(
+        self, path: Any, *, encoder: Any = None, sentiment: Any = None, metadata: dict[str, Any] | None = None
+    ) -> Path:
+        """Save the fitted model to a folder (see :func:`textinterest.models.artifact.save_recommender`)."""
+        from textinterest.models.artifact import save_recommender
+
+        return save_recommender(self, path, encoder=encoder, sentiment=sentiment, metadata=metadata)
+
+    @classmethod
+    def load(cls, path: Any, *, encoder: Any = None, device: str = "cpu") -> TorchRecommender:
+        """Load a model of this class saved by :meth:`save` (see :func:`.artifact.load_recommender`)."""
+        from textinterest.models.artifact import load_recommender
+
+        return load_recommender(path, cls, encoder=encoder, device=device)
+
+    def recommend(self, user_id: Any, k: int = 10, exclude_seen: bool = True, **kwargs: Any) -> list[dict[str, Any]]:
+        """Top-k items for a training user (see :func:`textinterest.models.recommend.recommend`)."""
+        from textinterest.models.recommend import recommend
+
+        return recommend(self, user_id, k, exclude_seen, **kwargs)
+
+    def recommend_for_history(
+        self, reviews: Any, k: int = 10, exclude_seen: bool = True, **kwargs: Any
+    ) -> list[dict[str, Any]]:
+        """Top-k items for a new user's reviews (see :func:`textinterest.models.recommend.recommend_for_history`)."""
+        from textinterest.models.recommend import recommend_for_history
+
+        return recommend_for_history(self, reviews, k, exclude_seen, **kwargs)
+
+    def saved_settings(self) -> dict[str, Any]:
+        """The constructor settings a saved model records (JSON-able); :meth:`from_saved` reads them back."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be saved")
+
+    @classmethod
+    def from_saved(
+        cls, settings: dict[str, Any], *, task: str, train_config: TrainConfig, eval_batch_size: int, name: Any = None
+    ) -> TorchRecommender:
+        """An unfitted model built from :meth:`saved_settings` (the weights are loaded afterwards)."""
+        return cls(task, **settings, train_config=train_config, eval_batch_size=eval_batch_size)
+
+    def restore_fitted(
+        self,
+        train: pd.DataFrame,
+        users: IdIndex,
+        items: IdIndex,
+        *,
+        global_mean: float,
+        rating_range: tuple[float, float],
+        device: torch.device,
+        train_result: TrainResult | None = None,
+    ) -> None:
+        """Rebuild the state :meth:`fit` leaves behind from saved histories, without training.
+
+        ``train`` must hold the histories in (user, time) order; the module is built with fresh
+        weights, which the caller then replaces by the saved ones.
+
+        Raises:
+            ValueError: the histories are not in (user, time) order.
+        """
+        self.user_index, self.item_index = users, items
+        self.seq = UserSequences(train, users, items)
+        if not np.array_equal(self.seq.rows, np.arange(len(train))):
+            raise ValueError("the saved histories are not in (user, time) order")
+        self.global_mean_ = float(global_mean)
+        self.rating_range_ = (float(rating_range[0]), float(rating_range[1]))
+        self._train_df = train
+        self.device = device
+        self.module = self._module_for_saved_weights(train).to(device)
+        self.train_result_ = train_result
+
+    @property
+    def training_frame(self) -> pd.DataFrame:
+        """The training interactions the model was fitted on (rows in the order ``seq.rows`` indexes)."""
+        self.check_fitted()
+        return self._train_df
+
     # -- helpers ------------------------------------------------------------------------------
 
-    def _check_fitted(self) -> None:
+    def check_fitted(self) -> None:
+        """Raise RuntimeError when the model has not been fitted (or loaded) yet."""
         if self.module is None:
             raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(train) first")
+
+    def _module_for_saved_weights(self, train: pd.DataFrame) -> nn.Module:
+        return self._build(train)
 
     def _predict_rows(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         out = np.empty(len(users), dtype=np.float64)
@@ -164,7 +250,8 @@ class TorchRecommender(Recommender):
             self._score_users, train, val, self.user_index, self.item_index, ks=(10,), batch_size=self.eval_batch_size
         )["ndcg@10"]
 
-    def _tensor(self, array: np.ndarray, dtype: torch.dtype = torch.long) -> torch.Tensor:
+    def as_tensor(self, array: Any, dtype: torch.dtype = torch.long) -> torch.Tensor:
+        """``array`` as a tensor on the model's device (positions by default)."""
         return torch.as_tensor(array, dtype=dtype, device=self.device)
 
     # -- to implement -------------------------------------------------------------------------
@@ -186,6 +273,4 @@ class TorchRecommender(Recommender):
 
 
 def _default_train_config(name: str) -> TrainConfig:
-    from textinterest.models import registry
-
-    return registry.get(name).train_config() if name in registry.names() else TrainConfig()
+    return TrainConfig(**TRAIN_DEFAULTS[name]) if name in TRAIN_DEFAULTS else TrainConfig()

@@ -203,7 +203,7 @@ def _unseen_items(
             catalogue, _ = model.module.score(comps, users)
         interest = np.concatenate([catalogue[0].float().cpu().numpy(), score_text_items(model, comps, users, new_vecs)])
         s, e = int(model.seq.starts[u]), int(model.seq.starts[u] + model.seq.lengths[u])
-        profile = np.asarray(model._review[s:e], np.float64).mean(0)
+        profile = np.asarray(model.text_arrays()[0][s:e], np.float64).mean(0)
         text = np.concatenate([_cosine(profile, item_vectors), _cosine(profile, new_vecs)])
         pop = np.concatenate([counts, np.zeros(len(held))])
         target = len(counts) + held_pos[row[ITEM_COL]]
@@ -252,7 +252,7 @@ def deletion_effects(model: Any, user: Any, item: Any) -> tuple[np.ndarray, np.n
     for j in range(n - 1):  # variant j: old review j + 1 now sits at position j
         new_gap[j, j] = 0.0 if (j == 0 and first_is_start) else gap[j] + gap[j + 1]
     variants["log_gap"] = torch.log1p(new_gap).float()
-    ut, it = model._tensor([u + 1] * n), model._tensor([i + 1] * n)
+    ut, it = model.as_tensor([u + 1] * n), model.as_tensor([i + 1] * n)
     with torch.no_grad():
         comps, _, _ = model.module.final_components(batch)
         full, _ = model.module.score(comps, ut[:1], it[:1])
@@ -317,8 +317,8 @@ def measure_latency(folder: str | Path, reviews: pd.DataFrame, repeats: int = 20
     """
     import os
 
-    from textinterest.models.artifact import load_recommender
     from textinterest.models.recommend import recommend, recommend_for_history
+    from textinterest.models.registry import load_recommender
     from textinterest.utils import cpu_model
 
     rng = np.random.default_rng(seed)
@@ -550,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.faithfulness_of is not None:
         from textinterest.datasets import load_dataset
         from textinterest.datasets.splits import split_interactions
-        from textinterest.models.artifact import load_recommender
+        from textinterest.models.registry import load_recommender
 
         model = load_recommender(args.faithfulness_of)
         test = split_interactions(load_dataset(args.name).interactions, how="leave-last-out", seed=SEED).test

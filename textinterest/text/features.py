@@ -261,7 +261,7 @@ class BertFeatureExtractor:
         self.pooling = pooling
         self.max_length = max_length
         self.batch_size = batch_size
-        self.device = self._resolve_device(device)
+        self.device = self.resolve_device(device)
         self.use_cache = bool(use_cache)
         self.cache_root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         self.progress = progress
@@ -280,7 +280,7 @@ class BertFeatureExtractor:
 
     # -- setup -----------------------------------------------------------------------------
     @staticmethod
-    def _resolve_device(device: Any) -> str:
+    def resolve_device(device: Any) -> str:
         """:func:`textinterest.training.resolve_device` as a string ("cpu", "cuda", "cuda:1")."""
         from textinterest.training import resolve_device
 
@@ -335,6 +335,16 @@ class BertFeatureExtractor:
             tok.padding_side = "right"
             self._tokenizer = tok
         return self._tokenizer
+
+    def share_loaded(self, other: BertFeatureExtractor) -> None:
+        """Use the tokenizer and weights ``other`` has loaded (the same model), instead of loading them again.
+
+        Raises:
+            ValueError: ``other`` holds another model.
+        """
+        if other.model_name != self.model_name:
+            raise ValueError(f"cannot share {other.model_name!r}'s weights with an extractor of {self.model_name!r}")
+        self._model, self._tokenizer = other.model, other.tokenizer
 
     @property
     def model(self) -> Any:

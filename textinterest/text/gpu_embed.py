@@ -113,7 +113,7 @@ class OverlappedEmbedder:
             raise ValueError(f"attention must be 'sdpa' or 'eager', got {attention!r}")
         if min(max_length, max_tokens, max_batch, chunk, prefetch) < 1 or warmup < 0:
             raise ValueError("max_length, max_tokens, max_batch, chunk and prefetch must be >= 1, warmup >= 0")
-        self.device = BertFeatureExtractor._resolve_device(device)
+        self.device = BertFeatureExtractor.resolve_device(device)
         if dtype != "fp32" and not self.device.startswith("cuda"):
             raise ValueError(f"dtype={dtype!r} needs a CUDA device (on a CPU half precision is slower); use 'fp32'")
         self.model_name, self.dtype, self.max_length = model, dtype, int(max_length)
@@ -156,7 +156,7 @@ class OverlappedEmbedder:
             self._model = model.eval().to(self.device)
         return self._model
 
-    def _batches(self, texts: list[str]) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+    def token_batches(self, texts: list[str]) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
         """(positions, padded inputs) for every token-budget batch, chunk by chunk."""
         tok = self.tokenizer
         keep = ["input_ids", "attention_mask"]
@@ -198,15 +198,16 @@ class OverlappedEmbedder:
             return
         start = time.perf_counter()
         sample = texts[: min(len(texts), self.max_batch)]
-        for n, (_, batch) in enumerate(self._batches(sample)):
+        for n, (_, batch) in enumerate(self.token_batches(sample)):
             if n >= self.warmup:
                 break
             self._forward(batch)
-        self._sync()
+        self.synchronize()
         self.stats["warmup_seconds"] += time.perf_counter() - start
         self._warm = True
 
-    def _sync(self) -> None:
+    def synchronize(self) -> None:
+        """Wait for the GPU's queued work (nothing to wait for on a CPU)."""
         if self.device.startswith("cuda"):
             import torch
 
@@ -234,7 +235,7 @@ class OverlappedEmbedder:
 
         def produce() -> None:
             try:
-                for part in self._batches(items):
+                for part in self.token_batches(items):
                     while not stop.is_set():
                         try:
                             pipe.put(part, timeout=0.1)
@@ -316,20 +317,20 @@ def compare_throughput(
         resolved = emb.device
         emb.embed(texts[: min(len(texts), 64)])  # load and warm up
         batches = [
-            (idx, {k: torch.from_numpy(v).to(emb.device) for k, v in b.items()}) for idx, b in emb._batches(texts)
+            (idx, {k: torch.from_numpy(v).to(emb.device) for k, v in b.items()}) for idx, b in emb.token_batches(texts)
         ]
         best_forward = best_embed = float("inf")
         for _ in range(max(1, repeats)):
-            emb._sync()
+            emb.synchronize()
             start = time.perf_counter()
             with torch.inference_mode():
                 for _, inputs in batches:
                     emb.model(**inputs)
-            emb._sync()
+            emb.synchronize()
             best_forward = min(best_forward, time.perf_counter() - start)
             start = time.perf_counter()
             emb.embed(texts)
-            emb._sync()
+            emb.synchronize()
             best_embed = min(best_embed, time.perf_counter() - start)
         forward, full = len(texts) / best_forward, len(texts) / best_embed
         results[dtype] = {

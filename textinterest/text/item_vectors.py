@@ -80,9 +80,7 @@ def item_text_vectors(
         meta = items_df.loc[has_text, [ITEM_COL, ITEM_TEXT_COL]].drop_duplicates(ITEM_COL, keep="first")
         if len(meta):
             if extractor is None:
-                raise ValueError(
-                    "items_df has item texts: pass extractor= (the encoder that embedded review_vectors)"
-                )
+                raise ValueError("items_df has item texts: pass extractor= (the encoder that embedded review_vectors)")
             if extractor.dim != dim:
                 raise ValueError(f"extractor.dim={extractor.dim} but review_vectors have dimension {dim}")
             meta_vecs = extractor.embed(meta[ITEM_TEXT_COL].tolist())

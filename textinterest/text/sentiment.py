@@ -319,6 +319,21 @@ class SentimentClassifier:
         self._intercept: np.ndarray | None = None
         self._source: str | None = None  # folder to load the fine-tuned model from (after load())
 
+    def share_extractor(self, extractor: Any) -> None:
+        """Read texts through ``extractor`` (an encoder already in memory with the same model and length).
+
+        Raises:
+            ValueError: the head is not frozen, or ``extractor`` has another model or max_length.
+        """
+        if self.mode != "frozen":
+            raise ValueError("only a frozen-mode head reads vectors from a shared encoder")
+        if extractor.model_name != self.model_name or extractor.max_length != self.max_length:
+            raise ValueError(
+                f"the shared encoder ({extractor.model_name!r}, max_length={extractor.max_length}) is not this head's "
+                f"({self.model_name!r}, max_length={self.max_length})"
+            )
+        self._extractor = extractor
+
     # -- helpers ---------------------------------------------------------------------------
     @property
     def extractor(self) -> BertFeatureExtractor:
@@ -551,14 +566,14 @@ class SentimentClassifier:
         model.eval()
 
     # -- predict ---------------------------------------------------------------------------
-    def _check_fitted(self) -> None:
+    def check_fitted(self) -> None:
         fitted = self._coef is not None if self.mode == "frozen" else self._model is not None
         if not fitted:
             raise RuntimeError("this SentimentClassifier is not fitted yet: call fit() or load() first")
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities, shape (len(texts), num_labels), rows summing to 1."""
-        self._check_fitted()
+        self.check_fitted()
         x = validate_texts(texts)
         if not x:
             return np.zeros((0, self.num_labels))
@@ -628,7 +643,7 @@ class SentimentClassifier:
         Returns:
             The folder.
         """
-        self._check_fitted()
+        self.check_fitted()
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         config = self._config()

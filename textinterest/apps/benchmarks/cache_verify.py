@@ -72,8 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory(prefix="textinterest-cache-bench-") as tmp:
             ex = BertFeatureExtractor(args.model, cache_dir=tmp, **kwargs)
-            ex._model = loader.model  # share the loaded weights: time the cache, not loading
-            ex._tokenizer = loader.tokenizer
+            ex.share_loaded(loader)  # time the cache, not loading
             cold.append(_time(lambda ex=ex: ex.embed(texts)))
             again = BertFeatureExtractor(args.model, cache_dir=tmp, **kwargs)
             warm.append(_time(lambda again=again: again.embed(texts)))

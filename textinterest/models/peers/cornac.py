@@ -179,7 +179,7 @@ class CornacRecommender(Recommender):
         modality.build(id_map=data.iid_map)
         return modality
 
-    def _check_fitted(self) -> None:
+    def check_fitted(self) -> None:
         if self.model is None:
             raise RuntimeError(f"{self.name} is not fitted; call fit(train) first")
 
@@ -192,7 +192,7 @@ class CornacRecommender(Recommender):
         Returns:
             float32 array (len(user_ids), n_items).
         """
-        self._check_fitted()
+        self.check_fitted()
         out = np.empty((len(user_ids), len(self.item_index)), dtype=np.float32)
         for row, raw in enumerate(user_ids):
             u = self._uid.get(raw)
@@ -206,7 +206,7 @@ class CornacRecommender(Recommender):
 
         Rows with an unknown user or item get the training mean (counted in ``n_fallback_``).
         """
-        self._check_fitted()
+        self.check_fitted()
         if self.task != "rating":
             raise ValueError(f"{self.name} was fitted for task={self.task!r}; predict() needs task='rating'")
         users = df[USER_COL].to_numpy()

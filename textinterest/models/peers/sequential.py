@@ -204,9 +204,9 @@ class _NextItemRecommender(TorchRecommender):
     def _score_idx(self, users: np.ndarray) -> np.ndarray:
         win = self.seq.last_window(users, self.shape["max_len"])
         pos, mask, _ = self.seq.pad(win)
-        items = self._tensor(np.where(mask, self.seq.item[pos] + 1, 0))
+        items = self.as_tensor(np.where(mask, self.seq.item[pos] + 1, 0))
         states = self.module(items)  # (B, T, H)
-        last = self._tensor(np.maximum(mask.sum(1) - 1, 0))  # empty history: the state of step 0 (padding)
+        last = self.as_tensor(np.maximum(mask.sum(1) - 1, 0))  # empty history: the state of step 0 (padding)
         return self.module.logits(states[torch.arange(len(win), device=self.device), last]).float().cpu().numpy()
 
 

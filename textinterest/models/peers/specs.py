@@ -20,7 +20,11 @@ text-profile   ranking       static text profile: cos(mean of user's review vect
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
+
+from textinterest.models.spec import ModelSpec
+from textinterest.models.train_defaults import TRAIN_DEFAULTS
 
 __all__ = ["TRIALS", "PEER_GRIDS", "register_peers"]
 
@@ -66,8 +70,6 @@ PEER_GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
 }
 assert all(len(g) == TRIALS for g in PEER_GRIDS.values()), "every peer gets the same number of trials"
 
-_NEXT_ITEM_TRAIN = {"epochs": 100, "batch_size": 128, "lr": 1e-3, "patience": 5}
-
 
 def _build_cornac(model: str, ctx: Any) -> Any:
     from textinterest.models.peers.cornac import CornacRecommender
@@ -100,10 +102,13 @@ def _text_profile(ctx: Any) -> Any:
     return TextProfileRecommender(vectors=ctx.features.review_vectors, **ctx.params)
 
 
-def register_peers() -> None:
-    """Add the peers to the model registry (after the built-in models), once."""
-    from textinterest.models.registry import ModelSpec, names, register
+def register_peers(register: Callable[[ModelSpec], Any], names: Callable[[], tuple[str, ...]]) -> None:
+    """Add the peers to the model registry (after the built-in models), once.
 
+    Args:
+        register, names: the registry's :func:`~textinterest.models.registry.register` and
+            :func:`~textinterest.models.registry.names`.
+    """
     if "sasrec" in names():
         return
     cornac = {"extra": "peers", "requires": ("cornac",)}
@@ -152,7 +157,7 @@ def register_peers() -> None:
             "sasrec",
             _sasrec,
             tasks=("ranking",),
-            train_defaults=_NEXT_ITEM_TRAIN,
+            train_defaults=TRAIN_DEFAULTS["sasrec"],
             grid=PEER_GRIDS["sasrec"],
             description="SASRec self-attentive next-item model (Kang & McAuley 2018)",
         )
@@ -162,7 +167,7 @@ def register_peers() -> None:
             "gru4rec",
             _gru4rec,
             tasks=("ranking",),
-            train_defaults=_NEXT_ITEM_TRAIN,
+            train_defaults=TRAIN_DEFAULTS["gru4rec"],
             grid=PEER_GRIDS["gru4rec"],
             description="GRU4Rec next-item model (Hidasi et al. 2016), full-softmax loss",
         )
