@@ -18,6 +18,7 @@ from textinterest.models.interest import (
     component_names,
     measure_topic_recovery,
 )
+from textinterest.models.recommend import UnknownUserError
 from textinterest.training import TrainConfig
 
 D = 12
@@ -151,13 +152,13 @@ def test_shapes():
     final, _, _ = model.final_components(batch)
     assert final.shape == (3, cfg.n_slots, cfg.hidden)
     users = torch.tensor([1, 2, 0])
-    all_scores, beta = model.score(final, users)
+    all_scores, beta = model.score_candidates(final, users)
     assert all_scores.shape == (3, cfg.n_items) and beta.shape == (3, cfg.n_items, cfg.n_slots)
-    pair, beta_p = model.score(final, users, torch.tensor([1, 5, 9]))
+    pair, beta_p = model.score_pairs(final, users, torch.tensor([1, 5, 9]))
     assert pair.shape == (3,) and beta_p.shape == (3, cfg.n_slots)
     # pairwise and all-items modes agree
     torch.testing.assert_close(pair, all_scores[torch.arange(3), torch.tensor([0, 4, 8])], atol=1e-5, rtol=1e-5)
-    sub, _ = model.score(final, users, candidates=torch.tensor([2, 7]))
+    sub, _ = model.score_candidates(final, users, candidates=torch.tensor([2, 7]))
     torch.testing.assert_close(sub, all_scores[:, [1, 6]], atol=1e-5, rtol=1e-5)
 
 
@@ -231,7 +232,7 @@ def test_no_lstm_is_order_invariant_except_short_term():
     permuted = {k: (v[:, perm] if v.dim() >= 2 else v) for k, v in batch.items()}
     for use_lstm in (False, True):
         model = _model(use_lstm=use_lstm, use_long_short=False)
-        assert (model.lstm is None) == (not use_lstm)
+        assert (model.encoder is None) == (not use_lstm)
         a, _, _ = model.final_components(batch)
         b, _, _ = model.final_components(permuted)
         assert torch.allclose(a, b, atol=1e-5) == (not use_lstm)
@@ -241,14 +242,14 @@ def test_no_cf_ignores_user_ids_and_k1_shapes():
     model = _model(use_cf=False)
     assert not hasattr(model, "user_emb")
     comps = torch.randn(2, model.config.n_slots, model.config.hidden)
-    a, _ = model.score(comps, torch.tensor([1, 2]))
-    b, _ = model.score(comps, torch.tensor([3, 0]))
+    a, _ = model.score_candidates(comps, torch.tensor([1, 2]))
+    b, _ = model.score_candidates(comps, torch.tensor([3, 0]))
     torch.testing.assert_close(a, b)
     with_cf = _model()
     with torch.no_grad():
         with_cf.user_bias.weight.normal_()
-    a, _ = with_cf.score(comps, torch.tensor([1, 2]))
-    b, _ = with_cf.score(comps, torch.tensor([3, 0]))
+    a, _ = with_cf.score_candidates(comps, torch.tensor([1, 2]))
+    b, _ = with_cf.score_candidates(comps, torch.tensor([3, 0]))
     assert not torch.allclose(a, b)
     k1 = _model(n_components=1)
     assert k1.config.n_slots == 3 and k1.empty.shape == (3, k1.config.hidden)
@@ -429,9 +430,12 @@ def test_explain(world):
     assert (
         out["cf_term"] + out["text_term"] == pytest.approx(out["score"], abs=1e-4) or out["score"] in rec.rating_range_
     )
-    cold = rec.explain("nobody", "nothing")
-    assert cold["history_length"] == 0 and cold["top_reviews"] == [] and not cold["known_user"]
-    assert all(v == pytest.approx(1.0) for k, v in cold["prior_share"].items())
+    with pytest.raises(UnknownUserError, match="user_id"):
+        rec.explain("nobody", "i5")
+    with pytest.raises(ValueError, match="not in the catalogue"):
+        rec.explain("u3", "nothing")
+    cold = rec.explain(None, "i5", history=[{"text": "new words", "timestamp": 10**9}])
+    assert cold["history_length"] == 1 and not cold["known_user"] and cold["top_reviews"][0]["text"] == "new words"
     with pytest.raises(ValueError, match="top_n"):
         rec.explain("u3", "i5", top_n=-1)
 

@@ -127,7 +127,7 @@ def test_training_targets_and_negatives_use_only_earlier_reviews(world):
         want = _brute_mean(review, rec.seq.item, times, rec.seq.item[r], times[r])
         np.testing.assert_allclose(rec._loo[r], want, atol=1e-5)
     batch = next(rec._batches(0, np.random.default_rng(0)))
-    bounds, when = batch["buckets"].numpy(), batch["t_time"].numpy()
+    bounds, when = batch["buckets"].numpy(), batch["target_time"].numpy()
     cand = batch["cand"].numpy() - 1
     assert batch["cand_text"].shape == (len(bounds) - 1, len(cand), D)
     assert (np.diff(when) >= 0).all() and bounds[-1] == len(when)  # targets in time order

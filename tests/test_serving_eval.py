@@ -29,7 +29,7 @@ def test_deleting_the_last_review_equals_scoring_the_shorter_history():
     batch, _, _, _ = model.history_batch(window)
     with torch.no_grad():
         comps, _, _ = model.module.final_components(batch)
-        shorter, _ = model.module.score(comps, model.as_tensor([u + 1]), model.as_tensor([2 + 1]))
+        shorter, _ = model.module.score_pairs(comps, model.as_tensor([u + 1]), model.as_tensor([2 + 1]))
     assert effect[-1] == pytest.approx(abs(float(shorter[0]) - full), abs=1e-5)
     assert (effect >= 0).all() and effect.max() > 0
 

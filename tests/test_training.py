@@ -157,8 +157,8 @@ def test_save_load_round_trip_interest_model(tmp_path):
     assert isinstance(loaded, DynamicInterestModel) and loaded.config == cfg
     comps = torch.randn(3, cfg.n_slots, cfg.hidden)
     users = torch.tensor([0, 1, 5])
-    a, _ = model.score(comps, users)
-    b, _ = loaded.score(comps, users)
+    a, _ = model.score_candidates(comps, users)
+    b, _ = loaded.score_candidates(comps, users)
     assert torch.equal(a, b)
     assert torch.equal(loaded.item_text, model.item_text)
 

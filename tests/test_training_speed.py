@@ -80,15 +80,15 @@ def test_candidate_scores_equal_pairwise_scores(module, use_cf):
         cand = torch.tensor([3, 17, 1, 30, 8, 8])
         cand_text = torch.randn(len(cand), 6, generator=g)
         with torch.no_grad():
-            batched, beta = module.score(comps, users, candidates=cand, candidate_text=cand_text)
+            batched, beta = module.score_candidates(comps, users, candidates=cand, candidate_text=cand_text)
             assert batched.shape == (5, 6) and beta.shape == (5, 6, module.config.n_slots)
             for n in range(len(cand)):
                 items = cand[n].repeat(5)
-                pair, pair_beta = module.score(comps, users, items, cand_text[n].expand(5, -1))
+                pair, pair_beta = module.score_pairs(comps, users, items, cand_text[n].expand(5, -1))
                 torch.testing.assert_close(batched[:, n], pair, rtol=1e-5, atol=1e-5)
                 torch.testing.assert_close(beta[:, n], pair_beta, rtol=1e-5, atol=1e-6)
-            every, _ = module.score(comps, users)
-            some, _ = module.score(comps, users, candidates=torch.arange(1, 31))
+            every, _ = module.score_candidates(comps, users)
+            some, _ = module.score_candidates(comps, users, candidates=torch.arange(1, 31))
         assert every.shape == (5, 30)
         torch.testing.assert_close(every, some)
     finally:

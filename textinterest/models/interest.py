@@ -331,7 +331,7 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
                 comps, _ = self.module.prefix_components(values, gamma)
                 b, t = np.nonzero(target)
                 rows = pos[b, t]
-                score, _ = self.module.score(
+                score, _ = self.module.score_pairs(
                     comps[self.as_tensor(b), self.as_tensor(t)],
                     self.as_tensor(win[b, 0] + 1),
                     self.as_tensor(self.seq.item[rows] + 1),
@@ -372,23 +372,23 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
                 b, t = b[by_time], t[by_time]
             rows = pos[b, t]
             batch.update(
-                t_b=torch.as_tensor(b),
-                t_t=torch.as_tensor(t),
-                t_user=torch.as_tensor(win[b, 0] + 1),
-                t_item=torch.as_tensor(self.seq.item[rows] + 1),
-                t_text=torch.as_tensor(self._loo[rows]),
-                t_rating=torch.as_tensor(np.nan_to_num(self.seq.rating[rows]), dtype=torch.float32),
+                target_row=torch.as_tensor(b),
+                target_step=torch.as_tensor(t),
+                target_user=torch.as_tensor(win[b, 0] + 1),
+                target_item=torch.as_tensor(self.seq.item[rows] + 1),
+                target_text=torch.as_tensor(self._loo[rows]),
+                target_rating=torch.as_tensor(np.nan_to_num(self.seq.rating[rows]), dtype=torch.float32),
             )
             if self.task == "ranking":
                 cfg = self.config
                 loo_neg = cfg.use_text and cfg.loo_negatives and hist is None
                 if cfg.ranking_loss == "bpr":
                     neg = sample_negatives(rng, win[b, 0], self._seen, n_items)
-                    batch["t_neg"] = torch.as_tensor(neg + 1)
+                    batch["negative_item"] = torch.as_tensor(neg + 1)
                     if hist is not None:
-                        batch["t_neg_text"] = torch.as_tensor(hist.mean_before(neg, self._step_times[rows]))
+                        batch["negative_text"] = torch.as_tensor(hist.mean_before(neg, self._step_times[rows]))
                     elif loo_neg:
-                        batch["t_neg_text"] = torch.as_tensor(self._random_loo_text(neg, rng))
+                        batch["negative_text"] = torch.as_tensor(self._random_loo_text(neg, rng))
                 else:
                     if 0 < cfg.n_negatives < n_items:
                         cand = np.sort(rng.choice(n_items, size=cfg.n_negatives, replace=False))
@@ -400,7 +400,7 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
                         tables = [hist.mean_before(cand, int(self._step_times[rows[lo]])) for lo in bounds[:-1]]
                         batch["cand_text"] = torch.as_tensor(np.stack(tables))
                         batch["buckets"] = torch.as_tensor(bounds)
-                        batch["t_time"] = torch.as_tensor(self._step_times[rows])
+                        batch["target_time"] = torch.as_tensor(self._step_times[rows])
                     elif loo_neg:
                         batch["cand_text"] = torch.as_tensor(self._random_loo_text(cand, rng))  # (N', D)
                     batch["seen"] = torch.as_tensor(seen_mask(self.seq, win[:, 0], n_items)[:, cand])  # (B, N')
@@ -409,30 +409,30 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
     def _loss(self, module: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         values, gamma, _ = module.encode(batch)
         comps, _ = module.prefix_components(values, gamma)  # (B, T+1, C, H)
-        b, t = batch["t_b"], batch["t_t"]
+        b, t = batch["target_row"], batch["target_step"]
         comps_t = comps[b, t]  # (R, C, H): steps < t only
-        users, items = batch["t_user"], batch["t_item"]
-        pos, _ = module.score(comps_t, users, items, batch["t_text"])  # (R,)
+        users, items = batch["target_user"], batch["target_item"]
+        pos, _ = module.score_pairs(comps_t, users, items, batch["target_text"])  # (R,)
         pos = pos.float()
         if self.task == "rating":
-            loss = F.mse_loss(pos, batch["t_rating"])
+            loss = F.mse_loss(pos, batch["target_rating"])
             if self.config.residual_base != "none":  # pull the prediction toward the frozen base
                 base = self.config.global_mean + module.base_term(users, items)
                 loss = loss + self.config.residual_l2 * (pos - base).pow(2).mean()
         elif self.config.ranking_loss == "bpr":
-            neg, _ = module.score(comps_t, users, batch["t_neg"], batch.get("t_neg_text"))
+            neg, _ = module.score_pairs(comps_t, users, batch["negative_item"], batch.get("negative_text"))
             loss = -F.logsigmoid(pos - neg.float()).mean()
         elif "buckets" in batch:  # time-safe candidate text, one table per time bucket of targets
             bounds = batch["buckets"].tolist()
             parts = [
-                module.score(
+                module.score_candidates(
                     comps_t[lo:hi], users[lo:hi], candidates=batch["cand"], candidate_text=batch["cand_text"][g]
                 )[0]
                 for g, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:]))
             ]
             loss = self._softmax_loss(pos, torch.cat(parts, dim=0), batch)
         else:
-            scores, _ = module.score(
+            scores, _ = module.score_candidates(
                 comps_t, users, candidates=batch["cand"], candidate_text=batch.get("cand_text")
             )  # (R, N')
             loss = self._softmax_loss(pos, scores, batch)
@@ -445,7 +445,7 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
     def _softmax_loss(pos: torch.Tensor, scores: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Cross-entropy of the target (column 0) against the candidates, the user's train items masked."""
         scores = scores.float().masked_fill(
-            batch["seen"][batch["t_b"]], -1e9
+            batch["seen"][batch["target_row"]], -1e9
         )  # the user's train items, target included
         logits = torch.cat([pos[:, None], scores], dim=1)  # (R, 1 + N'); column 0 = target (leave-one-out text)
         return F.cross_entropy(logits, torch.zeros(len(pos), dtype=torch.long, device=pos.device))
@@ -474,9 +474,11 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
 
     def _score_now(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
         comps, _ = self.final_state(users)
-        out, _ = self.module.score(
-            comps, self.as_tensor(users + 1), None if items is None else self.as_tensor(items + 1)
-        )
+        user_t = self.as_tensor(users + 1)
+        if items is None:
+            out, _ = self.module.score_candidates(comps, user_t)
+        else:
+            out, _ = self.module.score_pairs(comps, user_t, self.as_tensor(items + 1))
         return out.float().cpu().numpy()
 
     # ------------------------------------------------------------------ inspection

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -173,7 +174,7 @@ class DynamicInterestModel(nn.Module):
         n_scalars = 3 + (1 if (c.use_text and c.use_sentiment) else 0)  # rating, rated, log_gap (+ sentiment)
         self.step_in = (D if c.use_text else 0) + H + n_scalars
         self.step_proj = nn.Linear(self.step_in, H)
-        self.lstm = make_sequence_encoder(c.sequence_encoder, H, c.max_history, c.dropout) if c.use_lstm else None
+        self.encoder = make_sequence_encoder(c.sequence_encoder, H, c.max_history, c.dropout) if c.use_lstm else None
         # decomposition
         self.queries = nn.Parameter(torch.randn(K, H))  # q_k
         self.key_proj = nn.Linear(2 * H, H)  # keys from [h_j ; z_j]
@@ -206,6 +207,12 @@ class DynamicInterestModel(nn.Module):
             if c.use_cf:
                 self.user_emb.weight[0].zero_()
                 self.item_emb.weight[0].zero_()
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any, **kwargs: Any) -> None:
+        # weights saved before the sequence encoder was named ``encoder`` call it ``lstm``
+        for key in [k for k in state_dict if k.startswith(prefix + "lstm.")]:
+            state_dict[prefix + "encoder." + key[len(prefix) + len("lstm.") :]] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------------ items
 
@@ -245,7 +252,7 @@ class DynamicInterestModel(nn.Module):
         x = torch.cat(parts, dim=-1)  # (B, T, step_in)
         assert x.shape[-1] == self.step_in
         z = self.drop(F.gelu(self.step_proj(x)))  # (B, T, H)
-        h = run_sequence_encoder(self.lstm, z) if self.lstm is not None else z  # (B, T, H); causal
+        h = run_sequence_encoder(self.encoder, z) if self.encoder is not None else z  # (B, T, H); causal
         return z, h
 
     def encode(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -340,65 +347,77 @@ class DynamicInterestModel(nn.Module):
             return self.base_user_bias[users][:, None] + item_bias[None, :]
         return self.base_user_bias[users] + self.base_item_bias[items]
 
-    def score(
+    def _composition_side(self, comps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Keys W_k c_k, text projections P c_k and rating levels w . c_k of the components (R, C, ...)."""
+        comps = comps.float()
+        return self.comp_key(comps), self.text_user(comps), self.dyn_bias(comps)[..., 0]  # (R,C,H) (R,C,H) (R,C)
+
+    def score_pairs(
+        self, comps: torch.Tensor, users: torch.Tensor, items: torch.Tensor, item_text: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score one item per row: beta_k(i) = softmax_k(W_q u_i . W_k c_k / sqrt(H)), v* = sum_k beta_k c_k.
+
+        Args:
+            comps: (R, C, H) components of each row's history prefix.
+            users: (R,) 1-based user ids (0 = unknown).
+            items: (R,) 1-based item of each row.
+            item_text: (R, D) text vectors overriding the stored ones for ``items``.
+
+        Returns:
+            scores (R,) = CF term + alpha cos(P v*, Q u_i) + w . v* + w_i . u_i, and beta (R, C).
+        """
+        k, pc, level = self._composition_side(comps)
+        u = self.item_repr(items, item_text)  # (R, H)
+        beta = torch.softmax((k @ self.comp_query(u)[..., None])[..., 0] / math.sqrt(self.config.hidden), dim=-1)
+        v = (beta[..., None] * pc).sum(1)  # (R, H) = P v*
+        cos = F.cosine_similarity(v, self.text_item(u), dim=-1, eps=1e-6)  # (R,)
+        text = self.text_scale * cos + (beta * level).sum(-1) + self.item_text_bias(u)[:, 0]
+        return self.cf_term(users, items) + text, beta
+
+    def score_candidates(
         self,
         comps: torch.Tensor,
         users: torch.Tensor,
-        items: torch.Tensor | None = None,
-        item_text: torch.Tensor | None = None,
         candidates: torch.Tensor | None = None,
         candidate_text: torch.Tensor | None = None,
         candidate_text_proj: torch.Tensor | None = None,
         row_table: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Score with the composed interest.
+        """Score the same candidates for every row, without materialising (R, N, H).
 
         Args:
             comps: (R, C, H) components of each row's history prefix.
             users: (R,) 1-based user ids (0 = unknown).
-            items: (R,) 1-based item per row (pairwise mode), or None to score candidates.
-            item_text: (R, D) text vectors overriding the stored ones for ``items``.
-            candidates: (N',) 1-based items scored for every row; None = all items.
-            candidate_text: (N', D) text vectors overriding the stored ones for the candidates.
-            candidate_text_proj: (G, N', H) projected text of the candidates (``item_text_proj``'s weight times
+            candidates: (N,) 1-based items scored for every row; None = all items.
+            candidate_text: (N, D) text vectors overriding the stored ones for the candidates.
+            candidate_text_proj: (G, N, H) projected text of the candidates (``item_text_proj``'s weight times
                 the text, without its bias) in G tables (time-safe scoring: one table per prediction time);
                 row r reads table ``row_table[r]``.
             row_table: (R,) table of each row, with ``candidate_text_proj``; None: row r reads table r (G = R),
                 and no (R, N, H) copy is gathered.
 
         Returns:
-            scores (R,) or (R, N'), and beta (R, C) or (R, N', C).
+            scores (R, N) and beta (R, N, C). With M = (P c)(Q u)^T and G = (P c)(P c)^T,
+            ``P v* . Q u = beta . M`` and ``|P v*|^2 = beta^T G beta``.
         """
-        c = self.config
-        H = c.hidden
-        comps = comps.float()
-        k = self.comp_key(comps)  # (R, C, H)
-        pc = self.text_user(comps)  # (R, C, H)
-        bias_c = self.dyn_bias(comps)[..., 0]  # (R, C)
-        if items is not None:
-            u = self.item_repr(items, item_text)  # (R, H)
-            beta = torch.softmax((k @ self.comp_query(u)[..., None])[..., 0] / math.sqrt(H), dim=-1)  # (R, C)
-            v = (beta[..., None] * pc).sum(1)  # (R, H)
-            cos = F.cosine_similarity(v, self.text_item(u), dim=-1, eps=1e-6)  # (R,)
-            text = self.text_scale * cos + (beta * bias_c).sum(-1) + self.item_text_bias(u)[:, 0]
-            return self.cf_term(users, items) + text, beta
+        k, pc, level = self._composition_side(comps)
         all_items = candidates is None
         if all_items:
-            candidates = torch.arange(1, c.n_items + 1, device=comps.device)
+            candidates = torch.arange(1, self.config.n_items + 1, device=comps.device)
         # (R, C, N) layout: the softmax and the sums over C run along contiguous rows of N
         u = self.item_repr(candidates, candidate_text, candidate_text_proj)  # (N, H), or (G, N, H) tables
         query, pu = self.comp_query(u), self.text_item(u)  # item side, once per table
         pu_norm, item_bias = pu.norm(dim=-1), self.item_text_bias(u)[..., 0]  # (N,) or (G, N)
         if candidate_text_proj is not None and row_table is not None:  # each row its table: (R, N, H), (R, N)
             query, pu, pu_norm, item_bias = query[row_table], pu[row_table], pu_norm[row_table], item_bias[row_table]
-        att = (k @ query.transpose(-1, -2)) / math.sqrt(H)  # (R, C, N)
+        att = (k @ query.transpose(-1, -2)) / math.sqrt(self.config.hidden)  # (R, C, N)
         beta = torch.softmax(att, dim=1)  # (R, C, N)
         m = pc @ pu.transpose(-1, -2)  # (R, C, N)
         gram = pc @ pc.transpose(1, 2)  # (R, C, C)
         dot = (beta * m).sum(1)  # (R, N)
         sq = ((gram @ beta) * beta).sum(1).clamp_min(0.0)  # (R, N) = |P v*|^2
         cos = dot / (torch.sqrt(sq + 1e-12) * pu_norm).clamp_min(1e-6)  # (R, N)
-        text = self.text_scale * cos + (bias_c[:, None, :] @ beta)[:, 0] + item_bias  # (R, N)
+        text = self.text_scale * cos + (level[:, None, :] @ beta)[:, 0] + item_bias  # (R, N)
         cf = self.cf_term(users, None, None if all_items else candidates)  # (R, N)
         return cf + text, beta.transpose(1, 2)
 

@@ -254,7 +254,7 @@ class TimeSafeScoring:
             text = hist.fallback_before(when)  # unknown items: the fallback, as row 0 of a table
             text[known] = hist.mean_before(items[sel][known], when[known])
             item_t = torch.as_tensor(items[sel] + 1, device=comps.device)
-            scores, _ = self.module.score(comps, user_t, item_t, torch.as_tensor(text, device=comps.device))
+            scores, _ = self.module.score_pairs(comps, user_t, item_t, torch.as_tensor(text, device=comps.device))
             out[sel] = scores.float().cpu().numpy()
             return out
         # every timed user against all items at the user's time: the item text enters the model only through
@@ -276,7 +276,9 @@ class TimeSafeScoring:
             text_proj = torch.as_tensor(tables.reshape(len(distinct), hist.n_items, -1), device=comps.device)
             # times are sorted and q follows them: when all differ, row r's table is table r
             row_table = None if len(distinct) == len(q) else torch.as_tensor(which.reshape(-1), device=comps.device)
-            scores, _ = self.module.score(comps[q], user_t[q], candidate_text_proj=text_proj, row_table=row_table)
+            scores, _ = self.module.score_candidates(
+                comps[q], user_t[q], candidate_text_proj=text_proj, row_table=row_table
+            )
             out[sel[q]] = scores.float().cpu().numpy()
         return out
 

@@ -247,7 +247,7 @@ def _known_components(model: Any, user: int) -> tuple[torch.Tensor, torch.Tensor
 
 def _catalogue_scores(model: Any, comps: torch.Tensor, users: torch.Tensor) -> np.ndarray:
     with torch.no_grad():
-        out, _ = model.module.score(comps, users)
+        out, _ = model.module.score_candidates(comps, users)
     return out[0].float().cpu().numpy()
 
 
@@ -286,7 +286,7 @@ def score_text_items(model: Any, comps: torch.Tensor, users: torch.Tensor, vecto
     """
     n = len(vectors)
     with torch.no_grad():
-        out, _ = model.module.score(
+        out, _ = model.module.score_pairs(
             comps.expand(n, -1, -1),
             users.expand(n),
             torch.zeros(n, dtype=torch.long, device=model.device),
@@ -502,7 +502,7 @@ def explain(
         ut = model.as_tensor([user + 1])
         it = model.as_tensor([item + 1 if item >= 0 and item_text is None else 0])
         text = None if item_text is None else torch.as_tensor(_embed(model, [item_text]), device=model.device)
-        total, beta = model.module.score(comps, ut, it, text)
+        total, beta = model.module.score_pairs(comps, ut, it, text)
         cf = model.module.cf_term(ut, it)
     beta = beta[0].float().cpu().numpy()
     n = int(batch["mask"][0].sum())

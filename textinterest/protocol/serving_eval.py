@@ -200,7 +200,7 @@ def _unseen_items(
         )
         comps, users = _known_components(model, u)
         with torch.no_grad():
-            catalogue, _ = model.module.score(comps, users)
+            catalogue, _ = model.module.score_candidates(comps, users)
         interest = np.concatenate([catalogue[0].float().cpu().numpy(), score_text_items(model, comps, users, new_vecs)])
         s, e = int(model.seq.starts[u]), int(model.seq.starts[u] + model.seq.lengths[u])
         profile = np.asarray(model.text_arrays()[0][s:e], np.float64).mean(0)
@@ -255,9 +255,9 @@ def deletion_effects(model: Any, user: Any, item: Any) -> tuple[np.ndarray, np.n
     ut, it = model.as_tensor([u + 1] * n), model.as_tensor([i + 1] * n)
     with torch.no_grad():
         comps, _, _ = model.module.final_components(batch)
-        full, _ = model.module.score(comps, ut[:1], it[:1])
+        full, _ = model.module.score_pairs(comps, ut[:1], it[:1])
         comps_del, _, _ = model.module.final_components(variants)
-        deleted, _ = model.module.score(comps_del, ut, it)
+        deleted, _ = model.module.score_pairs(comps_del, ut, it)
     s0 = float(full[0])
     return weights, np.abs(deleted.float().cpu().numpy() - s0), s0
 
