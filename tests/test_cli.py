@@ -94,15 +94,17 @@ def test_epochs_and_seed_list_reach_the_evaluation_converted(monkeypatch):
 
     seen = {}
 
-    def fake_run_evaluation(name, **kwargs):
-        seen.update(kwargs)
+    def fake_run_evaluation(config, **kwargs):
+        seen.update(vars(config))
         return {}
 
     monkeypatch.setattr(textinterest.protocol.experiments, "run_evaluation", fake_run_evaluation)
     monkeypatch.setattr(textinterest.protocol.experiments, "format_results_table", lambda result: "table")
-    outcome = run_cli(["evaluate", "synthetic", "--epochs", "2", "--seed-list", "3, 5", "--tasks", "ranking"])
+    argv = ["evaluate", "synthetic", "--epochs", "2", "--seed-list", "3, 5", "--tasks", "ranking", "--main", "mf"]
+    outcome = run_cli(argv)
     assert outcome.rc == 0, outcome.stderr
     assert seen["epochs"] == 2 and seen["seeds"] == (3, 5) and seen["tasks"] == ("ranking",)
+    assert seen["main"] == "mf" and seen["name"] == "synthetic"
 
 
 @pytest.mark.parametrize("text, ok", [("1", True), ("0", False), ("-3", False), ("2.0", False), ("x", False)])

@@ -13,6 +13,7 @@ from textinterest.datasets.base import CleaningReport, ReviewDataset
 from textinterest.datasets.splits import split_interactions
 from textinterest.protocol.experiments import (
     DEFAULT_MODELS,
+    RunConfig,
     build_text_features,
     cold_start_counts,
     format_results_table,
@@ -208,6 +209,29 @@ def test_run_evaluation_output_shape(small_result):
     assert saved["results"] == json.loads(json.dumps(result["results"]))
     assert result["sentiment"]["status"] == "off"
     assert result["timings"]["total_seconds"] > 0
+
+
+def test_the_run_config_is_recorded_and_reruns_the_same_evaluation(small_result, tmp_path):
+    result, _ = small_result
+    recorded = result["run_config"]
+    assert recorded["name"] == "made-up" and recorded["seeds"] == [0, 1] and recorded["epochs"] == 2
+    assert result["main"] == "interest"
+    config = RunConfig(**{**recorded, "json_out": None})
+    assert config.seeds == (0, 1) and config.models == tuple(recorded["models"])
+    again = run_evaluation(config, dataset=_dataset(), extractor=FakeExtractor())
+    assert again["results"] == result["results"]
+
+
+def test_main_names_the_model_under_test():
+    kw = dict(dataset=_dataset(), extractor=FakeExtractor(), seeds=(0,), epochs=1, tune=False, tasks=("ranking",))
+    res = run_evaluation("made-up", models=("Popularity", "mf", "seq-lstm"), main="mf", sentiment="none", **kw)
+    assert res["main"] == "mf"
+    ndcg = res["significance"]["ndcg@10"]
+    assert ndcg["reference"] == "mf" and ndcg["best_other"] in ("Popularity", "seq-lstm")
+    with pytest.raises(ValueError, match="main='sasrec' is not among the selected models"):
+        run_evaluation("made-up", models=("mf",), main="sasrec", **kw)
+    with pytest.raises(TypeError, match="either a RunConfig"):
+        run_evaluation(RunConfig("made-up"), seeds=(0,))
 
 
 def test_seed_spread_is_the_std_of_the_runs(small_result):

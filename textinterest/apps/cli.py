@@ -147,15 +147,10 @@ def _cmd_baselines(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from textinterest.protocol.experiments import format_results_table, run_evaluation
+    from textinterest.protocol.experiments import RunConfig, format_results_table, run_evaluation
 
     seeds = tuple(range(args.seeds)) if args.seed_list is None else args.seed_list
-    dataset = None
-    if args.errors != "raise" or args.no_verify or args.download:  # options run_evaluation's own loading lacks
-        from textinterest.datasets import load_dataset
-
-        dataset = load_dataset(args.name, args.data_home, download=args.download, **_load_options(args))
-    result = run_evaluation(
+    config = RunConfig(
         args.name,
         split=args.split,
         seeds=seeds,
@@ -165,13 +160,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         max_users=args.max_users,
         json_out=args.output,
         models=args.models.split(",") if args.models else None,
+        main=args.main,
         tasks=tuple(args.tasks),
         epochs=args.epochs,
-        dataset=dataset,
-        progress=None if args.json else True,
         protocol=args.protocol,
         workers=args.workers,
     )
+    dataset = None
+    if args.errors != "raise" or args.no_verify or args.download:  # options run_evaluation's own loading lacks
+        from textinterest.datasets import load_dataset
+
+        dataset = load_dataset(args.name, args.data_home, download=args.download, **_load_options(args))
+    result = run_evaluation(config, dataset=dataset, progress=None if args.json else True)
     if args.json:
         _print_json(result)
     else:
@@ -253,6 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"comma-separated models or groups of the model registry (default: "
         f"{','.join(registry.default_names())}); valid: {', '.join(registry.valid_names())}",
+    )
+    evaluate.add_argument(
+        "--main",
+        default=None,
+        help="the model under test in the paired tests (default: interest); it must be among --models",
     )
     evaluate.add_argument(
         "--tasks", type=types.name_list(("rating", "ranking")), default="rating,ranking", help="rating and/or ranking"

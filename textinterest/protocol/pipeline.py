@@ -121,7 +121,7 @@ def train_pipeline(
         ``(fitted model, metadata)``; metadata holds the data set, split sizes, test metrics and timings.
     """
     from textinterest.datasets.splits import split_interactions
-    from textinterest.protocol.experiments import _evaluate_model, _subsample_users
+    from textinterest.protocol.evaluation_jobs import evaluate_model, subsample_users
 
     if model not in PIPELINE_MODELS:
         raise ValueError(f"model must be one of {PIPELINE_MODELS}, got {model!r}")
@@ -136,7 +136,7 @@ def train_pipeline(
 
         say(f"loading {name}")
         dataset = load_dataset(name, data_home=data_home)
-    parts = split_interactions(_subsample_users(dataset.interactions, max_users, SEED), how=split, seed=SEED)
+    parts = split_interactions(subsample_users(dataset.interactions, max_users, SEED), how=split, seed=SEED)
     train, val = parts.train, parts.val
     say(f"split {split}: train {len(train)}, val {len(val)}, test {len(parts.test)}")
     meta: dict[str, Any] = {
@@ -166,7 +166,7 @@ def train_pipeline(
         progress=say,
     )
     meta.update(fit_meta)
-    meta["metrics"] = _evaluate_model(rec, parts, task, (5, 10, 20))
+    meta["metrics"] = evaluate_model(rec, parts, task, (5, 10, 20))
     say(f"test: {meta['metrics']}")
     meta["total_seconds"] = time.perf_counter() - t0
     if output is not None:
