@@ -16,9 +16,9 @@ from textinterest.models.interest import (
     InterestRecommender,
     TextFeatures,
     component_names,
-    measure_topic_recovery,
 )
 from textinterest.models.recommend import UnknownUserError
+from textinterest.models.topic_recovery import measure_topic_recovery
 from textinterest.training import TrainConfig
 
 D = 12

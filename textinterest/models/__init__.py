@@ -19,7 +19,7 @@ _EXPORTS = {
     "DynamicInterestModel": "textinterest.models.interest",
     "InterestRecommender": "textinterest.models.interest",
     "TextFeatures": "textinterest.models.interest",
-    "measure_topic_recovery": "textinterest.models.interest",
+    "measure_topic_recovery": "textinterest.models.topic_recovery",
     "component_names": "textinterest.models.interest",
     "MFConfig": "textinterest.models.cf",
     "MatrixFactorization": "textinterest.models.cf",

@@ -306,7 +306,7 @@ def _interest_report(model: Any, ctx: ReportContext) -> dict[str, Any]:
         out.update(_cold_rmse(model, ctx.split))
     gt = getattr(ctx.dataset, "ground_truth", None) or {}
     if "review_topic" in gt:
-        from textinterest.models.interest import measure_topic_recovery
+        from textinterest.models.topic_recovery import measure_topic_recovery
 
         figures = measure_topic_recovery(model, ctx.dataset, next_df=ctx.split.val)
         ctx.extras.setdefault("topic_recovery", []).append({"seed": ctx.seed, "task": ctx.task, **figures})

@@ -377,7 +377,7 @@ def run_evaluation(
         several workers they sum to more than ``total_seconds``; ``jobs_cpu_seconds`` is the jobs' CPU
         time), "cold_start": {...}, "sentiment": {...}, "tuning": {...}, "skipped": {...},
         "config": {...}, "run_config": {...}, "environment": {...}}``, plus ``"topic_recovery"`` (per seed
-        and task, see :func:`~textinterest.models.interest.measure_topic_recovery`) on data with planted topics.
+        and task, see :func:`~textinterest.models.topic_recovery.measure_topic_recovery`) on data with planted topics.
     """
     from textinterest.datasets.splits import split_interactions
     from textinterest.models import registry
