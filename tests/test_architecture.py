@@ -198,3 +198,33 @@ def test_few_modules_at_the_top_and_every_one_is_foundation():
     assert len(top) <= 10
     folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     assert folders == {"datasets", "text", "models", "protocol", "apps"}
+
+
+MODULE_LINES = 500
+
+
+def long_modules_without_a_reason(package: Path) -> list[str]:
+    """Modules over MODULE_LINES lines whose docstring does not say why ("Above 500 lines on purpose: ...")."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if len(text.splitlines()) > MODULE_LINES:
+            doc = ast.get_docstring(ast.parse(text)) or ""
+            if f"Above {MODULE_LINES} lines on purpose:" not in doc:
+                found.append(f"{path.relative_to(package.parent)} ({len(text.splitlines())} lines)")
+    return found
+
+
+def test_long_modules_say_why():
+    assert not long_modules_without_a_reason(PACKAGE), "split these modules or say why in their docstring"
+
+
+def test_the_module_size_check_catches_a_long_module(tmp_path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    body = "x = 1\n" * (MODULE_LINES + 1)
+    (package / "long.py").write_text('"""A long module."""\n' + body)
+    (package / "explained.py").write_text(
+        f'"""A long module.\n\n(Above {MODULE_LINES} lines on purpose: a table.)\n"""\n' + body
+    )
+    assert long_modules_without_a_reason(package) == [f"pkg/long.py ({MODULE_LINES + 2} lines)"]

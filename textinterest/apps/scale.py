@@ -1,4 +1,5 @@
 """``textinterest benchmark scale``: how time and memory grow from ten thousand to a million reviews.
+(Above 500 lines on purpose: one benchmark, stage by stage, with the process that isolates each size.)
 
 For each size (reviews of the vectorised synthetic world, a fixed catalogue of ``n_items`` items) the
 whole pipeline runs once, stage by stage:

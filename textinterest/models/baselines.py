@@ -1,4 +1,5 @@
 """Baselines: global mean, popularity and Surprise algorithms behind one DataFrame API.
+(Above 500 lines on purpose: every Surprise algorithm's full-catalogue scoring, one adapter.)
 
 Every model implements :class:`textinterest.models.base.Recommender`: ``fit(train_df) -> self``
 (a validation table, if given, is not used) and, where it applies, ``predict(df) -> np.ndarray``

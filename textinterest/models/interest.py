@@ -1,5 +1,5 @@
 """The interest recommender: batches of users' time-ordered reviews, training, scoring and explanations.
-(Above 600 lines on purpose: batching, training and explanations of the model read as one unit.)
+(Above 500 lines on purpose: batching, training and explanations of the model read as one unit.)
 
 The network and its equations (decomposition into K + 2 components, composition per candidate
 item, the CF and text terms) are in :mod:`textinterest.models.interest_network`.

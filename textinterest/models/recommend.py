@@ -1,4 +1,5 @@
 """Ask a fitted recommender: top-k items for a known user or for a new user's reviews, and why an item scores.
+(Above 500 lines on purpose: the three questions share the validation of a new user's reviews and the scoring.)
 
 Three questions, for any fitted torch recommender (loaded with ``Class.load(folder)`` or just trained):
 

@@ -1,4 +1,5 @@
 """Measure the model as it is used: cold-start users, unseen items, faithful explanations, latency.
+(Above 500 lines on purpose: four measurements on one split and one trained model, run by one command.)
 
 ``python -m textinterest.protocol.serving_eval NAME [--output FILE.json]`` runs, in one process:
 

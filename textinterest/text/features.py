@@ -1,4 +1,5 @@
 """Review-text features: a BERT encoder with length-sorted batching and an on-disk cache.
+(Above 500 lines on purpose: one encoder class; its fast paths and cache already live in their own modules.)
 
 :class:`BertFeatureExtractor` turns texts into fixed-size vectors (mean, CLS or last-token
 pooling over a Hugging Face encoder). It embeds each distinct text once, batches texts of

@@ -1,5 +1,5 @@
 """Review sentiment: labels from ratings, a BERT classifier and a TF-IDF baseline.
-(Above 600 lines on purpose: three classifiers sharing one fit/predict/save interface.)
+(Above 500 lines on purpose: three classifiers sharing one fit/predict/save interface.)
 
 * :func:`sentiment_labels` maps star ratings to class labels (``-1`` = left out).
 * :class:`SentimentClassifier` either fine-tunes a Hugging Face encoder
