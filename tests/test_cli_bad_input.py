@@ -1,8 +1,8 @@
-"""Every bad input the command line can meet, run for real; the README's "Bad input" table is built from these runs.
+"""Every bad input the command line can meet, run for real; docs/BAD_INPUT.md's table is built from these runs.
 
 Each case writes its files into a fresh data home, runs ``textinterest.apps.cli.main`` in this process and
-checks the exit status and the message. The table in README.md (between the ``bad-input-table``
-markers) must equal the one rendered from the runs; ``TEXTINTEREST_UPDATE_README=1`` rewrites it.
+checks the exit status and the message. The table in docs/BAD_INPUT.md (between the ``bad-input-table``
+markers) must equal the one rendered from the runs; ``TEXTINTEREST_UPDATE_DOCS=1`` rewrites it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 
 from textinterest.apps import cli
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "BAD_INPUT.md"
 START, END = "<!-- bad-input-table:start -->", "<!-- bad-input-table:end -->"
 TOY = "amazon:Toys_and_Games"  # not in the registry: no hash check, so the file's content is what is tested
 TOY_FILE = "amazon2014/reviews_Toys_and_Games_5.json.gz"
@@ -290,7 +290,7 @@ def render_table(rows: list[tuple[Case, Outcome, Path]]) -> str:
     return "\n".join(lines)
 
 
-def test_readme_bad_input_table(tmp_path, monkeypatch):
+def test_bad_input_doc_table(tmp_path, monkeypatch):
     stop_work(monkeypatch)
     rows = []
     for i, case in enumerate(CASES):
@@ -300,14 +300,14 @@ def test_readme_bad_input_table(tmp_path, monkeypatch):
         monkeypatch.chdir(home)
         rows.append((case, run_case(case, home), home))
     table = render_table(rows)
-    readme = README.read_text(encoding="utf-8")
-    assert START in readme and END in readme, f"README.md lacks the markers {START} / {END}"
-    head, rest = readme.split(START, 1)
+    doc = DOC.read_text(encoding="utf-8")
+    assert START in doc and END in doc, f"docs/BAD_INPUT.md lacks the markers {START} / {END}"
+    head, rest = doc.split(START, 1)
     current, tail = rest.split(END, 1)
-    if os.environ.get("TEXTINTEREST_UPDATE_README") == "1":
-        README.write_text(f"{head}{START}\n{table}\n{END}{tail}", encoding="utf-8")
+    if os.environ.get("TEXTINTEREST_UPDATE_DOCS") == "1":
+        DOC.write_text(f"{head}{START}\n{table}\n{END}{tail}", encoding="utf-8")
         return
     assert current.strip() == table, (
-        "README.md's bad-input table differs from what the commands do now; "
-        "rerun this test with TEXTINTEREST_UPDATE_README=1 to rewrite it"
+        "docs/BAD_INPUT.md's table differs from what the commands do now; "
+        "rerun this test with TEXTINTEREST_UPDATE_DOCS=1 to rewrite it"
     )

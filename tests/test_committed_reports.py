@@ -1,7 +1,7 @@
-"""The committed full report and the README agree, and the report holds no licensed data.
+"""The committed full report and benchmarks/RESULTS.md agree, and the report holds no licensed data.
 
 ``reports/full/`` is written by ``textinterest reproduce --profile full --dataset
-amazon:Musical_Instruments``; the README quotes its headline table. These checks fail when one is
+amazon:Musical_Instruments``; benchmarks/RESULTS.md quotes its headline table. These checks fail when one is
 regenerated without the other, or when build output that prints review texts gets committed.
 """
 
@@ -15,27 +15,28 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "reports" / "full"
-README_SECTION = "### The full report"
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+RESULTS_SECTION = "## The full report"
 
 pytestmark = pytest.mark.skipif(not (REPORT / "index.md").exists(), reason="no committed full report")
 
 
-def _readme_rows() -> list[str]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert README_SECTION in text, f"README.md has no section {README_SECTION!r}"
-    section = text.split(README_SECTION, 1)[1].split("\n#", 1)[0]
+def _results_rows() -> list[str]:
+    text = RESULTS.read_text(encoding="utf-8")
+    assert RESULTS_SECTION in text, f"benchmarks/RESULTS.md has no section {RESULTS_SECTION!r}"
+    section = text.split(RESULTS_SECTION, 1)[1].split("\n#", 1)[0]
     rows = [
         line.strip() for line in section.splitlines() if line.startswith("| ") and not line.startswith("| Notebook")
     ]
-    assert rows, "the README's full-report section has no table rows"
+    assert rows, "the full-report section of benchmarks/RESULTS.md has no table rows"
     return rows
 
 
-def test_readme_headline_rows_are_the_reports():
+def test_results_headline_rows_are_the_reports():
     index = (REPORT / "index.md").read_text(encoding="utf-8")
     headline = index.split("## Headline results", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
-    missing = [row for row in _readme_rows() if row not in headline]
-    assert not missing, f"README rows not in reports/full/index.md's headline table: {missing}"
+    missing = [row for row in _results_rows() if row not in headline]
+    assert not missing, f"benchmarks/RESULTS.md rows not in reports/full/index.md's headline table: {missing}"
 
 
 def test_report_index_agrees_with_its_metrics_files():

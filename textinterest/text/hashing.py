@@ -3,7 +3,7 @@
 ``HashingEncoder`` needs no model files and no GPU, so it serves scale runs (a million reviews on a
 laptop CPU) and students without a GPU. It is a *baseline*: it sees which words and word pairs a
 review uses, not what they mean (no synonyms, no context), so it is expected to rank below a BERT
-encoder on real reviews (see the README results).
+encoder on real reviews (see benchmarks/RESULTS.md, "At scale").
 
 How a text becomes a vector:
 
