@@ -29,7 +29,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from textinterest.models.base import Capabilities
-from textinterest.models.sequences import UserSequences, sample_negatives, seen_codes, seen_mask
+from textinterest.models.sequences import (
+    UserSequences,
+    check_positive,
+    sample_negatives,
+    seen_codes,
+    seen_mask,
+    shuffled_batches,
+)
 from textinterest.models.torch_base import TorchRecommender
 from textinterest.training import TrainConfig
 
@@ -60,9 +67,7 @@ class MFConfig:
     init_std: float = 0.05  # std of the initial embeddings
 
     def __post_init__(self) -> None:
-        for name in ("n_users", "n_items", "dim"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"MFConfig.{name} must be >= 1, got {getattr(self, name)}")
+        check_positive(self, ("n_users", "n_items", "dim"))
         if self.l2 < 0 or self.bias_l2 < 0:
             raise ValueError(f"MFConfig.l2 and bias_l2 must be >= 0, got {self.l2}, {self.bias_l2}")
 
@@ -74,8 +79,7 @@ class MatrixFactorization(nn.Module):
 
     def __init__(self, config: MFConfig) -> None:
         super().__init__()
-        self.config = config
-        c = config
+        self.config = c = config
         self.user_bias = nn.Embedding(c.n_users + 1, 1, padding_idx=0)
         self.item_bias = nn.Embedding(c.n_items + 1, 1, padding_idx=0)
         self.user_emb = nn.Embedding(c.n_users + 1, c.dim, padding_idx=0)
@@ -204,9 +208,7 @@ class SeqConfig:
     max_history: int = 50  # steps kept per user (the last ones)
 
     def __post_init__(self) -> None:
-        for name in ("n_items", "hidden"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"SeqConfig.{name} must be >= 1, got {getattr(self, name)}")
+        check_positive(self, ("n_items", "hidden"))
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"SeqConfig.dropout must be in [0, 1), got {self.dropout}")
         if self.max_history < 2:
@@ -291,11 +293,8 @@ class SequentialRecommender(TorchRecommender):
         )
 
     def _batches(self, epoch: int, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
-        order = rng.permutation(len(self._windows))
-        bs = self.train_config.batch_size
         n_items = len(self.item_index)
-        for s in range(0, len(order), bs):
-            win = self._windows[order[s : s + bs]]
+        for win in shuffled_batches(self._windows, self.train_config.batch_size, rng):
             pos, mask, target = self.seq.pad(win)
             yield {
                 "items": torch.as_tensor(np.where(mask, self.seq.item[pos] + 1, 0)),  # (B, T)

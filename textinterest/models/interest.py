@@ -48,7 +48,7 @@ from textinterest.models.base import Capabilities
 from textinterest.models.interest_network import DynamicInterestModel, InterestConfig, component_names
 from textinterest.models.item_text import ItemTextHistory, TimeSafeScoring
 from textinterest.models.residual import fit_biases
-from textinterest.models.sequences import group_sums, sample_negatives, seen_codes, seen_mask
+from textinterest.models.sequences import group_sums, sample_negatives, seen_codes, seen_mask, shuffled_batches
 from textinterest.models.text_features import TextFeatures
 from textinterest.models.torch_base import TorchRecommender
 from textinterest.training import TrainConfig
@@ -354,11 +354,8 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
         return batch, pos, mask, target
 
     def _batches(self, epoch: int, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
-        order = rng.permutation(len(self._windows))
-        bs = self.train_config.batch_size
         n_items = len(self.item_index)
-        for s in range(0, len(order), bs):
-            win = self._windows[order[s : s + bs]]
+        for win in shuffled_batches(self._windows, self.train_config.batch_size, rng):
             batch, pos, mask, target = self.history_batch(win)
             if self.task == "rating":
                 target = target & np.isfinite(self.seq.rating[pos]) & mask

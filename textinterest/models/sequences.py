@@ -10,6 +10,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -17,7 +20,16 @@ from textinterest.constants import ITEM_COL, RATING_COL, TIME_COL, USER_COL
 from textinterest.datasets.splits import order_key
 from textinterest.evaluation import IdIndex
 
-__all__ = ["UserSequences", "seen_mask", "seen_codes", "sample_negatives", "group_sums", "check_frame"]
+__all__ = [
+    "UserSequences",
+    "seen_mask",
+    "seen_codes",
+    "sample_negatives",
+    "group_sums",
+    "check_frame",
+    "shuffled_batches",
+    "check_positive",
+]
 
 
 class UserSequences:
@@ -243,3 +255,17 @@ def group_sums(values: np.ndarray, groups: np.ndarray, n_groups: int, block: int
         out[filled[i:j]] = np.add.reduceat(values[rows], starts[i:j] - starts[i], axis=0, dtype=np.float64)
         i = j
     return out
+
+
+def shuffled_batches(windows: np.ndarray, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """The rows of ``windows`` in a random order, ``batch_size`` at a time (the last batch may be smaller)."""
+    order = rng.permutation(len(windows))
+    for start in range(0, len(order), batch_size):
+        yield windows[order[start : start + batch_size]]
+
+
+def check_positive(config: Any, names: Sequence[str]) -> None:
+    """Raise ValueError naming the field when one of ``names`` of a config dataclass is below 1."""
+    for name in names:
+        if int(getattr(config, name)) < 1:
+            raise ValueError(f"{type(config).__name__}.{name} must be >= 1, got {getattr(config, name)}")
