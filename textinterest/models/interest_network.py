@@ -46,7 +46,7 @@ The data side (batches, leave-one-out and time-safe item text, training, explana
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -63,8 +63,8 @@ RANKING_LOSSES = ("softmax", "bpr")
 
 
 @dataclass
-class InterestConfig:
-    """Configuration of :class:`DynamicInterestModel` (index 0 of user/item tables = unknown)."""
+class InterestMethod:
+    """The method itself: sizes, the decomposition and composition, the losses and their weights."""
 
     n_users: int = 1  # users seen in training
     n_items: int = 1  # items seen in training
@@ -72,11 +72,6 @@ class InterestConfig:
     hidden: int = 64  # H: step embedding, LSTM state and component size
     n_components: int = 4  # K: learned interest components
     mf_dim: int = 32  # size of the CF user/item embeddings
-    use_text: bool = True  # False: IDs only (no review / item text vectors, no sentiment)
-    use_sentiment: bool = True  # feed the sentiment score of each past review
-    use_lstm: bool = True  # False: no recurrence, components pool the step embeddings
-    use_cf: bool = True  # user/item biases + MF dot product in the score
-    use_long_short: bool = True  # add the long-term and short-term components
     dropout: float = 0.1  # dropout on step embeddings and item representations
     max_history: int = 50  # most recent training steps kept per user
     prior_count: float = 1.0  # pseudo-count of the learned empty-history component
@@ -91,13 +86,33 @@ class InterestConfig:
     n_negatives: int = 0  # sampled-softmax negatives per batch; 0 = all items
     assign_balance: float = 0.1  # weight of the decomposition regulariser (confident steps, balanced use)
     loo_negatives: bool = True  # ranking: negatives' text vectors also leave one random training review out
+
+
+@dataclass
+class InterestSwitches:
+    """Experiment switches: parts removed by the ablations and alternatives tried against the default."""
+
+    use_text: bool = True  # False: IDs only (no review / item text vectors, no sentiment)
+    use_sentiment: bool = True  # feed the sentiment score of each past review
+    use_lstm: bool = True  # False: no recurrence, components pool the step embeddings
+    use_cf: bool = True  # user/item biases + MF dot product in the score
+    use_long_short: bool = True  # add the long-term and short-term components
     time_safe_text: bool = True  # item text vectors average only reviews written before the scored time
     sequence_encoder: str = "lstm"  # "lstm", "gru" or "attention" (causal self-attention); used if use_lstm
     residual_base: str = "none"  # "biases": rating = frozen ALS biases + residual (models/residual.py)
     residual_l2: float = 1.0  # weight of mean(residual^2) in the rating loss when residual_base != "none"
-    rare_item_gate: bool = (
-        False  # scale the item ID embedding by sigmoid(a log(1 + count) + b): rare items lean on text
-    )
+    # scale the item ID embedding by sigmoid(a log(1 + count) + b): rare items lean on text
+    rare_item_gate: bool = False
+
+
+@dataclass
+class InterestConfig(InterestSwitches, InterestMethod):
+    """Configuration of :class:`DynamicInterestModel` (index 0 of user/item tables = unknown): the fields of
+    :class:`InterestMethod` and of :class:`InterestSwitches`, flat (``config.hidden``, ``config.use_text``)."""
+
+    def switches(self) -> dict[str, Any]:
+        """The experiment switches and their values (the fields of :class:`InterestSwitches`)."""
+        return {f.name: getattr(self, f.name) for f in fields(InterestSwitches)}
 
     def __post_init__(self) -> None:
         for name in ("n_users", "n_items", "text_dim", "hidden", "n_components", "mf_dim"):
