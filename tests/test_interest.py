@@ -430,7 +430,7 @@ def test_explain(world):
     assert (
         out["cf_term"] + out["text_term"] == pytest.approx(out["score"], abs=1e-4) or out["score"] in rec.rating_range_
     )
-    with pytest.raises(UnknownUserError, match="user_id"):
+    with pytest.raises(UnknownUserError, match="not in the training data"):
         rec.explain("nobody", "i5")
     with pytest.raises(ValueError, match="not in the catalogue"):
         rec.explain("u3", "nothing")
