@@ -228,3 +228,43 @@ def test_the_module_size_check_catches_a_long_module(tmp_path):
         f'"""A long module.\n\n(Above {MODULE_LINES} lines on purpose: a table.)\n"""\n' + body
     )
     assert long_modules_without_a_reason(package) == [f"pkg/long.py ({MODULE_LINES + 2} lines)"]
+
+
+MAX_FUNCTION_LINES = 100
+
+
+def long_functions(package: Path, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """Functions and methods (nested ones too) longer than ``limit`` lines, from the ``def`` line to the last.
+
+    Decorators are not counted; the docstring is.
+    """
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > limit:
+                    found.append(f"{path.relative_to(package)}:{node.lineno} {node.name} ({length} lines)")
+    return found
+
+
+def test_no_function_over_100_lines():
+    too_long = long_functions(PACKAGE)
+    assert not too_long, f"split these into functions of at most {MAX_FUNCTION_LINES} lines: " + "; ".join(too_long)
+
+
+def test_the_length_check_catches_a_long_function(tmp_path):
+    def function(name: str, body_lines: int, indent: str = "") -> str:
+        body = "".join(f"{indent}    x{i} = {i}\n" for i in range(body_lines - 1))
+        return f"{indent}def {name}():\n{indent}    '''Doc.'''\n{body}"
+
+    (tmp_path / "sub").mkdir()
+    # 100 lines in all (def + docstring + 98 statements): allowed
+    (tmp_path / "ok.py").write_text("@staticmethod\n" + function("fits", 99))
+    assert long_functions(tmp_path) == []
+    (tmp_path / "sub" / "long.py").write_text(
+        "class C:\n" + function("method", 100, indent="    ") + "\n\n" + function("short", 3)
+    )
+    assert long_functions(tmp_path) == ["sub/long.py:2 method (101 lines)"]
+    (tmp_path / "sub" / "long.py").write_text(function("outer", 2) + function("inner", 100, indent="    "))
+    assert long_functions(tmp_path) == ["sub/long.py:1 outer (104 lines)", "sub/long.py:4 inner (101 lines)"]

@@ -310,7 +310,6 @@ def evaluate_ranking(
         raise ValueError(f"batch_size and max_cells must be >= 1, got {batch_size}, {max_cells}")
     n_items = len(item_index)
     batch_size = max(1, min(int(batch_size), int(max_cells) // max(n_items, 1)))
-    n_users = len(user_index)
     names = [m for k in ks for m in (f"hr@{k}", f"ndcg@{k}")] + ["mrr"]
 
     tu = user_index.index_of(test[USER_COL].to_numpy())
@@ -319,15 +318,7 @@ def evaluate_ranking(
     values = {name: np.zeros(n_cases) for name in names}
     ok = (tu >= 0) & (ti >= 0)
 
-    # Items each user must not be credited for: training items plus other test items.
-    ru = user_index.index_of(train[USER_COL].to_numpy())
-    ri = item_index.index_of(train[ITEM_COL].to_numpy())
-    keep = (ru >= 0) & (ri >= 0)
-    rows = np.concatenate([ru[keep], tu[ok]])
-    cols = np.concatenate([ri[keep], ti[ok]])
-    seen = sp.csr_matrix((np.ones(rows.size, dtype=np.int32), (rows, cols)), shape=(n_users, n_items))
-    seen.sum_duplicates()
-    seen.data[:] = 1
+    seen = _excluded_items(train, tu[ok], ti[ok], user_index, item_index)
 
     case_ids = np.flatnonzero(ok)
     case_ids = case_ids[np.argsort(tu[case_ids], kind="stable")]
@@ -346,17 +337,7 @@ def evaluate_ranking(
         for name, vals in _metrics_from_counts(higher, tied, ks, ties).items():
             values[name][ids] = vals
 
-    # Average within each user, then over users.
-    user_codes, uniques = pd.factorize(test[USER_COL], sort=False)
-    n_test_users = len(uniques)
-    counts = np.bincount(user_codes, minlength=n_test_users)
-    result: dict = {}
-    for name in names:
-        if n_test_users:
-            per_user = np.bincount(user_codes, weights=values[name], minlength=n_test_users) / counts
-            result[name] = float(per_user.mean())
-        else:
-            result[name] = float("nan")
+    result, n_test_users = _mean_over_users(test[USER_COL], values)
     result.update(
         n_users=int(n_test_users),
         n_cases=int(n_cases),
@@ -365,6 +346,53 @@ def evaluate_ranking(
         n_items=int(n_items),
     )
     return result
+
+
+def _excluded_items(
+    train: pd.DataFrame, test_users: np.ndarray, test_items: np.ndarray, user_index: IdIndex, item_index: IdIndex
+) -> sp.csr_matrix:
+    """Items each user must not be credited for: training items plus the user's test items.
+
+    Args:
+        train: training interactions (rows outside the indexes are skipped).
+        test_users, test_items: positions of the rankable test rows.
+        user_index, item_index: the positions ``score_fn`` understands.
+
+    Returns:
+        A 0/1 matrix (users x items) with one stored entry per excluded (user, item).
+    """
+    ru = user_index.index_of(train[USER_COL].to_numpy())
+    ri = item_index.index_of(train[ITEM_COL].to_numpy())
+    keep = (ru >= 0) & (ri >= 0)
+    rows = np.concatenate([ru[keep], test_users])
+    cols = np.concatenate([ri[keep], test_items])
+    seen = sp.csr_matrix((np.ones(rows.size, dtype=np.int32), (rows, cols)), shape=(len(user_index), len(item_index)))
+    seen.sum_duplicates()
+    seen.data[:] = 1
+    return seen
+
+
+def _mean_over_users(case_users: pd.Series, values: dict[str, np.ndarray]) -> tuple[dict, int]:
+    """Average each metric within each user, then over users (NaN when there is no user).
+
+    Args:
+        case_users: the user of each case.
+        values: metric name -> one value per case.
+
+    Returns:
+        ``(metric name -> mean, number of users)``.
+    """
+    user_codes, uniques = pd.factorize(case_users, sort=False)
+    n_users = len(uniques)
+    counts = np.bincount(user_codes, minlength=n_users)
+    result: dict = {}
+    for name, per_case in values.items():
+        if n_users:
+            per_user = np.bincount(user_codes, weights=per_case, minlength=n_users) / counts
+            result[name] = float(per_user.mean())
+        else:
+            result[name] = float("nan")
+    return result, n_users
 
 
 # --------------------------------------------------------------------------- classification

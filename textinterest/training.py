@@ -235,11 +235,7 @@ class Trainer:
         params = [p for p in module.parameters() if p.requires_grad]
         if not params:
             raise ValueError(f"{type(module).__name__} has no trainable parameters")
-        # a module may split its parameters into groups with their own learning rates
-        groups = param_groups
-        if groups is None:
-            groups = module.optimizer_groups(cfg.lr) if callable(getattr(module, "optimizer_groups", None)) else params
-        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer = self._optimizer(module, params, param_groups)
         schedule = scheduler(optimizer) if scheduler is not None else None
         scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         result = TrainResult(device=str(self.device), amp_dtype=str(self.amp_dtype) if self.amp_dtype else None)
@@ -247,35 +243,14 @@ class Trainer:
         best = -math.inf if maximize else math.inf
         bad_epochs = 0
         start = time.perf_counter()
-        show = _progress_enabled(cfg.progress)
-        bar = None
-        if show:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=cfg.epochs, desc=type(module).__name__, leave=False)
+        bar = self._progress_bar(module)
         try:
             for epoch in range(cfg.epochs):
                 epoch_start = time.perf_counter()
                 module.train()
-                total, count = 0.0, 0.0
-                for batch in batches(epoch, rng):
-                    batch = _to_device(batch, self.device)
-                    optimizer.zero_grad(set_to_none=True)
-                    with self.autocast():
-                        value = loss(module, batch)
-                    if not torch.isfinite(value):
-                        raise FloatingPointError(f"non-finite training loss {value.item()} at epoch {epoch}")
-                    scaler.scale(value).backward()
-                    if cfg.grad_clip:
-                        scaler.unscale_(optimizer)
-                        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                    scaler.step(optimizer)
-                    scaler.update()
-                    if schedule is not None:
-                        schedule.step()
-                    weight = float(batch_weight(batch)) if batch_weight is not None else 1.0
-                    total += float(value.detach()) * weight
-                    count += weight
+                total, count = self._train_epoch(
+                    module, batches(epoch, rng), loss, epoch, optimizer, params, scaler, schedule, batch_weight
+                )
                 record = {"epoch": float(epoch), "loss": total / count if count else 0.0}
                 if validate is not None:
                     module.eval()
@@ -305,15 +280,85 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+        self._keep_final_weights(module, best_state, result, checkpoint_extra)
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _optimizer(
+        self, module: nn.Module, params: list[nn.Parameter], param_groups: list[dict[str, Any]] | None
+    ) -> torch.optim.Optimizer:
+        """AdamW over ``param_groups``, else the module's own ``optimizer_groups(lr)``, else ``params``."""
+        cfg = self.config
+        # a module may split its parameters into groups with their own learning rates
+        groups = param_groups
+        if groups is None:
+            groups = module.optimizer_groups(cfg.lr) if callable(getattr(module, "optimizer_groups", None)) else params
+        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def _progress_bar(self, module: nn.Module) -> Any:
+        """A tqdm bar over the epochs when progress is shown, else None."""
+        if not _progress_enabled(self.config.progress):
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=self.config.epochs, desc=type(module).__name__, leave=False)
+
+    def _train_epoch(
+        self,
+        module: nn.Module,
+        epoch_batches: Iterable[Mapping[str, Any]],
+        loss: Callable[[nn.Module, Mapping[str, Any]], torch.Tensor],
+        epoch: int,
+        optimizer: torch.optim.Optimizer,
+        params: list[nn.Parameter],
+        scaler: torch.amp.GradScaler,
+        schedule: Any,
+        batch_weight: Callable[[Mapping[str, Any]], float] | None,
+    ) -> tuple[float, float]:
+        """One optimisation step per batch of the epoch.
+
+        Returns:
+            ``(weighted loss sum, weight sum)`` over the epoch's batches.
+
+        Raises:
+            FloatingPointError: a batch's loss is not finite.
+        """
+        total, count = 0.0, 0.0
+        for batch in epoch_batches:
+            batch = _to_device(batch, self.device)
+            optimizer.zero_grad(set_to_none=True)
+            with self.autocast():
+                value = loss(module, batch)
+            if not torch.isfinite(value):
+                raise FloatingPointError(f"non-finite training loss {value.item()} at epoch {epoch}")
+            scaler.scale(value).backward()
+            if self.config.grad_clip:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            if schedule is not None:
+                schedule.step()
+            weight = float(batch_weight(batch)) if batch_weight is not None else 1.0
+            total += float(value.detach()) * weight
+            count += weight
+        return total, count
+
+    def _keep_final_weights(
+        self,
+        module: nn.Module,
+        best_state: dict[str, torch.Tensor] | None,
+        result: TrainResult,
+        checkpoint_extra: dict[str, Any] | None,
+    ) -> None:
+        """Load the best weights (or keep the last ones, checkpointed when asked) and switch to eval mode."""
         if best_state is not None:
             module.load_state_dict(best_state)
         else:
             result.best_epoch = len(result.history) - 1
-            if cfg.checkpoint_dir:
-                save_model(module, cfg.checkpoint_dir, extra=checkpoint_extra)
+            if self.config.checkpoint_dir:
+                save_model(module, self.config.checkpoint_dir, extra=checkpoint_extra)
         module.eval()
-        result.seconds = time.perf_counter() - start
-        return result
 
 
 def _config_dict(module: nn.Module) -> dict[str, Any]:

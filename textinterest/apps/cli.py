@@ -206,13 +206,31 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``textinterest`` argument parser: global options and one sub-parser per command."""
     parser = _Parser(prog="textinterest", description="Recommendations from what users write.")
     from textinterest import __version__
 
     parser.add_argument("--version", action="version", version=f"textinterest {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_data_command(commands)
+    _add_baselines_command(commands)
+    _add_evaluate_command(commands)
+    _add_benchmark_command(commands)
 
+    from textinterest.apps.distributed import add_parser as add_embed_parser
+
+    add_embed_parser(commands)
+    _add_reproduce_command(commands)
+
+    from textinterest.apps.cli_serving import add_serving_commands
+
+    add_serving_commands(commands)
+    return parser
+
+
+def _add_data_command(commands: Any) -> None:
+    """``textinterest data summary``."""
     data = commands.add_parser("data", help="inspect data sets")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     summary = data_commands.add_parser("summary", help="counts, time span, ratings and the cleaning report")
@@ -222,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     summary.set_defaults(handler=_cmd_data_summary)
 
+
+def _add_baselines_command(commands: Any) -> None:
+    """``textinterest baselines``."""
     from textinterest.models import registry
 
     baselines = commands.add_parser("baselines", help="train and evaluate the CF baselines on one split")
@@ -232,6 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--models", default=None, help=f"comma-separated subset of {','.join(registry.groups()['baselines'])}"
     )
     baselines.set_defaults(handler=_cmd_baselines)
+
+
+def _add_evaluate_command(commands: Any) -> None:
+    """``textinterest evaluate``."""
+    from textinterest.models import registry
 
     evaluate = commands.add_parser("evaluate", help="the interest model, its ablations and all baselines, over seeds")
     _add_data_arguments(evaluate)
@@ -280,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.set_defaults(handler=_cmd_evaluate)
 
+
+def _add_benchmark_command(commands: Any) -> None:
+    """``textinterest benchmark NAME ...`` (the benchmark parses its own options)."""
     from textinterest.apps.benchmarks import NAMES as BENCHMARKS
 
     benchmark = commands.add_parser(
@@ -291,10 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("benchmark_args", nargs=argparse.REMAINDER, metavar="...", help="the benchmark's options")
     benchmark.set_defaults(handler=_cmd_benchmark)
 
-    from textinterest.apps.distributed import add_parser as add_embed_parser
 
-    add_embed_parser(commands)
-
+def _add_reproduce_command(commands: Any) -> None:
+    """``textinterest reproduce``."""
     reproduce = commands.add_parser("reproduce", help="run every notebook with papermill and build reports/")
     reproduce.add_argument("--profile", default="smoke", help="parameter preset in notebooks/params/ (smoke or full)")
     reproduce.add_argument("--dataset", default=None, help="override the DATASET parameter of every notebook")
@@ -318,11 +346,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="the profile's GPU settings or its 'without_gpu' ones (auto: GPU settings when CUDA is available)",
     )
     reproduce.set_defaults(handler=_cmd_reproduce)
-
-    from textinterest.apps.cli_serving import add_serving_commands
-
-    add_serving_commands(commands)
-    return parser
 
 
 def _user_error(error: BaseException) -> bool:

@@ -29,6 +29,7 @@ catalogue that grew with the data the evaluation could not be linear in the numb
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import os
@@ -115,6 +116,101 @@ def _sentiment(train: Any, texts: list[str], encoder: str) -> tuple[np.ndarray |
     return scores, {"status": "ok", "val_accuracy": accuracy}
 
 
+class _StageClock:
+    """Times the stages of one size: wall and CPU seconds since the previous stage, and memory.
+
+    Args:
+        n_reviews: the size (for the progress lines).
+        progress: receives a line per finished stage.
+        partial: append each finished stage to this JSON-lines file as it ends.
+    """
+
+    def __init__(self, n_reviews: int, progress: Callable[[str], None] | None, partial: str | Path | None) -> None:
+        self.n_reviews = n_reviews
+        self.progress = progress
+        self.partial = partial
+        self.stages: dict[str, dict[str, float]] = {}
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    def done(self, stage: str) -> None:
+        """Record ``stage`` as finished now and restart the clocks."""
+        from textinterest.utils import peak_rss_mb
+
+        now = time.perf_counter()
+        self.stages[stage] = {
+            "seconds": now - self._wall,
+            "cpu_seconds": time.process_time() - self._cpu,
+            "peak_rss_mb": peak_rss_mb(),
+            "rss_mb": _rss_now_mb(),
+        }
+        if self.progress is not None:
+            self.progress(
+                f"{self.n_reviews:>9,} reviews  {stage:<18} {now - self._wall:8.1f} s  "
+                f"(cpu {self.stages[stage]['cpu_seconds']:7.1f} s)  peak {peak_rss_mb():7.0f} MiB"
+            )
+        if self.partial is not None:
+            with open(self.partial, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"stage": stage, **self.stages[stage]}) + "\n")
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+
+def _train_models(
+    train: Any, vectors: np.ndarray, scores: np.ndarray | None, n_topics: int, clock: _StageClock
+) -> dict[str, Any]:
+    """One epoch of ``MFRecommender`` and of ``InterestRecommender`` (ranking task), each a stage."""
+    from dataclasses import replace
+
+    from textinterest.models.cf import MFRecommender
+    from textinterest.models.interest import InterestConfig, InterestRecommender, TextFeatures
+    from textinterest.training import TrainConfig
+
+    one_epoch = TrainConfig(epochs=1, patience=0, seed=SEED, device="cpu", progress=False)
+    mf = MFRecommender("ranking", train_config=replace(one_epoch, **TRAINING["mf"])).fit(train)
+    clock.done("train_mf")
+    features = TextFeatures(
+        review_vectors=vectors,
+        sentiment=scores,
+        texts=None,
+        item_ids=None,
+        item_vectors=None,
+    )
+    model_keys = ("n_negatives", "time_safe_text")
+    config = InterestConfig(n_components=n_topics, **{k: TRAINING["interest"][k] for k in model_keys})
+    settings = {k: v for k, v in TRAINING["interest"].items() if k not in model_keys}
+    interest = InterestRecommender(config, features, task="ranking", train_config=replace(one_epoch, **settings)).fit(
+        train
+    )
+    clock.done("train_interest")
+    return {"mf": mf, "interest": interest}
+
+
+def _evaluate_models(models: dict[str, Any], train: Any, test: Any, clock: _StageClock) -> dict[str, dict]:
+    """Full-ranking evaluation of each model on the test rows, each a stage (``evaluate_NAME``)."""
+    from textinterest.evaluation import evaluate_ranking
+
+    metrics = {}
+    for name, model in models.items():
+        ids = model.user_index.ids
+        result = evaluate_ranking(
+            lambda u, m=model, i=ids: m.score_items(i[u]), train, test, model.user_index, model.item_index
+        )
+        metrics[name] = {k: result[k] for k in ("hr@10", "ndcg@10", "mrr", "n_cases", "n_items")}
+        clock.done(f"evaluate_{name}")
+    return metrics
+
+
+def _import_stage_modules() -> None:
+    """Import what the training and evaluation stages use before the clock starts, so no stage times an import."""
+    for module in (
+        "textinterest.evaluation",
+        "textinterest.models.cf",
+        "textinterest.models.interest",
+        "textinterest.training",
+        "textinterest.utils",
+    ):
+        importlib.import_module(module)
+
+
 def run_one_size(
     n_reviews: int,
     *,
@@ -138,85 +234,34 @@ def run_one_size(
         ``{"n_reviews", "n_users", "n_items", "n_train", "n_test", "stages": {stage: {"seconds",
         "peak_rss_mb", "rss_mb"}}, "sentiment", "metrics"}``.
     """
-    from dataclasses import replace
-
     from textinterest.datasets import load_dataset
     from textinterest.datasets.splits import split_interactions
-    from textinterest.evaluation import evaluate_ranking
-    from textinterest.models.cf import MFRecommender
-    from textinterest.models.interest import InterestConfig, InterestRecommender, TextFeatures
     from textinterest.protocol.experiments import review_texts
     from textinterest.text.hashing import make_extractor
-    from textinterest.training import TrainConfig
-    from textinterest.utils import peak_rss_mb
 
     if n_reviews < MEAN_REVIEWS_PER_USER or n_items < 10:
         raise ValueError(f"need n_reviews >= {MEAN_REVIEWS_PER_USER} and n_items >= 10, got {n_reviews}, {n_items}")
-    stages: dict[str, dict[str, float]] = {}
+    _import_stage_modules()
     tmp = tempfile.TemporaryDirectory(prefix="textinterest-scale-") if scratch is None else None
     folder = Path(tmp.name if tmp is not None else scratch)
-    clock = [time.perf_counter(), time.process_time()]
-
-    def done(stage: str) -> None:
-        now = time.perf_counter()
-        stages[stage] = {
-            "seconds": now - clock[0],
-            "cpu_seconds": time.process_time() - clock[1],
-            "peak_rss_mb": peak_rss_mb(),
-            "rss_mb": _rss_now_mb(),
-        }
-        if progress is not None:
-            progress(
-                f"{n_reviews:>9,} reviews  {stage:<18} {now - clock[0]:8.1f} s  "
-                f"(cpu {stages[stage]['cpu_seconds']:7.1f} s)  peak {peak_rss_mb():7.0f} MiB"
-            )
-        if partial is not None:
-            with open(partial, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps({"stage": stage, **stages[stage]}) + "\n")
-        clock[0], clock[1] = time.perf_counter(), time.process_time()
-
+    clock = _StageClock(n_reviews, progress, partial)
     try:
         data = load_dataset(
             "synthetic", n_users=max(1, round(n_reviews / MEAN_REVIEWS_PER_USER)), n_items=n_items, vectorised=True
         )
-        done("generate")
+        clock.done("generate")
         parts = split_interactions(data.interactions, how="leave-last-out", seed=SEED)
         train, val, test = parts.train, parts.val, parts.test
         del data.interactions
-        done("split")
+        clock.done("split")
         extractor = make_extractor(encoder, device="cpu", progress=False)
         texts = review_texts(train)
         vectors = embed_to_memmap(extractor, texts, folder / "review_vectors.npy")
-        done("embed")
+        clock.done("embed")
         scores, sentiment_info = _sentiment(train, texts, encoder)
-        done("sentiment")
-        one_epoch = TrainConfig(epochs=1, patience=0, seed=SEED, device="cpu", progress=False)
-        mf = MFRecommender("ranking", train_config=replace(one_epoch, **TRAINING["mf"])).fit(train)
-        done("train_mf")
-        features = TextFeatures(
-            review_vectors=vectors,
-            sentiment=scores,
-            texts=None,
-            item_ids=None,
-            item_vectors=None,
-        )
-        model_keys = ("n_negatives", "time_safe_text")
-        config = InterestConfig(
-            n_components=len(data.ground_truth["topics"]), **{k: TRAINING["interest"][k] for k in model_keys}
-        )
-        settings = {k: v for k, v in TRAINING["interest"].items() if k not in model_keys}
-        interest = InterestRecommender(
-            config, features, task="ranking", train_config=replace(one_epoch, **settings)
-        ).fit(train)
-        done("train_interest")
-        metrics = {}
-        for name, model in (("mf", mf), ("interest", interest)):
-            ids = model.user_index.ids
-            result = evaluate_ranking(
-                lambda u, m=model, i=ids: m.score_items(i[u]), train, test, model.user_index, model.item_index
-            )
-            metrics[name] = {k: result[k] for k in ("hr@10", "ndcg@10", "mrr", "n_cases", "n_items")}
-            done(f"evaluate_{name}")
+        clock.done("sentiment")
+        models = _train_models(train, vectors, scores, len(data.ground_truth["topics"]), clock)
+        metrics = _evaluate_models(models, train, test, clock)
         return {
             "n_reviews_target": int(n_reviews),
             "n_reviews": int(len(train) + len(val) + len(test)),
@@ -225,7 +270,7 @@ def run_one_size(
             "n_train": int(len(train)),
             "n_test": int(len(test)),
             "encoder": encoder,
-            "stages": stages,
+            "stages": clock.stages,
             "sentiment": sentiment_info,
             "metrics": metrics,
         }
@@ -318,6 +363,51 @@ def _child(
     }
 
 
+def _reusable_runs(reuse: str | Path | None, n_items: int, encoder: str, threads: int) -> dict[int, dict[str, Any]]:
+    """The complete sizes of an earlier result run with the same items, encoder, training and threads.
+
+    Args:
+        reuse: the earlier result JSON (nothing is reused when it is None or not a file).
+        n_items, encoder, threads: the settings of this run.
+
+    Returns:
+        Target review count -> that size's earlier result.
+    """
+    if reuse is None or not Path(reuse).is_file():
+        return {}
+    old = json.loads(Path(reuse).read_text(encoding="utf-8"))
+    same = {
+        "n_items": n_items,
+        "encoder": encoder,
+        "training": json.loads(json.dumps(_training())),
+        "threads": threads,
+        "item_text": ITEM_TEXT,
+    }
+    if not all(old.get("config", {}).get(key) == value for key, value in same.items()):
+        return {}
+    return {r["n_reviews_target"]: r for r in old.get("sizes", []) if r.get("complete")}
+
+
+def _all_exponents(runs: list[dict[str, Any]], fit_from: float) -> dict[str, Any]:
+    """Growth exponents of every stage (time, CPU time, peak memory) and of the complete runs' totals."""
+    exponents: dict[str, Any] = {}
+    for stage in STAGES:
+        have = [r for r in runs if stage in r["stages"]]
+        xs = [r["n_reviews"] for r in have]
+        exponents[stage] = {
+            key: growth_exponents(xs, [r["stages"][stage][key] for r in have], fit_from)
+            for key in ("seconds", "cpu_seconds", "peak_rss_mb")
+        }
+    done = [r for r in runs if r.get("complete")]
+    exponents["total"] = {
+        key: growth_exponents(
+            [r["n_reviews"] for r in done], [sum(s[key] for s in r["stages"].values()) for r in done], fit_from
+        )
+        for key in ("seconds", "cpu_seconds")
+    }
+    return exponents
+
+
 def run_scale_benchmark(
     sizes: Sequence[int] = DEFAULT_SIZES,
     *,
@@ -357,18 +447,7 @@ def run_scale_benchmark(
         raise ValueError(f"threads must be >= 1, got {threads}")
     if not sizes or sizes[0] < MEAN_REVIEWS_PER_USER:
         raise ValueError(f"sizes must be review counts >= {MEAN_REVIEWS_PER_USER}, got {sizes}")
-    earlier: dict[int, dict[str, Any]] = {}
-    if reuse is not None and Path(reuse).is_file():
-        old = json.loads(Path(reuse).read_text(encoding="utf-8"))
-        same = {
-            "n_items": n_items,
-            "encoder": encoder,
-            "training": json.loads(json.dumps(_training())),
-            "threads": threads,
-            "item_text": ITEM_TEXT,
-        }
-        if all(old.get("config", {}).get(key) == value for key, value in same.items()):
-            earlier = {r["n_reviews_target"]: r for r in old.get("sizes", []) if r.get("complete")}
+    earlier = _reusable_runs(reuse, n_items, encoder, threads)
     runs = []
     for size in sizes:
         if size in earlier:
@@ -380,24 +459,9 @@ def run_scale_benchmark(
         run["wall_seconds"] = time.perf_counter() - start
         run["loadavg_before"], run["loadavg_after"] = list(before), list(os.getloadavg())
         runs.append(run)
-    exponents: dict[str, Any] = {}
-    for stage in STAGES:
-        have = [r for r in runs if stage in r["stages"]]
-        xs = [r["n_reviews"] for r in have]
-        exponents[stage] = {
-            key: growth_exponents(xs, [r["stages"][stage][key] for r in have], fit_from)
-            for key in ("seconds", "cpu_seconds", "peak_rss_mb")
-        }
-    done = [r for r in runs if r.get("complete")]
-    exponents["total"] = {
-        key: growth_exponents(
-            [r["n_reviews"] for r in done], [sum(s[key] for s in r["stages"].values()) for r in done], fit_from
-        )
-        for key in ("seconds", "cpu_seconds")
-    }
     result = {
         "sizes": runs,
-        "exponents": exponents,
+        "exponents": _all_exponents(runs, fit_from),
         "machine": {
             "cpu": cpu_model(),
             "cpu_count": os.cpu_count(),

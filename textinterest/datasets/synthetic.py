@@ -23,6 +23,8 @@ rows: the active topic at each review), ``user_bias`` and ``item_quality`` (id -
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -166,14 +168,7 @@ def make_synthetic(
     Returns:
         A ``ReviewDataset`` named "synthetic" with item metadata and ``ground_truth``.
     """
-    if not 1 <= n_topics <= len(TOPICS):
-        raise ValueError(f"n_topics must be between 1 and {len(TOPICS)}, got {n_topics}")
-    if n_users < 1 or n_items < n_topics:
-        raise ValueError(f"need n_users >= 1 and n_items >= n_topics, got n_users={n_users}, n_items={n_items}")
-    if not 1 <= min_reviews <= max_reviews:
-        raise ValueError(f"need 1 <= min_reviews <= max_reviews, got {min_reviews}, {max_reviews}")
-    if not (0.0 <= stay_prob <= 1.0 and 0.0 <= on_topic_prob <= 1.0):
-        raise ValueError("stay_prob and on_topic_prob must be probabilities")
+    _check_arguments(n_users, n_items, n_topics, min_reviews, max_reviews, stay_prob, on_topic_prob)
     rng = np.random.default_rng(seed)
     topic_names = list(TOPICS)[:n_topics]
     vocab = [TOPICS[t] for t in topic_names]
@@ -196,24 +191,84 @@ def make_synthetic(
             stay_prob=stay_prob,
             on_topic_prob=on_topic_prob,
         )
-        return _assemble(
-            cols,
-            items,
-            item_topic,
-            quality,
-            item_ids,
-            topic_names,
-            user_topics,
-            user_bias,
-            n_users,
-            n_items,
-            n_topics,
-            seed,
-            kcore,
-            text_columns=(),
-        )
+        text_columns: tuple[str, ...] = ()
+    else:
+        world = _ReviewWorld(item_topic, quality, item_ids, vocab, by_topic, stay_prob, on_topic_prob)
+        cols, user_topics, user_bias = _reviews_one_at_a_time(rng, n_users, world, min_reviews, max_reviews)
+        text_columns = (TEXT_COL, SUMMARY_COL)
+    return _assemble(
+        cols,
+        items,
+        item_topic,
+        quality,
+        item_ids,
+        topic_names,
+        user_topics,
+        user_bias,
+        n_users,
+        n_items,
+        n_topics,
+        seed,
+        kcore,
+        text_columns=text_columns,
+    )
 
-    # users and their reviews
+
+def _check_arguments(
+    n_users: int,
+    n_items: int,
+    n_topics: int,
+    min_reviews: int,
+    max_reviews: int,
+    stay_prob: float,
+    on_topic_prob: float,
+) -> None:
+    """Raise ``ValueError`` on arguments of :func:`make_synthetic` that describe no world."""
+    if not 1 <= n_topics <= len(TOPICS):
+        raise ValueError(f"n_topics must be between 1 and {len(TOPICS)}, got {n_topics}")
+    if n_users < 1 or n_items < n_topics:
+        raise ValueError(f"need n_users >= 1 and n_items >= n_topics, got n_users={n_users}, n_items={n_items}")
+    if not 1 <= min_reviews <= max_reviews:
+        raise ValueError(f"need 1 <= min_reviews <= max_reviews, got {min_reviews}, {max_reviews}")
+    if not (0.0 <= stay_prob <= 1.0 and 0.0 <= on_topic_prob <= 1.0):
+        raise ValueError("stay_prob and on_topic_prob must be probabilities")
+
+
+@dataclass(frozen=True)
+class _ReviewWorld:
+    """What the one-review-at-a-time generator draws reviews from.
+
+    Attributes:
+        item_topic, quality, item_ids: the items (topic index, hidden quality, id).
+        vocab: each topic's words.
+        by_topic: the item positions of each topic.
+        stay_prob, on_topic_prob: see :func:`make_synthetic`.
+    """
+
+    item_topic: np.ndarray
+    quality: np.ndarray
+    item_ids: list[str]
+    vocab: list[tuple[str, ...]]
+    by_topic: list[np.ndarray]
+    stay_prob: float
+    on_topic_prob: float
+
+
+def _reviews_one_at_a_time(
+    rng: np.random.Generator, n_users: int, world: _ReviewWorld, min_reviews: int, max_reviews: int
+) -> tuple[dict[str, list], dict[str, list[int]], dict[str, float]]:
+    """Draw the users and their reviews one review at a time (the small worlds' generator).
+
+    Args:
+        rng: the world's generator (items already drawn from it).
+        n_users: number of users.
+        world: the items and the review probabilities.
+        min_reviews, max_reviews: see :func:`make_synthetic`.
+
+    Returns:
+        ``(columns, user_topics, user_bias)`` as :func:`textinterest.datasets.synthetic_fast.generate_reviews`.
+    """
+    n_topics = len(world.vocab)
     cols: dict[str, list] = {
         USER_COL: [],
         ITEM_COL: [],
@@ -234,53 +289,61 @@ def make_synthetic(
         user_topics[user] = interests
         bias = float(rng.normal(0.0, 0.5))
         user_bias[user] = bias
-        n = min(int(n_reviews[uid]), n_items)
-        u = rng.random((n, 16))
-        noise = rng.normal(0.0, 0.7, n)
-        gaps = (rng.exponential(10 * DAY, n) + 3600 + u[:, 15] * DAY).astype(np.int64)
-        times = START + int(rng.integers(0, 3 * 365 * DAY)) + np.cumsum(gaps)
-        seen: set[int] = set()
-        active = interests[int(u[0, 0] * k) % k]
-        for r in range(n):
-            if r > 0 and k > 1 and u[r, 0] >= stay_prob:
-                others = [t for t in interests if t != active]
-                active = others[int(u[r, 1] * len(others)) % len(others)]
-            pool = by_topic[active] if u[r, 2] < on_topic_prob else np.arange(n_items)
-            candidates = [j for j in pool if j not in seen]
-            if not candidates:
-                candidates = [j for t in interests for j in by_topic[t] if j not in seen] or [
-                    j for j in range(n_items) if j not in seen
-                ]
-            j = int(candidates[int(u[r, 3] * len(candidates)) % len(candidates)])
-            seen.add(j)
-            off_interest = 0.0 if item_topic[j] in interests else 1.0
-            rating = float(np.clip(np.rint(3.8 + bias + quality[j] - off_interest + noise[r]), 1, 5))
-            text, summary = _review_text(vocab[item_topic[j]], rating, u[r, 4:])
-            cols[USER_COL].append(user)
-            cols[ITEM_COL].append(item_ids[j])
-            cols[RATING_COL].append(rating)
-            cols[TIME_COL].append(int(times[r]))
-            cols[TEXT_COL].append(text)
-            cols[SUMMARY_COL].append(summary)
-            cols[ORDER_COL].append(len(cols[ORDER_COL]))
-            cols["_review_topic"].append(active)
+        n = min(int(n_reviews[uid]), len(world.item_ids))
+        _user_reviews(rng, world, cols, user, interests, bias, n)
+    return cols, user_topics, user_bias
 
-    return _assemble(
-        cols,
-        items,
-        item_topic,
-        quality,
-        item_ids,
-        topic_names,
-        user_topics,
-        user_bias,
-        n_users,
-        n_items,
-        n_topics,
-        seed,
-        kcore,
-        text_columns=(TEXT_COL, SUMMARY_COL),
-    )
+
+def _user_reviews(
+    rng: np.random.Generator,
+    world: _ReviewWorld,
+    cols: dict[str, list],
+    user: str,
+    interests: list[int],
+    bias: float,
+    n: int,
+) -> None:
+    """Append ``n`` reviews of one user (interests, rating bias) to ``cols``, in time order."""
+    k = len(interests)
+    u = rng.random((n, 16))
+    noise = rng.normal(0.0, 0.7, n)
+    gaps = (rng.exponential(10 * DAY, n) + 3600 + u[:, 15] * DAY).astype(np.int64)
+    times = START + int(rng.integers(0, 3 * 365 * DAY)) + np.cumsum(gaps)
+    seen: set[int] = set()
+    active = interests[int(u[0, 0] * k) % k]
+    for r in range(n):
+        if r > 0 and k > 1 and u[r, 0] >= world.stay_prob:
+            others = [t for t in interests if t != active]
+            active = others[int(u[r, 1] * len(others)) % len(others)]
+        j = _pick_item(u[r], active, interests, seen, world)
+        seen.add(j)
+        topic = world.item_topic[j]
+        off_interest = 0.0 if topic in interests else 1.0
+        rating = float(np.clip(np.rint(3.8 + bias + world.quality[j] - off_interest + noise[r]), 1, 5))
+        text, summary = _review_text(world.vocab[topic], rating, u[r, 4:])
+        cols[USER_COL].append(user)
+        cols[ITEM_COL].append(world.item_ids[j])
+        cols[RATING_COL].append(rating)
+        cols[TIME_COL].append(int(times[r]))
+        cols[TEXT_COL].append(text)
+        cols[SUMMARY_COL].append(summary)
+        cols[ORDER_COL].append(len(cols[ORDER_COL]))
+        cols["_review_topic"].append(active)
+
+
+def _pick_item(u: np.ndarray, active: int, interests: list[int], seen: set[int], world: _ReviewWorld) -> int:
+    """The item of one review: an unseen item of the active topic (or of any topic), chosen by ``u``.
+
+    Falls back to the user's other interests, then to any unseen item, when the pool is used up.
+    """
+    n_items, by_topic = len(world.item_ids), world.by_topic
+    pool = by_topic[active] if u[2] < world.on_topic_prob else np.arange(n_items)
+    candidates = [j for j in pool if j not in seen]
+    if not candidates:
+        candidates = [j for t in interests for j in by_topic[t] if j not in seen] or [
+            j for j in range(n_items) if j not in seen
+        ]
+    return int(candidates[int(u[3] * len(candidates)) % len(candidates)])
 
 
 def _assemble(

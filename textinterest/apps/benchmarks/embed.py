@@ -207,6 +207,103 @@ def _time_cache(model: str, cache_texts: Sequence[str], max_length: int, batch_s
     return cache
 
 
+def _prepare_paths(
+    model: str, texts: Sequence[str], wanted: Sequence[str], max_length: int, batch_size: int
+) -> tuple[dict[str, Any], dict[str, float], list[dict]]:
+    """Load (and warm up) the naive path and each wanted path that can run here.
+
+    Returns:
+        ``(runners, setup, skipped)``: path -> a call that embeds ``texts``, path -> setup seconds, and
+        the paths that cannot run here with the reason.
+    """
+    from textinterest.text.features import BertFeatureExtractor, _onnx_available
+
+    runners: dict[str, Any] = {}
+    setup: dict[str, float] = {}
+    skipped: list[dict] = []
+    t0 = time.perf_counter()
+    naive_ex = BertFeatureExtractor(model, max_length=max_length, batch_size=batch_size, device="cpu", use_cache=False)
+    _naive_embed(naive_ex, texts[:4], max_length, batch_size)  # load + warm up
+    setup["naive"] = time.perf_counter() - t0
+    runners["naive"] = lambda: _naive_embed(naive_ex, texts, max_length, batch_size)
+    for path in wanted:
+        fast = None if path == "sorted" else path
+        if path in ("onnx", "onnx-int8") and not _onnx_available():
+            skipped.append({"path": path, "reason": "onnxruntime/onnx not installed"})
+            continue
+        t0 = time.perf_counter()
+        try:
+            ex = BertFeatureExtractor(
+                model,
+                max_length=max_length,
+                batch_size=batch_size,
+                device="cpu",
+                use_cache=False,
+                fast=fast,
+                progress=False,
+            )
+            ex.embed(texts[:4])  # load, export/quantize, warm up
+        except Exception as exc:  # a path that cannot run here is reported, not fatal
+            skipped.append({"path": path, "reason": f"{type(exc).__name__}: {exc}"})
+            continue
+        setup[path] = time.perf_counter() - t0
+        runners[path] = functools.partial(ex.embed, texts)
+    return runners, setup, skipped
+
+
+def _time_paths(
+    runners: dict[str, Any], repeats: int, n: int, say: Any
+) -> tuple[dict[str, list[float]], dict[str, np.ndarray], dict[str, float]]:
+    """Run every path ``repeats`` times, the paths taking turns.
+
+    Returns:
+        ``(times, outputs, rss)``: path -> seconds of each run, path -> its last vectors, path -> the
+        process's peak RSS (MB) after its last run.
+    """
+    times: dict[str, list[float]] = {p: [] for p in runners}
+    outputs: dict[str, np.ndarray] = {}
+    rss: dict[str, float] = {}
+    for r in range(repeats):
+        for path, fn in runners.items():
+            t0 = time.perf_counter()
+            outputs[path] = fn()
+            times[path].append(time.perf_counter() - t0)
+            rss[path] = peak_rss_mb()
+            say(f"  repeat {r + 1}/{repeats} {path:<10} {n / times[path][-1]:8.1f} reviews/s", flush=True)
+    return times, outputs, rss
+
+
+def _path_rows(
+    times: dict[str, list[float]],
+    outputs: dict[str, np.ndarray],
+    setup: dict[str, float],
+    rss: dict[str, float],
+    n: int,
+) -> list[dict]:
+    """One result row per path: throughput (median and best), ratio to naive, cosine agreement with naive."""
+    ref = outputs["naive"]
+    naive_rate = n / statistics.median(times["naive"])
+    rows = []
+    for path in times:
+        med = statistics.median(times[path])
+        cos = _cosines(outputs[path], ref)
+        rows.append(
+            {
+                "path": path,
+                "reviews_per_s": n / med,
+                "best_reviews_per_s": n / min(times[path]),
+                "median_s": med,
+                "seconds": times[path],
+                "speedup_vs_naive": (n / med) / naive_rate,
+                "cos_mean": float(cos.mean()),
+                "cos_min": float(cos.min()),
+                "setup_s": setup[path],
+                "peak_rss_mb": rss[path],
+            }
+        )
+    return rows
+
+
 def run_embed_benchmark(
     n: int = 512,
     max_length: int = 128,
@@ -240,7 +337,7 @@ def run_embed_benchmark(
         ``seconds`` (all repeats), ``speedup_vs_naive``, ``cos_mean``, ``cos_min``,
         ``setup_s`` and ``peak_rss_mb``.
     """
-    from textinterest.text.features import BertFeatureExtractor, _onnx_available, configure_threads
+    from textinterest.text.features import configure_threads
 
     configure_threads()
     if texts is None:
@@ -257,68 +354,9 @@ def run_embed_benchmark(
     wanted = list(paths) if paths is not None else ["sorted", "int8", "onnx", "onnx-int8"]
     say = print if verbose else (lambda *a, **k: None)
 
-    runners: dict[str, Any] = {}
-    setup: dict[str, float] = {}
-    skipped: list[dict] = []
-    rss: dict[str, float] = {}
-    t0 = time.perf_counter()
-    naive_ex = BertFeatureExtractor(model, max_length=max_length, batch_size=batch_size, device="cpu", use_cache=False)
-    _naive_embed(naive_ex, texts[:4], max_length, batch_size)  # load + warm up
-    setup["naive"] = time.perf_counter() - t0
-    runners["naive"] = lambda: _naive_embed(naive_ex, texts, max_length, batch_size)
-    for path in wanted:
-        fast = None if path == "sorted" else path
-        if path in ("onnx", "onnx-int8") and not _onnx_available():
-            skipped.append({"path": path, "reason": "onnxruntime/onnx not installed"})
-            continue
-        t0 = time.perf_counter()
-        try:
-            ex = BertFeatureExtractor(
-                model,
-                max_length=max_length,
-                batch_size=batch_size,
-                device="cpu",
-                use_cache=False,
-                fast=fast,
-                progress=False,
-            )
-            ex.embed(texts[:4])  # load, export/quantize, warm up
-        except Exception as exc:  # a path that cannot run here is reported, not fatal
-            skipped.append({"path": path, "reason": f"{type(exc).__name__}: {exc}"})
-            continue
-        setup[path] = time.perf_counter() - t0
-        runners[path] = functools.partial(ex.embed, texts)
-
-    times: dict[str, list[float]] = {p: [] for p in runners}
-    outputs: dict[str, np.ndarray] = {}
-    for r in range(repeats):
-        for path, fn in runners.items():
-            t0 = time.perf_counter()
-            outputs[path] = fn()
-            times[path].append(time.perf_counter() - t0)
-            rss[path] = peak_rss_mb()
-            say(f"  repeat {r + 1}/{repeats} {path:<10} {n / times[path][-1]:8.1f} reviews/s", flush=True)
-
-    ref = outputs["naive"]
-    naive_rate = n / statistics.median(times["naive"])
-    rows = []
-    for path in runners:
-        med = statistics.median(times[path])
-        cos = _cosines(outputs[path], ref)
-        rows.append(
-            {
-                "path": path,
-                "reviews_per_s": n / med,
-                "best_reviews_per_s": n / min(times[path]),
-                "median_s": med,
-                "seconds": times[path],
-                "speedup_vs_naive": (n / med) / naive_rate,
-                "cos_mean": float(cos.mean()),
-                "cos_min": float(cos.min()),
-                "setup_s": setup[path],
-                "peak_rss_mb": rss[path],
-            }
-        )
+    runners, setup, skipped = _prepare_paths(model, texts, wanted, max_length, batch_size)
+    times, outputs, rss = _time_paths(runners, repeats, n, say)
+    rows = _path_rows(times, outputs, setup, rss, n)
 
     cache = _time_cache(
         model, texts if not cache_n or cache_n == n else benchmark_texts(cache_n)[0], max_length, batch_size, say

@@ -15,18 +15,23 @@ Usage (needs TEXTINTEREST_DATA or --data-home pointing at the shared data folder
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from textinterest.apps.cli_types import OneLineParser
 from textinterest.constants import SEED, SUMMARY_COL, TEXT_COL
+
+LOGGER = "sentiment_mi"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -66,23 +71,25 @@ def review_text(df) -> list[str]:
     return [t if t.strip() else s for t, s in zip(df[TEXT_COL].tolist(), df[SUMMARY_COL].tolist(), strict=True)]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Train and evaluate the chosen classifiers; prints one JSON object."""
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
-    log = logging.getLogger("sentiment_mi")
+@dataclass
+class _Texts:
+    """Labelled review texts of the three splits (the training part possibly subsampled)."""
 
-    import torch
+    x_train: list[str]
+    y_train: np.ndarray
+    x_val: list[str]
+    y_val: np.ndarray
+    x_test: list[str]
+    y_test: np.ndarray
+    info: dict
 
+
+def _labelled_texts(args: argparse.Namespace) -> _Texts:
+    """Load Musical Instruments, split it, label each split and subsample training to ``--max-train``."""
     from textinterest.datasets import load_dataset
     from textinterest.datasets.splits import split_interactions
-    from textinterest.evaluation import classification_metrics
-    from textinterest.text.features import configure_threads
-    from textinterest.text.sentiment import SentimentClassifier, TfidfLogisticBaseline, sentiment_labels
+    from textinterest.text.sentiment import sentiment_labels
 
-    if args.threads:
-        configure_threads(args.threads)
-    started = time.perf_counter()
     ds = load_dataset("amazon:Musical_Instruments", data_home=args.data_home)
     split = split_interactions(ds.interactions, args.split, seed=args.seed)
     parts = {}
@@ -110,86 +117,139 @@ def main(argv: list[str] | None = None) -> int:
         }
         for name in ("train", "val", "test")
     }
-    log.info("data: %s", data_info)
+    return _Texts(x_tr, y_tr, x_va, y_va, x_te, y_te, data_info)
+
+
+def _machine(device: str) -> dict:
+    """Torch version, CUDA device, threads, Python and CPU count for the result."""
+    import torch
+
+    return {
+        "device": device,
+        "torch": torch.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def _evaluate(model: Any, name: str, fit_s: float, texts: _Texts) -> dict:
+    """Validation and test macro-F1 (and test accuracy, confusion, timings) of a fitted classifier."""
+    from textinterest.evaluation import classification_metrics
+
+    t0 = time.perf_counter()
+    pred_val = model.predict(texts.x_val)
+    pred_test = model.predict(texts.x_test)
+    pred_s = time.perf_counter() - t0
+    val = classification_metrics(texts.y_val, pred_val, labels=[0, 1], target_names=["negative", "positive"])
+    test = classification_metrics(texts.y_test, pred_test, labels=[0, 1], target_names=["negative", "positive"])
+    out = {
+        "val_macro_f1": val["macro_f1"],
+        "test_macro_f1": test["macro_f1"],
+        "test_accuracy": test["accuracy"],
+        "test_confusion": test["confusion"],
+        "fit_seconds": fit_s,
+        "predict_seconds": pred_s,
+        "history": getattr(model, "history_", None),
+    }
+    logging.getLogger(LOGGER).info(
+        "%s: val macro-F1 %.4f, test macro-F1 %.4f (fit %.1f s)",
+        name,
+        out["val_macro_f1"],
+        out["test_macro_f1"],
+        fit_s,
+    )
+    return out
+
+
+def _run_tfidf(args: argparse.Namespace, texts: _Texts) -> dict:
+    """Fit and evaluate the TF-IDF + logistic regression baseline."""
+    from textinterest.text.sentiment import TfidfLogisticBaseline
+
+    t0 = time.perf_counter()
+    tfidf = TfidfLogisticBaseline(seed=args.seed).fit(texts.x_train, texts.y_train, texts.x_val, texts.y_val)
+    out = _evaluate(tfidf, "tfidf", time.perf_counter() - t0, texts)
+    out["C"] = tfidf.C_
+    return out
+
+
+def _run_bert(args: argparse.Namespace, texts: _Texts, machine: dict) -> dict:
+    """Fit and evaluate the BERT classifier in ``--mode``; records its device in ``machine``."""
+    from textinterest.text.sentiment import SentimentClassifier
+
+    clf = SentimentClassifier(
+        args.model,
+        num_labels=2,
+        mode=args.mode,
+        max_length=args.max_length,
+        lr=args.lr,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=args.device,
+        train_last_layers=args.train_last_layers,
+        cache_dir=args.cache_dir,
+        fast=None if args.fast == "none" else args.fast,
+    )
+    machine["device"] = clf.device
+    t0 = time.perf_counter()
+    clf.fit(texts.x_train, texts.y_train, texts.x_val, texts.y_val)
+    fit_s = time.perf_counter() - t0
+    out = {
+        "mode": args.mode,
+        "train_last_layers": args.train_last_layers,
+        "best_epoch": clf.best_epoch_,
+        **_evaluate(clf, f"bert-{args.mode}", fit_s, texts),
+    }
+    if args.mode == "frozen":
+        out["C"] = clf.C_
+        out["fast"] = clf.extractor.fast_mode
+    if args.mode == "finetune":
+        out["train_samples_per_s_incl_val"] = len(texts.x_train) * len(clf.history_) / fit_s
+    return out
+
+
+def _import_libraries() -> None:
+    """Import torch and the modules a run uses, so that ``total_seconds`` does not time their import."""
+    for module in (
+        "torch",
+        "textinterest.datasets",
+        "textinterest.datasets.splits",
+        "textinterest.evaluation",
+        "textinterest.text.sentiment",
+    ):
+        importlib.import_module(module)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train and evaluate the chosen classifiers; prints one JSON object."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
+    log = logging.getLogger(LOGGER)
+
+    _import_libraries()
+    from textinterest.text.features import configure_threads
+
+    if args.threads:
+        configure_threads(args.threads)
+    started = time.perf_counter()
+    texts = _labelled_texts(args)
+    log.info("data: %s", texts.info)
 
     result: dict = {
         "dataset": "amazon:Musical_Instruments",
         "labels": "binary: rating>=4 -> 1, <=2 -> 0, 3 left out",
         "split": args.split,
-        "data": data_info,
+        "data": texts.info,
         "args": vars(args),
-        "machine": {
-            "device": args.device,
-            "torch": torch.__version__,
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "torch_threads": torch.get_num_threads(),
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-        },
+        "machine": _machine(args.device),
         "command": " ".join(["textinterest benchmark sentiment", *(argv if argv is not None else sys.argv[1:])]),
     }
-
-    def evaluate(model, name: str, fit_s: float) -> dict:
-        t0 = time.perf_counter()
-        pred_val = model.predict(x_va)
-        pred_test = model.predict(x_te)
-        pred_s = time.perf_counter() - t0
-        val = classification_metrics(y_va, pred_val, labels=[0, 1], target_names=["negative", "positive"])
-        test = classification_metrics(y_te, pred_test, labels=[0, 1], target_names=["negative", "positive"])
-        out = {
-            "val_macro_f1": val["macro_f1"],
-            "test_macro_f1": test["macro_f1"],
-            "test_accuracy": test["accuracy"],
-            "test_confusion": test["confusion"],
-            "fit_seconds": fit_s,
-            "predict_seconds": pred_s,
-            "history": getattr(model, "history_", None),
-        }
-        log.info(
-            "%s: val macro-F1 %.4f, test macro-F1 %.4f (fit %.1f s)",
-            name,
-            out["val_macro_f1"],
-            out["test_macro_f1"],
-            fit_s,
-        )
-        return out
-
     if not args.no_tfidf:
-        t0 = time.perf_counter()
-        tfidf = TfidfLogisticBaseline(seed=args.seed).fit(x_tr, y_tr, x_va, y_va)
-        result["tfidf_logreg"] = evaluate(tfidf, "tfidf", time.perf_counter() - t0)
-        result["tfidf_logreg"]["C"] = tfidf.C_
-
+        result["tfidf_logreg"] = _run_tfidf(args, texts)
     if args.mode != "tfidf":
-        clf = SentimentClassifier(
-            args.model,
-            num_labels=2,
-            mode=args.mode,
-            max_length=args.max_length,
-            lr=args.lr,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            device=args.device,
-            train_last_layers=args.train_last_layers,
-            cache_dir=args.cache_dir,
-            fast=None if args.fast == "none" else args.fast,
-        )
-        result["machine"]["device"] = clf.device
-        t0 = time.perf_counter()
-        clf.fit(x_tr, y_tr, x_va, y_va)
-        fit_s = time.perf_counter() - t0
-        result["bert"] = {
-            "mode": args.mode,
-            "train_last_layers": args.train_last_layers,
-            "best_epoch": clf.best_epoch_,
-            **evaluate(clf, f"bert-{args.mode}", fit_s),
-        }
-        if args.mode == "frozen":
-            result["bert"]["C"] = clf.C_
-            result["bert"]["fast"] = clf.extractor.fast_mode
-        if args.mode == "finetune":
-            result["bert"]["train_samples_per_s_incl_val"] = len(x_tr) * len(clf.history_) / fit_s
+        result["bert"] = _run_bert(args, texts, result["machine"])
     result["total_seconds"] = time.perf_counter() - started
     text = json.dumps(result, indent=2, default=float)
     print(text)
