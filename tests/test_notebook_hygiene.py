@@ -211,3 +211,18 @@ def test_results_notebook_runs_the_default_evaluate_models():
 
     defaults = _parameter_defaults(NOTEBOOKS_DIR / "06_results_and_explanations.ipynb")
     assert tuple(defaults["MODELS"]) == registry.default_names()
+
+
+NOT_VERBS = {"how", "what", "why", "when", "which", "the", "a", "an", "to"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_learning_goals_start_with_a_verb(path):
+    """'After this notebook you can' + each bullet must read as a sentence: the bullet starts with a verb."""
+    intro = _read(path).cells[0].source
+    goals = re.search(r"\*\*Learning goals\.\*\*(.*?)\n\n\*\*", intro, flags=re.S)
+    assert goals, f"{path.name}: no **Learning goals.** list in the first cell"
+    bullets = re.findall(r"^- (\S+)", goals.group(1), flags=re.M)
+    assert bullets, f"{path.name}: the learning goals are not a bullet list"
+    bad = [b for b in bullets if b.lower() in NOT_VERBS or not b[0].islower()]
+    assert not bad, f"{path.name}: learning goals must start with a verb ('explain', 'compute', ...), not {bad}"
