@@ -51,7 +51,15 @@ def _report(root: Path) -> Path:
     (report / "figures" / "00_plot.png").write_bytes(png)
     figure = new_code_cell("plt.plot([0, 1, 2], [1, 0, 1])", execution_count=1)
     figure.outputs = [new_output("display_data", data={"image/png": base64.b64encode(png).decode()})]
-    first = new_notebook(cells=[new_markdown_cell("# 00 · A tour\n\nSome $x_j$ text."), figure])
+    first = new_notebook(
+        cells=[
+            new_markdown_cell(
+                "# 00 · A tour\n\n[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+                "(https://colab.research.google.com/)\n\nSome $x_j$ text."
+            ),
+            figure,
+        ]
+    )
     second = new_notebook(cells=[new_markdown_cell("# 01 · Next"), new_code_cell("1 + 1", execution_count=1)])
     second.cells[1].outputs = [new_output("execute_result", data={"text/plain": "2"}, execution_count=1)]
     nbformat.write(first, report / "executed" / "00_tour.ipynb")
@@ -89,8 +97,10 @@ def test_pages_load_nothing_from_the_network_and_embed_their_figures(site):
         text = page.read_text(encoding="utf-8")
         assert not re.search(r'<script[^>]*src="https?://', text), f"{page.name} loads a script from the network"
         assert not re.search(r'<link[^>]*href="https?://', text), f"{page.name} loads a style sheet from the network"
+        assert not re.search(r'<img[^>]*src="https?://', text), f"{page.name} loads an image from the network"
     tour = (site / "notebooks" / "00_tour.html").read_text(encoding="utf-8")
     assert "data:image/png;base64," in tour
+    assert re.search(r'<a href="https://colab.research.google.com/"[^>]*>Open In Colab</a>', tour)  # the badge
 
 
 def test_mathjax_only_when_asked(tmp_path):

@@ -11,9 +11,10 @@ which writes::
     ├── notebooks/<nb>.html     each executed notebook rendered by nbconvert, figures embedded as data URIs
     └── report/index.html       the report's index (results, statuses, environment) with its figures/
 
-The pages load no script or style sheet from the network, so the site can be opened from disk or served
-from any static host. The price is MathJax: equations show as their TeX source. ``--mathjax URL`` adds
-it back for a site served online.
+The pages load nothing from the network (no script, style sheet or image: a badge such as "Open in
+Colab" becomes its text, still a link), so the site can be opened from disk or served from any static
+host. The price is MathJax: equations show as their TeX source. ``--mathjax URL`` adds it back for a
+site served online.
 
 nbconvert renders the notebooks because the package already depends on it (``reproduce`` uses it) and
 it is what Jupyter itself uses to export a notebook: no second toolchain (Sphinx for Jupyter Book,
@@ -38,11 +39,18 @@ _EXTERNAL = re.compile(
     r'<script\b[^>]*\bsrc="https?://[^"]*"[^>]*>\s*</script>|<link\b[^>]*\bhref="https?://[^"]*"[^>]*/?>',
     flags=re.IGNORECASE,
 )
+_REMOTE_IMAGE = re.compile(r'<img\b[^>]*\bsrc="https?://[^"]*"[^>]*>', flags=re.IGNORECASE)
+_ALT = re.compile(r'\balt="([^"]*)"', flags=re.IGNORECASE)
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;line-height:1.45}"
     "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
     "th{background:#f3f3f3}.failed{color:#b00}"
 )
+
+
+def _alt_text(image: re.Match[str]) -> str:
+    alt = _ALT.search(image.group(0))
+    return alt.group(1) if alt and alt.group(1) else "image"
 
 
 def render_notebook(path: str | Path, mathjax_url: str | None = None) -> str:
@@ -56,6 +64,8 @@ def render_notebook(path: str | Path, mathjax_url: str | None = None) -> str:
 
     body, _ = HTMLExporter(template_name="lab").from_filename(str(path))
     body = _EXTERNAL.sub("", body)  # require.js and MathJax from a CDN: nothing the outputs need
+    # a badge from the network (Open in Colab) becomes its alternative text; the link around it stays
+    body = _REMOTE_IMAGE.sub(_alt_text, body)
     if mathjax_url:
         script = f'<script src="{html.escape(mathjax_url)}"></script>'
         body = body.replace("</head>", f"{script}\n</head>", 1)
