@@ -3,7 +3,9 @@
 For a user with training history (in time order, key ``(timestamp, source_order)``) each step is
 
     x_j = [review vector e_j (D) | item representation of the reviewed item (H) |
-           sentiment s_j | normalised rating | rated flag | log(1 + days since previous review)]
+           normalised rating | rated flag | log(1 + days since previous review) | sentiment s_j]
+
+(e_j and s_j only with ``use_text``, s_j only with ``use_sentiment``: the slot is dropped, not zeroed)
 
     z_j = GELU(W_in x_j)                        step embedding        (B, T, H)
     h_j = LSTM(h_{j-1}, z_j)                     hidden state          (B, T, H)   (z_j when use_lstm=False)
@@ -26,7 +28,8 @@ pass: training on interaction t uses only steps j < t (causal), and validation /
 whole training history.
 
 Composition. For a candidate item i with representation u_i = LN(E_item[i] + W_text t_i)
-(t_i: its text vector, the mean of its training reviews):
+(t_i: its text vector, its description's or the mean of its training reviews; with ``time_safe_text``
+only the reviews written before the scored time):
 
     beta_k(i) = softmax_k((W_q u_i) . (W_k c_k) / sqrt(H))
     v*(i)     = sum_k beta_k(i) c_k

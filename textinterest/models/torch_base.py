@@ -205,6 +205,28 @@ class TorchRecommender(Recommender):
         self.check_fitted()
         return self._train_df
 
+    def training_batches(self, epoch: int = 0, seed: int | None = None) -> Iterator[dict[str, torch.Tensor]]:
+        """The batches one training epoch draws (on the CPU), to inspect them or recompute the loss by hand.
+
+        Args:
+            epoch: the epoch number given to the batch builder.
+            seed: seed of the shuffling; None: the training seed.
+        """
+        self.check_fitted()
+        rng = np.random.default_rng(self.train_config.seed if seed is None else seed)
+        return self._batches(epoch, rng)
+
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The training loss of one batch of :meth:`training_batches` with the fitted weights: a scalar tensor.
+
+        Computed in eval mode (no dropout) and without gradients; otherwise exactly the loss the trainer
+        minimises.
+        """
+        self.check_fitted()
+        self.module.eval()
+        with torch.no_grad():
+            return self._loss(self.module, {k: v.to(self.device) for k, v in batch.items()})
+
     # -- helpers ------------------------------------------------------------------------------
 
     def check_fitted(self) -> None:

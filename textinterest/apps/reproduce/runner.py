@@ -187,8 +187,9 @@ def _execute(ctx: _Run, notebook: Path, params: dict[str, Any]) -> None:
         progress_bar=False,
         log_output=False,
         # the kernel's own start-up and shut-down messages (such as an interrupt after a failed
-        # cell) would break the progress lines
-        extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+        # cell) would break the progress lines; figures go into the executed notebook even when the
+        # environment picks a non-interactive backend (MPLBACKEND=Agg in CI would leave them out)
+        extra_arguments=["--IPKernelApp.log_level=CRITICAL", "--IPKernelApp.matplotlib=inline"],
     )
 
 
