@@ -156,7 +156,7 @@ def _parse_json(raw: bytes) -> Any:
     try:
         return json.loads(raw, parse_constant=_refuse_nan)
     except RecursionError:
-        raise _ClientError(400, "the request body is nested too deeply") from None
+        raise _ClientError(400, "the request body's JSON is nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError, bad UTF-8, an integer with too many digits
         raise _ClientError(400, f"the request body is not valid JSON: {str(exc)[:200]}") from None
 
