@@ -1,4 +1,4 @@
-"""The one review schema of history files, the CLI and the HTTP API: what it refuses, and that it agrees with the loaders."""
+"""The one review schema of history files, the CLI and the HTTP API: what it refuses; it agrees with the loaders."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Generated hostile request suites through the HTTP client: no 5xx, and a 200 only for a valid request with a full answer."""
+"""Generated hostile requests through the HTTP client: no 5xx; a 200 only for a valid request, with a full answer."""
 
 from __future__ import annotations
 

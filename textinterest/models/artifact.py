@@ -387,11 +387,18 @@ def _check_shape(path: Path, manifest: dict[str, Any]) -> None:
                 f"{path}: an ID-only {kind} model lists text files or an encoder ({', '.join(extra) or 'encoder'})"
             )
     sentiment = manifest["sentiment"]
+    known = needed | ({"texts.json"} if uses_text else set())
     if sentiment is not None:
         _check_fields(path, "sentiment ", sentiment, {"folder": (str,), "mode": (str,)})
         prefix = sentiment["folder"].rstrip("/") + "/"
         if ".." in Path(sentiment["folder"]).parts or not any(name.startswith(prefix) for name in files):
             raise ArtifactError(f"{path}: the sentiment head's files are not among the hashed files")
+        known |= {name for name in files if name.startswith(prefix)}
+    elif uses_text and manifest.get("sentiment_input") == "classifier":
+        raise ArtifactError(f"{path}: the model reads sentiment from a classifier, but no sentiment head is given")
+    unused = sorted(set(files) - known)
+    if unused:
+        raise ArtifactError(f"{path}: lists {unused[0]}, a file this {kind} model does not use")
 
 
 def _check_files(folder: Path, manifest: dict[str, Any]) -> None:
