@@ -159,7 +159,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from textinterest.apps.serve import create_app
 
     app = create_app(_load(args))
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    # idle keep-alive connections close after 5 s; a body that is not in within 10 s gets 408 (Limits)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_keep_alive=5)
     return 0
 
 

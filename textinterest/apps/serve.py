@@ -263,6 +263,7 @@ def create_app(model: Any, limits: Limits | None = None) -> Any:
         from fastapi.responses import JSONResponse
         from starlette.concurrency import run_in_threadpool
         from starlette.exceptions import HTTPException
+        from starlette.requests import ClientDisconnect
     except ImportError as exc:  # pragma: no cover - optional extra
         raise ImportError("serving needs the 'serve' extra: pip install 'textinterest[serve]'") from exc
 
@@ -330,7 +331,11 @@ def create_app(model: Any, limits: Limits | None = None) -> Any:
         }
 
     async def answer(request: Request, make_job: Callable[[Any], Callable[[], dict[str, Any]]]) -> dict[str, Any]:
-        job = make_job(_parse_json(await request.body()))  # checked here, cheaply, before queuing for the model
+        try:
+            raw = await request.body()
+        except ClientDisconnect:  # nobody is left to answer; not an error of the service
+            raise _ClientError(400, "the client disconnected before sending the whole body") from None
+        job = make_job(_parse_json(raw))  # checked here, cheaply, before queuing for the model
         return await run_in_threadpool(service.run_locked, job)
 
     @app.post("/recommend")
