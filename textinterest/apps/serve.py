@@ -12,8 +12,8 @@ Every review, id and number is checked by the one review schema that ``recommend
 dates within 1990-2100, ratings within the model's range, strict integers, UTF-8 ids, no new item
 under a catalogue id. Each request's work is bounded (:class:`Limits`: reviews per history, texts
 and characters the encoder reads, and the body in bytes) so that the slowest accepted request
-takes about a second on two CPU cores; scoring runs in a worker thread, one request at a time, so
-``/health`` answers while a request is scored.
+takes about a second on two CPU cores; scoring runs in one worker thread, one request at a time,
+so ``/health`` answers while a request is scored.
 
 Every error is ``{"error": "<what is wrong>"}``: 400 for a body that is not JSON, 404 for an unknown
 user, item or path, 405 for a wrong method, 408 for a body that does not arrive within
@@ -30,6 +30,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,6 +183,9 @@ class _Service:
         # texts the model embeds from a history: its last max_history reviews (text models only)
         self.window = int(config.max_history) if getattr(config, "use_text", False) else 0
         self.lock = threading.Lock()  # one forward pass at a time: torch already uses every core for one
+        # one scoring thread: requests queue here instead of holding server threads, and torch's
+        # allocations stay in one thread's malloc arena (a pool of threads each keeps its own: memory grows)
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="textinterest-scoring")
 
     def in_catalogue(self, item: Any) -> bool:
         return int(self.model.item_index.index_of([item])[0]) >= 0
@@ -261,7 +265,6 @@ def create_app(model: Any, limits: Limits | None = None) -> Any:
         from fastapi import FastAPI, Request
         from fastapi.exceptions import RequestValidationError
         from fastapi.responses import JSONResponse
-        from starlette.concurrency import run_in_threadpool
         from starlette.exceptions import HTTPException
         from starlette.requests import ClientDisconnect
     except ImportError as exc:  # pragma: no cover - optional extra
@@ -336,7 +339,7 @@ def create_app(model: Any, limits: Limits | None = None) -> Any:
         except ClientDisconnect:  # nobody is left to answer; not an error of the service
             raise _ClientError(400, "the client disconnected before sending the whole body") from None
         job = make_job(_parse_json(raw))  # checked here, cheaply, before queuing for the model
-        return await run_in_threadpool(service.run_locked, job)
+        return await asyncio.get_running_loop().run_in_executor(service.executor, service.run_locked, job)
 
     @app.post("/recommend")
     async def recommend_endpoint(request: Request) -> dict[str, Any]:
