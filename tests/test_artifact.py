@@ -36,7 +36,7 @@ def test_saved_folder_holds_json_and_safetensors_only(interest):
     assert MANIFEST in names and "model.safetensors" in names and "history.safetensors" in names
     assert all(n.endswith((".json", ".safetensors")) for n in names), names
     manifest = read_manifest(folder)
-    assert manifest["format_version"] == 1 and manifest["kind"] == "interest"
+    assert manifest["format_version"] == 2 and manifest["kind"] == "interest"
     assert manifest["encoder"]["content_hash"] and manifest["sentiment"]["mode"] == "frozen"
     assert "hr@10" in manifest["training"]["metrics"] and manifest["n_users"] == 40
 

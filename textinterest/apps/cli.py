@@ -364,7 +364,7 @@ def _user_error(error: BaseException) -> bool:
     if isinstance(error, (ValueError, KeyError)) and error.__traceback__ is not None:
         # The package checks its inputs with ValueError/KeyError and a message saying what is wrong; the
         # same classes raised inside numpy, pandas or torch are bugs of ours and keep their traceback.
-        package = Path(__file__).resolve().parent
+        package = Path(__file__).resolve().parents[1]  # textinterest/, not apps/
         innermost = traceback.extract_tb(error.__traceback__)[-1]
         return package in Path(innermost.filename).resolve().parents
     return False

@@ -9,7 +9,8 @@
     textinterest serve DIR [--host 127.0.0.1] [--port 8000]
 
 A history file has one JSON review per line: ``{"text": ..., "timestamp": ..., "rating": 4, "item_id": ...}``
-(``rating`` and ``item_id`` optional; ``timestamp`` in seconds or an ISO 8601 date).
+(``rating`` and ``item_id`` optional; ``timestamp`` in Unix seconds or an ISO 8601 date), checked by the
+review schema the HTTP API uses (:mod:`textinterest.datasets.review_schema`).
 """
 
 from __future__ import annotations
@@ -55,11 +56,24 @@ def read_history_file(path: str | Path) -> list[dict[str, Any]]:
     return reviews
 
 
-def _raw_id(index: Any, raw: str) -> Any:
-    """A command-line id as the model stores it (ids saved as ints are looked up as ints)."""
+def _raw_id(model: Any, index: Any, raw: str, name: str) -> Any:
+    """A command-line id as the model stores it (ids saved as ints are looked up as ints), checked by the schema."""
+    from textinterest.datasets.review_schema import ReviewSchema
+
+    raw = ReviewSchema.for_model(model).identifier(raw, name)
     if raw not in index and raw.lstrip("-").isdigit() and int(raw) in index:
         return int(raw)
     return raw
+
+
+def _history(model: Any, path: str | Path) -> list[dict[str, Any]]:
+    """A history file's reviews, checked by the review schema the HTTP API uses (the file is named in errors)."""
+    from textinterest.datasets.review_schema import ReviewError, ReviewSchema
+
+    try:
+        return ReviewSchema.for_model(model).history(read_history_file(path))
+    except ReviewError as exc:
+        raise ReviewError(f"{path}: {exc}") from None
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -100,12 +114,10 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 
     model = _load(args)
     if args.history is not None:
-        items = recommend_for_history(
-            model, read_history_file(args.history), args.k, exclude_seen=not args.include_seen
-        )
+        items = recommend_for_history(model, _history(model, args.history), args.k, exclude_seen=not args.include_seen)
         who: dict[str, Any] = {"history": str(args.history)}
     else:
-        user = _raw_id(model.user_index, args.user)
+        user = _raw_id(model, model.user_index, args.user, "--user")
         items = recommend(model, user, args.k, exclude_seen=not args.include_seen)
         who = {"user_id": user}
     if args.json:
@@ -120,11 +132,11 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from textinterest.models.recommend import explain
 
     model = _load(args)
-    item = _raw_id(model.item_index, args.item)
+    item = _raw_id(model, model.item_index, args.item, "--item")
     if args.history is not None:
-        out = explain(model, item_id=item, history=read_history_file(args.history), top_n=args.top_n)
+        out = explain(model, item_id=item, history=_history(model, args.history), top_n=args.top_n)
     else:
-        out = explain(model, _raw_id(model.user_index, args.user), item, top_n=args.top_n)
+        out = explain(model, _raw_id(model, model.user_index, args.user, "--user"), item, top_n=args.top_n)
     if args.json:
         _print_json(out)
     else:
@@ -147,7 +159,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from textinterest.apps.serve import create_app
 
     app = create_app(_load(args))
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    # idle keep-alive connections close after 5 s; a body that is not in within 10 s gets 408 (Limits)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_keep_alive=5)
     return 0
 
 

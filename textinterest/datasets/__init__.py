@@ -42,6 +42,7 @@ _SUBMODULES = {
     "synthetic",
     "summary",
     "splits",
+    "review_schema",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -12,10 +12,21 @@ A folder written by :func:`save_recommender` holds everything needed to score, r
     texts.json                   the training review texts (text models; shown by ``explain``)
     sentiment/                   the frozen sentiment head (:meth:`SentimentClassifier.save`), when used
 
-JSON and safetensors only: loading executes no stored code. Each data file's sha256 is recorded,
-so a truncated or edited file is reported instead of silently giving other scores. Loading checks
-the format version (a newer one is refused) and that the text encoder at hand has the content hash
-the model was trained with (another encoder would give review vectors the model never saw).
+JSON and safetensors only: loading executes no stored code. Loading verifies everything it reads:
+
+- the sha256 of every file (the sentiment head's included) recorded in the manifest, and the
+  manifest's own sha256 (``manifest_sha256``, over its canonical JSON without that key), so an
+  edited configuration value is refused like an edited weight;
+- the manifest's shape (each field's type) and the kind against the files (a text model has its
+  encoder reference, review vectors and texts; an ID-only model has none of them);
+- consistency: vocabulary sizes against ``n_users`` / ``n_items``, history arrays against the
+  vocabulary and ``n_history_rows``, the network's tensors against the configuration, the
+  sentiment head against the encoder's width;
+- the format version (a newer one is refused, and format 1, which did not hash its configuration
+  and sentiment head, too) and that the text encoder at hand has the content hash the model was
+  trained with (another encoder would give review vectors the model never saw).
+
+Any failure is an :class:`ArtifactError` of one line naming the file.
 """
 
 from __future__ import annotations
@@ -26,6 +37,8 @@ import json
 import os
 import platform
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +61,34 @@ __all__ = [
     "save_recommender",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "textinterest_artifact.json"
 # the model families this format stores (each class says its own: ``artifact_kind``)
 KINDS = ("interest", "mf", "seq-lstm")
 
 
 class ArtifactError(ValueError):
-    """A saved recommender cannot be written or read as asked (the message says what and where)."""
+    """A saved recommender cannot be written or read as asked (one line saying what and where)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" | ".join(part.strip() for part in str(message).splitlines() if part.strip()))
+
+
+@contextmanager
+def _reading(path: Path, what: str = "cannot be read") -> Iterator[None]:
+    """Turn any error while reading ``path`` into a one-line :class:`ArtifactError` naming it."""
+    try:
+        yield
+    except ArtifactError:
+        raise
+    except Exception as exc:  # safetensors, json, numpy and torch each raise their own kinds
+        raise ArtifactError(f"{path} {what}: {type(exc).__name__}: {str(exc)[:300]}") from exc
+
+
+def _manifest_hash(manifest: dict[str, Any]) -> str:
+    """sha256 of the manifest's canonical JSON, without its own ``manifest_sha256``."""
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=True).encode()).hexdigest()
 
 
 # --------------------------------------------------------------------------- encoder reference
@@ -152,6 +185,45 @@ def save_recommender(
     if uses_text and sentiment is not None and sentiment.mode != "frozen":
         raise ArtifactError("only a frozen-encoder sentiment head can be saved with the model (mode='frozen')")
 
+    files, sentiment_ref = _write_files(model, folder, uses_text, sentiment)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "name": getattr(model, "name", kind),
+        "task": model.task,
+        "config": model.saved_settings(),
+        "train_config": dataclasses.asdict(model.train_config),
+        "eval_batch_size": int(model.eval_batch_size),
+        "global_mean": float(model.global_mean_),
+        "rating_range": [float(x) for x in model.rating_range_],
+        "n_users": len(model.user_index),
+        "n_items": len(model.item_index),
+        "n_history_rows": len(model.seq),
+        "uses_text": bool(uses_text),
+        "sentiment_input": ("classifier" if sentiment is not None else "given")
+        if uses_text and model.features is not None and model.features.sentiment is not None
+        else "zeros",
+        "encoder": encoder_reference(encoder) if uses_text else None,
+        "sentiment": sentiment_ref,
+        "train_result": model.train_result_.to_dict() if model.train_result_ is not None else None,
+        "training": metadata or {},
+        "files": files,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "versions": {
+            "textinterest": _package_version(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+    }
+    manifest = json.loads(json.dumps(manifest, default=json_default))  # the values as a reader will see them
+    manifest["manifest_sha256"] = _manifest_hash(manifest)
+    atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+    return folder
+
+
+def _write_files(model: Any, folder: Path, uses_text: bool, sentiment: Any) -> tuple[dict[str, str], dict | None]:
+    """Write the vocabulary, weights, histories (texts) and sentiment head; their sha256 by file name."""
     seq = model.seq
     rows = np.asarray(seq.rows)
     train = model.training_frame
@@ -184,41 +256,15 @@ def save_recommender(
     if uses_text and sentiment is not None:
         sentiment.save(folder / "sentiment")
         sentiment_ref = {"folder": "sentiment", "mode": sentiment.mode, "num_labels": sentiment.num_labels}
+        files.update({name: None for name in _files_under(folder, "sentiment")})
     for name in files:
         files[name] = _file_sha256(folder / name)
+    return files, sentiment_ref
 
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "kind": kind,
-        "class": f"{type(model).__module__}.{type(model).__qualname__}",
-        "name": getattr(model, "name", kind),
-        "task": model.task,
-        "config": model.saved_settings(),
-        "train_config": dataclasses.asdict(model.train_config),
-        "eval_batch_size": int(model.eval_batch_size),
-        "global_mean": float(model.global_mean_),
-        "rating_range": [float(x) for x in model.rating_range_],
-        "n_users": len(model.user_index),
-        "n_items": len(model.item_index),
-        "n_history_rows": len(seq),
-        "uses_text": bool(uses_text),
-        "sentiment_input": ("classifier" if sentiment is not None else "given")
-        if uses_text and model.features is not None and model.features.sentiment is not None
-        else "zeros",
-        "encoder": encoder_reference(encoder) if uses_text else None,
-        "sentiment": sentiment_ref,
-        "train_result": model.train_result_.to_dict() if model.train_result_ is not None else None,
-        "training": metadata or {},
-        "files": files,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "versions": {
-            "textinterest": _package_version(),
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-        },
-    }
-    atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1, default=json_default) + "\n")
-    return folder
+
+def _files_under(folder: Path, sub: str) -> list[str]:
+    """Every file below ``folder / sub``, as paths relative to ``folder`` (posix)."""
+    return sorted(p.relative_to(folder).as_posix() for p in (folder / sub).rglob("*") if p.is_file())
 
 
 def _package_version() -> str:
@@ -245,6 +291,8 @@ def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise ArtifactError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"{path} must hold a JSON object, got {type(manifest).__name__}")
     version = manifest.get("format_version")
     if not isinstance(version, int):
         raise ArtifactError(f"{path}: 'format_version' must be an int, got {version!r}")
@@ -255,18 +303,122 @@ def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:
         )
     if version < 1:
         raise ArtifactError(f"{path}: unknown artifact format {version}")
+    if version < FORMAT_VERSION:
+        raise ArtifactError(
+            f"{path}: artifact format {version} does not hash its configuration and sentiment head; "
+            f"train and save the model again (format {FORMAT_VERSION})"
+        )
+    recorded = manifest.get("manifest_sha256")
+    if not isinstance(recorded, str) or recorded != _manifest_hash(manifest):
+        raise ArtifactError(f"{path} does not match its recorded manifest_sha256 (edited after saving?)")
     if manifest.get("kind") not in KINDS:
         raise ArtifactError(f"{path}: unknown model kind {manifest.get('kind')!r}; expected one of {sorted(KINDS)}")
+    _check_shape(path, manifest)
     return manifest
 
 
+_NUMBER = (int, float)
+_FIELDS: dict[str, tuple[type, ...]] = {
+    "kind": (str,),
+    "class": (str,),
+    "task": (str,),
+    "config": (dict,),
+    "train_config": (dict,),
+    "eval_batch_size": (int,),
+    "global_mean": _NUMBER,
+    "rating_range": (list,),
+    "n_users": (int,),
+    "n_items": (int,),
+    "n_history_rows": (int,),
+    "uses_text": (bool,),
+    "encoder": (dict, type(None)),
+    "sentiment": (dict, type(None)),
+    "train_result": (dict, type(None)),
+    "files": (dict,),
+}
+_ENCODER_FIELDS: dict[str, tuple[type, ...]] = {
+    "model": (str,),
+    "pooling": (str,),
+    "max_length": (int,),
+    "content_hash": (str,),
+}
+
+
+def _check_fields(path: Path, where: str, record: dict[str, Any], fields: dict[str, tuple[type, ...]]) -> None:
+    for key, types in fields.items():
+        if key not in record:
+            raise ArtifactError(f"{path}: {where}{key!r} is missing")
+        value = record[key]
+        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+            wanted = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise ArtifactError(f"{path}: {where}{key!r} must be {wanted}, got {value!r:.60}")
+
+
+def _check_shape(path: Path, manifest: dict[str, Any]) -> None:
+    """Each field the loader reads has its type; the kind agrees with the files it lists."""
+    _check_fields(path, "", manifest, _FIELDS)
+    if manifest["task"] not in ("ranking", "rating"):
+        raise ArtifactError(f"{path}: 'task' must be 'ranking' or 'rating', got {manifest['task']!r:.40}")
+    low_high = manifest["rating_range"]
+    if len(low_high) != 2 or not all(isinstance(x, _NUMBER) and not isinstance(x, bool) for x in low_high):
+        raise ArtifactError(f"{path}: 'rating_range' must be [low, high], got {low_high!r:.60}")
+    for key in ("n_users", "n_items", "n_history_rows", "eval_batch_size"):
+        if manifest[key] < (1 if key != "n_history_rows" else 0):
+            raise ArtifactError(f"{path}: {key!r} must be positive, got {manifest[key]}")
+    files = manifest["files"]
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        raise ArtifactError(f"{path}: 'files' must map file names to sha256 strings")
+    kind, uses_text = manifest["kind"], manifest["uses_text"]
+    needed = {"vocab.json", "model.safetensors", "history.safetensors"}
+    missing = sorted(needed - set(files))
+    if missing:
+        raise ArtifactError(f"{path}: the {kind} model's file {missing[0]} is not among the hashed files")
+    if uses_text and kind != "interest":
+        raise ArtifactError(f"{path}: kind {kind!r} reads no text, yet 'uses_text' is true")
+    if kind == "interest" and manifest["config"].get("use_text") is not uses_text:
+        raise ArtifactError(f"{path}: 'uses_text' disagrees with the configuration's use_text")
+    if uses_text:
+        if manifest["encoder"] is None:
+            raise ArtifactError(f"{path}: a text model needs its 'encoder' reference")
+        _check_fields(path, "encoder ", manifest["encoder"], _ENCODER_FIELDS)
+    else:
+        extra = sorted(set(files) - needed)
+        if manifest["encoder"] is not None or manifest["sentiment"] is not None or extra:
+            raise ArtifactError(
+                f"{path}: an ID-only {kind} model lists text files or an encoder ({', '.join(extra) or 'encoder'})"
+            )
+    sentiment = manifest["sentiment"]
+    known = needed | ({"texts.json"} if uses_text else set())
+    if sentiment is not None:
+        _check_fields(path, "sentiment ", sentiment, {"folder": (str,), "mode": (str,)})
+        prefix = sentiment["folder"].rstrip("/") + "/"
+        if ".." in Path(sentiment["folder"]).parts or not any(name.startswith(prefix) for name in files):
+            raise ArtifactError(f"{path}: the sentiment head's files are not among the hashed files")
+        known |= {name for name in files if name.startswith(prefix)}
+    elif uses_text and manifest.get("sentiment_input") == "classifier":
+        raise ArtifactError(f"{path}: the model reads sentiment from a classifier, but no sentiment head is given")
+    unused = sorted(set(files) - known)
+    if unused:
+        raise ArtifactError(f"{path}: lists {unused[0]}, a file this {kind} model does not use")
+
+
 def _check_files(folder: Path, manifest: dict[str, Any]) -> None:
-    for name, digest in manifest.get("files", {}).items():
+    """Every listed file exists and has its sha256; no file the loader reads is left unlisted."""
+    files = manifest["files"]
+    for name, digest in files.items():
         path = folder / name
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise ArtifactError(f"{folder / MANIFEST}: file name {name!r} points outside the folder")
         if not path.is_file():
             raise ArtifactError(f"artifact file missing: {path}")
-        if digest is not None and _file_sha256(path) != digest:
+        if _file_sha256(path) != digest:
             raise ArtifactError(f"artifact file {path} does not match its recorded sha256 (changed or truncated)")
+    read = ["texts.json"] if (folder / "texts.json").is_file() and manifest["uses_text"] else []
+    if manifest["sentiment"] is not None:
+        read += _files_under(folder, manifest["sentiment"]["folder"])
+    unlisted = [name for name in read if name not in files]
+    if unlisted:
+        raise ArtifactError(f"artifact file {folder / unlisted[0]} is not covered by the manifest's hashes")
 
 
 def _check_encoder(reference: dict[str, Any], encoder: Any) -> None:
@@ -341,16 +493,20 @@ def load_recommender(
     _check_files(folder, manifest)
     if getattr(model_class, "artifact_kind", None) != manifest["kind"]:
         raise ArtifactError(f"{folder} holds a saved {manifest['kind']!r} model, not a {model_class.__name__}")
-    model = model_class.from_saved(
-        manifest["config"],
-        task=manifest["task"],
-        train_config=TrainConfig(**{**manifest["train_config"], "device": "cpu", "progress": False}),
-        eval_batch_size=manifest["eval_batch_size"],
-        name=manifest.get("name"),
-    )
-    vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
-    arrays = load_numpy(str(folder / "history.safetensors"))
-    users, items = np.asarray(vocab["users"], dtype=object), np.asarray(vocab["items"], dtype=object)
+    with _reading(folder / MANIFEST, "holds a configuration the model does not accept"):
+        model = model_class.from_saved(
+            manifest["config"],
+            task=manifest["task"],
+            train_config=TrainConfig(**{**manifest["train_config"], "device": "cpu", "progress": False}),
+            eval_batch_size=manifest["eval_batch_size"],
+            name=manifest.get("name"),
+        )
+    with _reading(folder / "vocab.json"):
+        vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+    users, items = _check_vocab(folder / "vocab.json", vocab, manifest)
+    with _reading(folder / "history.safetensors"):
+        arrays = load_numpy(str(folder / "history.safetensors"))
+    _check_history(folder / "history.safetensors", arrays, manifest)
     train = pd.DataFrame(
         {
             USER_COL: users[arrays["user"]],
@@ -365,11 +521,14 @@ def load_recommender(
         text_encoder = RecentVectors(_make_encoder(manifest["encoder"], encoder, device, None))
         texts = None
         if (folder / "texts.json").is_file():
-            texts = json.loads((folder / "texts.json").read_text(encoding="utf-8"))
+            with _reading(folder / "texts.json"):
+                texts = json.loads((folder / "texts.json").read_text(encoding="utf-8"))
+            if not isinstance(texts, list) or len(texts) != manifest["n_history_rows"]:
+                raise ArtifactError(f"{folder / 'texts.json'} must list one text per history row")
         model.features = TextFeatures(review_vectors=arrays["review"], sentiment=arrays["sentiment"], texts=texts)
         if manifest.get("sentiment"):
             sentiment = _load_sentiment(folder / manifest["sentiment"]["folder"], text_encoder, device)
-    try:
+    with _reading(folder / "history.safetensors", "does not rebuild the model"):
         model.restore_fitted(
             train,
             IdIndex(users),
@@ -379,17 +538,47 @@ def load_recommender(
             device=resolve_device(device),
             train_result=TrainResult(**manifest["train_result"]) if manifest.get("train_result") else None,
         )
-    except ValueError as exc:
-        raise ArtifactError(f"{folder / 'history.safetensors'}: {exc}; the artifact is damaged") from exc
-    state = load_torch(str(folder / "model.safetensors"), device=str(model.device))
-    try:
+    with _reading(folder / "model.safetensors"):
+        state = load_torch(str(folder / "model.safetensors"), device=str(model.device))
+    with _reading(folder / "model.safetensors", "does not fit the saved configuration"):
         model.module.load_state_dict(state)
-    except RuntimeError as exc:
-        raise ArtifactError(f"{folder / 'model.safetensors'} does not fit the saved configuration: {exc}") from exc
     model.module.eval()
     model.artifact_ = manifest
     model.text_encoder_, model.sentiment_model_ = text_encoder, sentiment
     return model
+
+
+def _check_vocab(path: Path, vocab: Any, manifest: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The user and item ids, checked against the manifest's counts (unique str or int ids)."""
+    if not (isinstance(vocab, dict) and isinstance(vocab.get("users"), list) and isinstance(vocab.get("items"), list)):
+        raise ArtifactError(f"{path} must hold {{'users': [...], 'items': [...]}}")
+    out = []
+    for key, count in (("users", "n_users"), ("items", "n_items")):
+        ids = vocab[key]
+        if len(ids) != manifest[count]:
+            raise ArtifactError(f"{path} lists {len(ids)} {key}; the manifest's {count} is {manifest[count]}")
+        if not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in ids) or len(set(ids)) != len(ids):
+            raise ArtifactError(f"{path}: the {key} must be distinct strings or integers")
+        out.append(np.asarray(ids, dtype=object))
+    return out[0], out[1]
+
+
+def _check_history(path: Path, arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> None:
+    """The history arrays agree with each other, the vocabulary and the kind of model."""
+    names = {"user", "item", "rating", "timestamp"} | ({"review", "sentiment"} if manifest["uses_text"] else set())
+    if set(arrays) != names:
+        raise ArtifactError(f"{path} holds arrays {sorted(arrays)}; a {manifest['kind']} model needs {sorted(names)}")
+    n = manifest["n_history_rows"]
+    for name, array in arrays.items():
+        if array.shape[:1] != (n,) or array.ndim != (2 if name == "review" else 1):
+            raise ArtifactError(f"{path}: array {name!r} has shape {array.shape}; expected {n} rows")
+    for name, count in (("user", "n_users"), ("item", "n_items")):
+        values = arrays[name]
+        if values.dtype.kind not in "iu" or (n and (values.min() < 0 or values.max() >= manifest[count])):
+            raise ArtifactError(f"{path}: array {name!r} holds positions outside 0..{count}-1")
+    text_dim = manifest["config"].get("text_dim")
+    if manifest["uses_text"] and arrays["review"].shape[1] != text_dim:
+        raise ArtifactError(f"{path}: review vectors are {arrays['review'].shape[1]}-d; the model reads {text_dim}-d")
 
 
 def _load_sentiment(folder: Path, encoder: Any, device: str) -> Any:
@@ -397,7 +586,10 @@ def _load_sentiment(folder: Path, encoder: Any, device: str) -> Any:
 
     if not folder.is_dir():
         raise ArtifactError(f"sentiment head folder missing: {folder}")
-    clf = SentimentClassifier.load(folder, device=device)
+    with _reading(folder, "does not hold a sentiment head this package can load"):
+        clf = SentimentClassifier.load(folder, device=device)
+    if clf.mode != "frozen" or clf.head_input_dim != encoder.dim:
+        raise ArtifactError(f"{folder}: the sentiment head does not read the encoder's {encoder.dim}-d vectors")
     same = clf.mode == "frozen" and clf.max_length == encoder.max_length and clf.model_name == encoder.model_name
     if same:
         clf.share_extractor(encoder)  # one encoder in memory; the head reads the same vectors

@@ -319,6 +319,11 @@ class SentimentClassifier:
         self._intercept: np.ndarray | None = None
         self._source: str | None = None  # folder to load the fine-tuned model from (after load())
 
+    @property
+    def head_input_dim(self) -> int | None:
+        """Width of the vectors the fitted frozen-mode head reads; None before fitting or in finetune mode."""
+        return None if self._coef is None else int(np.shape(self._coef)[-1])
+
     def share_extractor(self, extractor: Any) -> None:
         """Read texts through ``extractor`` (an encoder already in memory with the same model and length).
 

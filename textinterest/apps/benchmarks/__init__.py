@@ -11,6 +11,7 @@ go to ``benchmarks/results/``.
 * ``sentiment``: TF-IDF + logistic regression vs a BERT classifier on Musical Instruments.
 * ``scale``: time and peak memory per pipeline stage from 10k to 1M reviews (:mod:`textinterest.apps.scale`).
 * ``gpu_check``: the GPU path in one run (embedding, sentiment fine-tune, joint fine-tuning).
+* ``serve_load``: the HTTP service under load (known and new users, concurrency 1-32) and its slowest allowed request.
 """
 
 from __future__ import annotations
@@ -19,7 +20,16 @@ import importlib
 from collections.abc import Sequence
 from typing import Any
 
-NAMES = ("embed", "cache_verify", "joint_frozen_cache", "surprise_ml100k", "sentiment", "gpu_check", "scale")
+NAMES = (
+    "embed",
+    "cache_verify",
+    "joint_frozen_cache",
+    "surprise_ml100k",
+    "sentiment",
+    "gpu_check",
+    "scale",
+    "serve_load",
+)
 
 __all__ = [
     "NAMES",
