@@ -320,16 +320,16 @@ def test_run_evaluation_is_deterministic():
 
 
 def test_tuning_uses_validation_only(monkeypatch):
-    import textinterest.protocol.experiments as ex
+    import textinterest.protocol.evaluation_jobs as jobs
 
     calls = []
-    real = ex._evaluate_model
+    real = jobs.evaluate_model
 
     def spy(model, split, task, ks, **kw):
         calls.append(task)
         return real(model, split, task, ks, **kw)
 
-    monkeypatch.setattr(ex, "_evaluate_model", spy)
+    monkeypatch.setattr(jobs, "evaluate_model", spy)
     res = run_evaluation(
         "made-up",
         dataset=_dataset(n_users=15),
@@ -485,7 +485,7 @@ def test_worker_processes_give_the_same_results_as_one_process(one_torch_thread)
 
 
 def test_the_first_seeds_early_stopping_fit_reuses_its_tuning_trial(one_torch_thread, monkeypatch):
-    import textinterest.protocol.experiments as experiments
+    import textinterest.protocol.evaluation_jobs as evaluation_jobs
     from textinterest.models.interest import InterestRecommender
 
     fits = []
@@ -505,8 +505,8 @@ def test_the_first_seeds_early_stopping_fit_reuses_its_tuning_trial(one_torch_th
 
     # control: the same run without reuse gives the same figures, with one more early-stopped fit per task
     fits.clear()
-    original = experiments.fit_for_test
-    monkeypatch.setattr(experiments, "fit_for_test", lambda *a, known=None, **kw: original(*a, **kw))
+    original = evaluation_jobs.fit_for_test
+    monkeypatch.setattr(evaluation_jobs, "fit_for_test", lambda *a, known=None, **kw: original(*a, **kw))
     again = _small_run(models=("interest", "interest-no-text"))
     assert [name for name, val in fits if val].count("interest") == 8 + 2 + 2
 

@@ -434,8 +434,6 @@ def test_explain(world):
         rec.explain("nobody", "i5")
     with pytest.raises(ValueError, match="not in the catalogue"):
         rec.explain("u3", "nothing")
-    cold = rec.explain(None, "i5", history=[{"text": "new words", "timestamp": 10**9}])
-    assert cold["history_length"] == 1 and not cold["known_user"] and cold["top_reviews"][0]["text"] == "new words"
     with pytest.raises(ValueError, match="top_n"):
         rec.explain("u3", "i5", top_n=-1)
 

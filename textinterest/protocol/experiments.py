@@ -350,7 +350,7 @@ class RunConfig:
         out = asdict(self)
         for key in ("data_home", "json_out"):
             out[key] = None if out[key] is None else os.fspath(out[key])
-        return out
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
 
 def run_evaluation(
