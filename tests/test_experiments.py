@@ -11,6 +11,7 @@ import pytest
 
 from textinterest.datasets.base import CleaningReport, ReviewDataset
 from textinterest.datasets.splits import split_interactions
+from textinterest.models.registry import INTEREST_GRID
 from textinterest.protocol.experiments import (
     DEFAULT_MODELS,
     RunConfig,
@@ -340,7 +341,7 @@ def test_tuning_uses_validation_only(monkeypatch):
         tasks=("rating",),
         sentiment="none",
     )
-    assert len(res["tuning"]["scores"]) == len(ex.TUNING_GRID)
+    assert len(res["tuning"]["scores"]) == len(INTEREST_GRID)
     assert calls == ["rating"]  # the test split is evaluated once, after the choice
 
 
