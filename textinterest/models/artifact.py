@@ -1,4 +1,6 @@
 """Whole-pipeline artifacts: save a fitted recommender to a folder and load it back without the training data.
+(Above 500 lines on purpose: the format is written and read in one place, so that each field written is checked
+when it is read.)
 
 A folder written by :func:`save_recommender` holds everything needed to score, recommend and explain:
 
