@@ -150,6 +150,10 @@ def save_recommender(
     if uses_text and sentiment is not None and sentiment.mode != "frozen":
         raise ArtifactError("only a frozen-encoder sentiment head can be saved with the model (mode='frozen')")
 
+    # a model may choose which weights to write and add settings of its own (the joint model: only
+    # the encoder weights that trained, and its fine-tuning settings under "joint")
+    custom = getattr(model, "artifact_state", None)
+    module_state, own_settings = custom() if callable(custom) else (model.module.state_dict(), None)
     seq = model.seq
     rows = np.asarray(seq.rows)
     train = model._train_df
@@ -173,7 +177,7 @@ def save_recommender(
     from safetensors.numpy import save_file as save_numpy
     from safetensors.torch import save_file as save_torch
 
-    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.module.state_dict().items()}
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in module_state.items()}
     save_torch(state, str(folder / "model.safetensors.tmp"))
     os.replace(folder / "model.safetensors.tmp", folder / "model.safetensors")
     save_numpy({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(folder / "history.safetensors.tmp"))
@@ -215,6 +219,8 @@ def save_recommender(
             "python": platform.python_version(),
         },
     }
+    if own_settings is not None:
+        manifest["joint"] = own_settings
     atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1, default=json_default) + "\n")
     return folder
 
@@ -361,6 +367,8 @@ def load_recommender(
         from textinterest.models.interest import TextFeatures
 
         text_encoder = RecentVectors(_make_encoder(manifest["encoder"], encoder, device, None))
+        if manifest.get("joint") is not None:
+            model.encoder = text_encoder.model_name  # the joint model rebuilds its encoder from the checked one
         texts = None
         if (folder / "texts.json").is_file():
             texts = json.loads((folder / "texts.json").read_text(encoding="utf-8"))
@@ -369,8 +377,9 @@ def load_recommender(
             sentiment = _load_sentiment(folder / manifest["sentiment"]["folder"], text_encoder, device)
     _restore_fit(model, manifest, train, IdIndex(users), IdIndex(items), resolve_device(device))
     state = load_torch(str(folder / "model.safetensors"), device=str(model.device))
+    custom = getattr(model, "load_artifact_state", None)
     try:
-        model.module.load_state_dict(state)
+        custom(state) if callable(custom) else model.module.load_state_dict(state)
     except RuntimeError as exc:
         raise ArtifactError(f"{folder / 'model.safetensors'} does not fit the saved configuration: {exc}") from exc
     model.module.eval()
@@ -386,6 +395,17 @@ def _new_model(kind: str, manifest: dict[str, Any]) -> Any:
 
     tc = TrainConfig(**{**manifest["train_config"], "device": "cpu", "progress": False})
     task, batch, cfg = manifest["task"], manifest["eval_batch_size"], manifest["config"]
+    if kind == "interest" and manifest.get("joint") is not None:
+        from textinterest.models.joint import JointInterestRecommender
+
+        return JointInterestRecommender.from_artifact_settings(
+            manifest["joint"],
+            config=InterestConfig(**cfg),
+            task=task,
+            train_config=tc,
+            eval_batch_size=batch,
+            name=manifest.get("name"),
+        )
     if kind == "interest":
         return InterestRecommender(
             InterestConfig(**cfg), task=task, train_config=tc, eval_batch_size=batch, name=manifest.get("name")
