@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) torch==2.13.0
-	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev,onnx,serve,scale,peers]"
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev,onnx,serve,scale,peers,lora]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 

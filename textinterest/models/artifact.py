@@ -66,7 +66,8 @@ __all__ = [
 FORMAT_VERSION = 2
 MANIFEST = "textinterest_artifact.json"
 # the model families this format stores (each class says its own: ``artifact_kind``)
-KINDS = ("interest", "mf", "seq-lstm")
+KINDS = ("interest", "interest+joint", "mf", "seq-lstm")
+TEXT_KINDS = ("interest", "interest+joint")  # kinds that may read text (their configuration says whether they do)
 
 
 class ArtifactError(ValueError):
@@ -181,13 +182,16 @@ def save_recommender(
     encoder = encoder if encoder is not None else getattr(model, "text_encoder_", None)
     sentiment = sentiment if sentiment is not None else getattr(model, "sentiment_model_", None)
     config = getattr(model, "config", None)
-    uses_text = kind == "interest" and config.use_text
+    uses_text = kind in TEXT_KINDS and config.use_text
     if uses_text and encoder is None:
         raise ArtifactError("a text model needs its encoder to be saved: pass encoder=<the BertFeatureExtractor used>")
     if uses_text and sentiment is not None and sentiment.mode != "frozen":
         raise ArtifactError("only a frozen-encoder sentiment head can be saved with the model (mode='frozen')")
 
-    files, sentiment_ref = _write_files(model, folder, uses_text, sentiment)
+    # a model chooses which weights to write and may add settings of its own (the joint model: only the
+    # encoder weights that trained, and its fine-tuning settings)
+    module_state, own_settings = model.artifact_state()
+    files, sentiment_ref = _write_files(model, module_state, folder, uses_text, sentiment)
     manifest = {
         "format_version": FORMAT_VERSION,
         "kind": kind,
@@ -218,13 +222,17 @@ def save_recommender(
             "python": platform.python_version(),
         },
     }
+    if own_settings is not None:
+        manifest["own_settings"] = own_settings
     manifest = json.loads(json.dumps(manifest, default=json_default))  # the values as a reader will see them
     manifest["manifest_sha256"] = _manifest_hash(manifest)
     atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     return folder
 
 
-def _write_files(model: Any, folder: Path, uses_text: bool, sentiment: Any) -> tuple[dict[str, str], dict | None]:
+def _write_files(
+    model: Any, module_state: dict[str, torch.Tensor], folder: Path, uses_text: bool, sentiment: Any
+) -> tuple[dict[str, str], dict | None]:
     """Write the vocabulary, weights, histories (texts) and sentiment head; their sha256 by file name."""
     seq = model.seq
     rows = np.asarray(seq.rows)
@@ -249,7 +257,7 @@ def _write_files(model: Any, folder: Path, uses_text: bool, sentiment: Any) -> t
     from safetensors.numpy import save_file as save_numpy
     from safetensors.torch import save_file as save_torch
 
-    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.module.state_dict().items()}
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in module_state.items()}
     save_torch(state, str(folder / "model.safetensors.tmp"))
     os.replace(folder / "model.safetensors.tmp", folder / "model.safetensors")
     save_numpy({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(folder / "history.safetensors.tmp"))
@@ -375,9 +383,9 @@ def _check_shape(path: Path, manifest: dict[str, Any]) -> None:
     missing = sorted(needed - set(files))
     if missing:
         raise ArtifactError(f"{path}: the {kind} model's file {missing[0]} is not among the hashed files")
-    if uses_text and kind != "interest":
+    if uses_text and kind not in TEXT_KINDS:
         raise ArtifactError(f"{path}: kind {kind!r} reads no text, yet 'uses_text' is true")
-    if kind == "interest" and manifest["config"].get("use_text") is not uses_text:
+    if kind in TEXT_KINDS and manifest["config"].get("use_text") is not uses_text:
         raise ArtifactError(f"{path}: 'uses_text' disagrees with the configuration's use_text")
     if uses_text:
         if manifest["encoder"] is None:
@@ -502,6 +510,7 @@ def load_recommender(
             train_config=TrainConfig(**{**manifest["train_config"], "device": "cpu", "progress": False}),
             eval_batch_size=manifest["eval_batch_size"],
             name=manifest.get("name"),
+            own_settings=manifest.get("own_settings"),
         )
     with _reading(folder / "vocab.json"):
         vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
@@ -521,6 +530,7 @@ def load_recommender(
     text_encoder = sentiment = None
     if manifest["uses_text"]:
         text_encoder = RecentVectors(_make_encoder(manifest["encoder"], encoder, device, None))
+        model.use_text_encoder(text_encoder)  # the joint model rebuilds its encoder from the checked one
         texts = None
         if (folder / "texts.json").is_file():
             with _reading(folder / "texts.json"):
@@ -543,7 +553,7 @@ def load_recommender(
     with _reading(folder / "model.safetensors"):
         state = load_torch(str(folder / "model.safetensors"), device=str(model.device))
     with _reading(folder / "model.safetensors", "does not fit the saved configuration"):
-        model.module.load_state_dict(state)
+        model.load_artifact_state(state)
     model.module.eval()
     model.artifact_ = manifest
     model.text_encoder_, model.sentiment_model_ = text_encoder, sentiment

@@ -534,12 +534,22 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
 
     @classmethod
     def from_saved(
-        cls, settings: dict[str, Any], *, task: str, train_config: TrainConfig, eval_batch_size: int, name: Any = None
+        cls,
+        settings: dict[str, Any],
+        *,
+        task: str,
+        train_config: TrainConfig,
+        eval_batch_size: int,
+        name: Any = None,
+        own_settings: dict[str, Any] | None = None,
     ) -> InterestRecommender:
         """An unfitted model with the saved :class:`InterestConfig` (the weights are loaded afterwards)."""
         return cls(
             InterestConfig(**settings), task=task, train_config=train_config, eval_batch_size=eval_batch_size, name=name
         )
+
+    def use_text_encoder(self, encoder: Any) -> None:
+        """Called on loading with the checked text encoder; the frozen-encoder model needs nothing from it."""
 
     def _module_for_saved_weights(self, train: pd.DataFrame) -> nn.Module:
         saved = self.config

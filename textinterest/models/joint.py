@@ -24,6 +24,19 @@ is checked against a full forward pass when it is built, and skipped (``frozen_c
 says why) when it would not fit ``frozen_cache_max_bytes`` or the encoder is not laid out as
 expected.
 
+What trains in the encoder (``finetune``):
+
+* ``"top-layers"`` (default): the top ``train_layers`` transformer blocks, whole.
+* ``"lora"``: low-rank adapters (:class:`~textinterest.text.encoder_layers.LoraSettings`; the
+  optional ``lora`` extra, ``peft``) on the attention query and value maps of every block (or of
+  the top ``lora.layers``); the encoder's own weights stay frozen.
+* ``"frozen"``: nothing; the review vectors stay the inputs they were, as in the plain interest
+  model (the baseline of the other two, with the same code path around it).
+
+A saved model (:func:`~textinterest.models.artifact.save_recommender`) keeps, of the encoder, only
+what trained (the top blocks or the adapters); the frozen weights come back from the encoder
+reference, whose content hash the artifact checks.
+
 On a CPU, train only the top layer (``train_layers=1``) on a subset; on a GPU the whole encoder
 can train under AMP (``train_layers=None``).
 """
@@ -31,6 +44,7 @@ can train under AMP (``train_layers=None``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from functools import partial
 from typing import Any
@@ -41,10 +55,16 @@ import torch
 from torch import nn
 
 from textinterest.models.interest import InterestConfig, InterestRecommender, TextFeatures
+from textinterest.text.encoder_layers import LoraSettings, add_lora_adapters, require_peft
 from textinterest.text.features import _transformer_layers_path, freeze_all_but_last_layers
 from textinterest.training import TrainConfig
 
-__all__ = ["JointInterestRecommender", "joint_param_groups"]
+__all__ = ["FINETUNE_MODES", "JointInterestRecommender", "LoraSettings", "joint_param_groups"]
+
+FINETUNE_MODES = ("frozen", "top-layers", "lora")
+# encoder learning rates when none is given: whole blocks move slowly (the article's 2e-5);
+# adapters start at zero and take the larger steps the LoRA paper used for BERT-size encoders
+DEFAULT_ENCODER_LR = {"top-layers": 2e-5, "lora": 5e-4, "frozen": 2e-5}
 
 
 class JointInterestRecommender(InterestRecommender):
@@ -58,8 +78,14 @@ class JointInterestRecommender(InterestRecommender):
         train_config: optimisation settings of the interest model (its ``lr``).
         encoder: "default" (the packaged MiniLM), a local folder or a Hugging Face id. It must be
             the encoder that produced ``features.review_vectors``.
-        train_layers: how many top transformer blocks to fine-tune; None trains all of them.
-        encoder_lr: learning rate of the encoder's parameters (the article uses about 2e-5).
+        finetune: what of the encoder trains: "top-layers" (``train_layers`` whole blocks),
+            "lora" (adapters, see ``lora``) or "frozen" (nothing).
+        train_layers: with "top-layers": how many top transformer blocks to fine-tune; None trains
+            all of them.
+        lora: with "lora": rank, alpha, dropout, target modules and adapted blocks (default
+            :class:`LoraSettings`: rank 8, alpha 16, dropout 0.1, query and value of every block).
+        encoder_lr: learning rate of the encoder's parameters; None: 2e-5 for "top-layers" (the
+            article's), 5e-4 for "lora".
         max_length: token limit per review while fine-tuning.
         text_batch_size: texts per encoder pass when refreshing the review vectors.
         cache_frozen_layers: keep the output of the frozen lower blocks for every training text
@@ -70,6 +96,7 @@ class JointInterestRecommender(InterestRecommender):
     """
 
     name = "interest+joint"
+    artifact_kind = "interest+joint"
 
     def __init__(
         self,
@@ -79,8 +106,10 @@ class JointInterestRecommender(InterestRecommender):
         train_config: TrainConfig | None = None,
         *,
         encoder: str = "default",
+        finetune: str = "top-layers",
         train_layers: int | None = 1,
-        encoder_lr: float = 2e-5,
+        lora: LoraSettings | None = None,
+        encoder_lr: float | None = None,
         max_length: int = 64,
         text_batch_size: int = 64,
         eval_batch_size: int = 256,
@@ -91,13 +120,20 @@ class JointInterestRecommender(InterestRecommender):
         config = config or InterestConfig()
         if not config.use_text:
             raise ValueError("JointInterestRecommender fine-tunes the text encoder; it needs config.use_text=True")
+        if finetune not in FINETUNE_MODES:
+            raise ValueError(f"finetune must be one of {FINETUNE_MODES}, got {finetune!r}")
         if train_layers is not None and train_layers < 0:
             raise ValueError(f"train_layers must be None or >= 0, got {train_layers}")
+        if finetune == "lora":
+            require_peft()  # fail here, not after the data are prepared
+        encoder_lr = DEFAULT_ENCODER_LR[finetune] if encoder_lr is None else encoder_lr
         if not encoder_lr > 0 or max_length < 8 or text_batch_size < 1:
             raise ValueError("encoder_lr must be > 0, max_length >= 8 and text_batch_size >= 1")
         super().__init__(config, features, task, train_config, eval_batch_size, name)
         self.encoder = encoder
+        self.finetune = finetune
         self.train_layers = train_layers
+        self.lora = lora if lora is not None else LoraSettings()
         self.encoder_lr = encoder_lr
         self.max_length = max_length
         self.text_batch_size = text_batch_size
@@ -105,7 +141,9 @@ class JointInterestRecommender(InterestRecommender):
         self.frozen_cache_max_bytes = frozen_cache_max_bytes
         self._stale = False
         self._prefix: torch.Tensor | None = None  # (n, L, D) input of the first trainable block
+        self._cache_pending = False
         self.frozen_cache_status_ = "not built"
+        self.n_encoder_trainable_ = 0
 
     def fit(
         self, train: pd.DataFrame, val: pd.DataFrame | None = None, features: TextFeatures | None = None
@@ -115,7 +153,8 @@ class JointInterestRecommender(InterestRecommender):
         if feats is None or feats.texts is None:
             raise ValueError("JointInterestRecommender needs TextFeatures with texts (the training review texts)")
         super().fit(train, val, features)
-        self._refresh_review_vectors()
+        if self.finetune != "frozen":
+            self._refresh_review_vectors()
         return self
 
     # ------------------------------------------------------------------ model
@@ -124,6 +163,10 @@ class JointInterestRecommender(InterestRecommender):
         from textinterest.text.features import BertFeatureExtractor
 
         module = super()._build(train)
+        self._prefix, self._cache_pending, self.n_encoder_trainable_ = None, False, 0
+        if self.finetune == "frozen":
+            self.frozen_cache_status_ = "not used: the encoder is frozen and not run"
+            return module
         extractor = BertFeatureExtractor(self.encoder, device=str(self.device), use_cache=False, progress=False)
         encoder = extractor.model.float()  # fp32 master weights; AMP casts on the fly on a GPU
         if encoder.config.hidden_size != self.config.text_dim:
@@ -131,7 +174,11 @@ class JointInterestRecommender(InterestRecommender):
                 f"encoder {self.encoder!r} has hidden size {encoder.config.hidden_size}, but the review vectors "
                 f"have {self.config.text_dim}: pass the encoder that produced features.review_vectors"
             )
-        self.n_encoder_trainable_ = freeze_all_but_last_layers(encoder, self.train_layers)
+        if self.finetune == "lora":
+            encoder = add_lora_adapters(encoder, self.lora)
+            self.n_encoder_trainable_ = sum(p.numel() for p in encoder.parameters() if p.requires_grad)
+        else:
+            self.n_encoder_trainable_ = freeze_all_but_last_layers(encoder, self.train_layers)
         module.text_encoder = encoder  # registered as a sub-module: trained and moved with the model
         module.optimizer_groups = partial(joint_param_groups, module, encoder_lr=self.encoder_lr)
         tok = extractor.tokenizer
@@ -140,8 +187,9 @@ class JointInterestRecommender(InterestRecommender):
         )
         self._ids, self._att = enc["input_ids"], enc["attention_mask"]  # (n, L) in sorted-step order
         self._lengths = self._att.sum(1)
-        self._prefix = None
-        self.frozen_cache_status_ = self._build_frozen_cache(encoder)
+        # built at the first training step: a model loaded to score only never runs the frozen blocks
+        self._cache_pending = True
+        self.frozen_cache_status_ = "not built"
         return module
 
     # ------------------------------------------------------------------ encoder passes
@@ -150,14 +198,17 @@ class JointInterestRecommender(InterestRecommender):
         """Run the frozen blocks once over every text; return what happened, in words."""
         if not self.cache_frozen_layers:
             return "off (cache_frozen_layers=False)"
-        if not self.train_layers:
-            return "not used: every block trains"
         base = getattr(encoder, "base_model", encoder)
-        blocks_path = _transformer_layers_path(base)  # train_layers > 0 was checked against it when freezing
+        try:
+            blocks_path = _transformer_layers_path(base)
+        except ValueError as exc:
+            return f"skipped: {exc}"
         blocks = base.get_submodule(blocks_path)
-        frozen = len(blocks) - self.train_layers
-        if frozen <= 0:
+        frozen = _frozen_prefix(blocks)
+        if frozen == 0:
             return "not used: every block trains"
+        if any(p.requires_grad for p in getattr(base, "embeddings", nn.Module()).parameters()):
+            return "not used: the embeddings train"
         n, width = self._ids.shape
         needed = n * width * encoder.config.hidden_size * 4
         if needed > self.frozen_cache_max_bytes:
@@ -254,6 +305,12 @@ class JointInterestRecommender(InterestRecommender):
         return batch, pos, mask, target
 
     def _loss(self, module: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.finetune == "frozen":
+            return super()._loss(module, batch)
+        if self._cache_pending:
+            self._cache_pending = False
+            with torch.autocast(self.device.type, enabled=False):  # the cache is checked in fp32
+                self.frozen_cache_status_ = self._build_frozen_cache(module.text_encoder)
         rows = batch["rows"]  # (B, T)
         valid = rows >= 0
         unique, inverse = torch.unique(rows[valid], return_inverse=True)
@@ -275,6 +332,79 @@ class JointInterestRecommender(InterestRecommender):
             self._refresh_review_vectors()
         return super().explain(user, item, top_n)
 
+    # ------------------------------------------------------------------ saving
+
+    def artifact_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """What :func:`~textinterest.models.artifact.save_recommender` writes for this model.
+
+        Returns:
+            The module's weights, of the encoder only those that trained (the top blocks or the
+            LoRA adapters: the frozen ones come back from the encoder reference), and the settings
+            that rebuild the model (stored in the manifest under ``"own_settings"``).
+        """
+        self.check_fitted()
+        if self._stale:
+            self._refresh_review_vectors()  # the saved review vectors are those of the tuned encoder
+        frozen = self._frozen_encoder_keys()
+        state = {k: v for k, v in self.module.state_dict().items() if k not in frozen}
+        settings = {
+            "encoder": self.encoder,
+            "finetune": self.finetune,
+            "train_layers": self.train_layers,
+            "lora": dataclasses.asdict(self.lora),
+            "encoder_lr": self.encoder_lr,
+            "max_length": self.max_length,
+            "text_batch_size": self.text_batch_size,
+            "cache_frozen_layers": self.cache_frozen_layers,
+            "frozen_cache_max_bytes": self.frozen_cache_max_bytes,
+        }
+        return state, settings
+
+    @classmethod
+    def from_saved(
+        cls,
+        settings: dict[str, Any],
+        *,
+        task: str,
+        train_config: TrainConfig,
+        eval_batch_size: int,
+        name: Any = None,
+        own_settings: dict[str, Any] | None = None,
+    ) -> JointInterestRecommender:
+        """An unfitted model with the configuration and the fine-tuning settings :meth:`artifact_state` saved."""
+        if own_settings is None:
+            raise ValueError("a saved joint model needs its fine-tuning settings ('own_settings')")
+        options = dict(own_settings)
+        options["lora"] = LoraSettings(**options["lora"])
+        config = InterestConfig(**settings)
+        return cls(config, task=task, train_config=train_config, eval_batch_size=eval_batch_size, name=name, **options)
+
+    def use_text_encoder(self, encoder: Any) -> None:
+        """Rebuild the fine-tuned encoder from the checked one (its frozen weights are not in the saved file)."""
+        self.encoder = encoder.model_name
+
+    def load_artifact_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Load what :meth:`artifact_state` saved into the freshly built module.
+
+        Raises:
+            RuntimeError: the state lacks a trained weight, or holds one the module does not have.
+        """
+        frozen = self._frozen_encoder_keys()
+        missing, unexpected = self.module.load_state_dict(state, strict=False)
+        lacking = sorted(set(missing) - frozen)
+        if lacking or unexpected:
+            raise RuntimeError(
+                f"saved weights do not fit the model: missing {lacking[:5]}, unexpected {sorted(unexpected)[:5]}"
+            )
+
+    def _frozen_encoder_keys(self) -> set[str]:
+        """State-dict keys of the encoder's weights that do not train (they equal the reference encoder's)."""
+        encoder = getattr(self.module, "text_encoder", None)
+        if encoder is None:
+            return set()
+        trained = {name for name, p in encoder.named_parameters() if p.requires_grad}
+        return {f"text_encoder.{k}" for k in encoder.state_dict() if k not in trained}
+
     def review_vectors(self) -> np.ndarray:
         """Current (tuned) vectors of the training reviews, aligned with the training frame's rows."""
         self.check_fitted()
@@ -283,6 +413,14 @@ class JointInterestRecommender(InterestRecommender):
         out = np.empty_like(self._review)
         out[self.seq.rows] = self._review
         return out
+
+
+def _frozen_prefix(blocks: nn.ModuleList) -> int:
+    """How many bottom blocks have no trainable parameter (they give the same output at every step)."""
+    for i, block in enumerate(blocks):
+        if any(p.requires_grad for p in block.parameters()):
+            return i
+    return len(blocks)
 
 
 class _PassThrough(nn.Module):

@@ -191,6 +191,12 @@ def _interest_class() -> type:
     return InterestRecommender
 
 
+def _joint_class() -> type:
+    from textinterest.models.joint import JointInterestRecommender
+
+    return JointInterestRecommender
+
+
 def _mf(ctx: BuildContext) -> Recommender:
     return _mf_class()(ctx.task, train_config=ctx.train_config, **ctx.params)
 
@@ -404,6 +410,7 @@ def _register_builtins() -> None:
         ModelSpec(
             "interest+joint",
             _joint,
+            saved_class=_joint_class,
             train_defaults=TRAIN_DEFAULTS["interest+joint"],
             tuned_by="interest",
             uses_text=True,

@@ -164,10 +164,28 @@ class TorchRecommender(Recommender):
 
     @classmethod
     def from_saved(
-        cls, settings: dict[str, Any], *, task: str, train_config: TrainConfig, eval_batch_size: int, name: Any = None
+        cls,
+        settings: dict[str, Any],
+        *,
+        task: str,
+        train_config: TrainConfig,
+        eval_batch_size: int,
+        name: Any = None,
+        own_settings: dict[str, Any] | None = None,
     ) -> TorchRecommender:
-        """An unfitted model built from :meth:`saved_settings` (the weights are loaded afterwards)."""
+        """An unfitted model built from :meth:`saved_settings` (the weights are loaded afterwards).
+
+        ``own_settings`` are those :meth:`artifact_state` returned when the model was saved.
+        """
         return cls(task, **settings, train_config=train_config, eval_batch_size=eval_batch_size)
+
+    def artifact_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+        """The weights a saved model writes, and settings of its own beyond :meth:`saved_settings` (None)."""
+        return self.module.state_dict(), None
+
+    def load_artifact_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Load what :meth:`artifact_state` wrote into the freshly built module (strictly)."""
+        self.module.load_state_dict(state)
 
     def restore_fitted(
         self,

@@ -7,6 +7,7 @@ go to ``benchmarks/results/``.
 * ``embed``: embedding throughput, naive fp32 against the fast paths, and the cache cold vs warm.
 * ``cache_verify``: cold and warm embedding with the checksummed cache (compare two checkouts).
 * ``joint_frozen_cache``: joint fine-tuning with and without the frozen-block cache.
+* ``joint_lora``: joint fine-tuning frozen vs top layers vs LoRA adapters (parameters, time, memory, metrics).
 * ``surprise_ml100k``: Surprise's published MovieLens 100K table through our adapters.
 * ``sentiment``: TF-IDF + logistic regression vs a BERT classifier on Musical Instruments.
 * ``scale``: time and peak memory per pipeline stage from 10k to 1M reviews (:mod:`textinterest.apps.scale`).
@@ -24,6 +25,7 @@ NAMES = (
     "embed",
     "cache_verify",
     "joint_frozen_cache",
+    "joint_lora",
     "surprise_ml100k",
     "sentiment",
     "gpu_check",

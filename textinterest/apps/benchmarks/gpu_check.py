@@ -1,5 +1,7 @@
 """The GPU path in one run: embedding throughput (fp32 vs AMP), the full sentiment fine-tune,
-and joint fine-tuning of the encoder with the interest model, on Amazon Musical Instruments.
+and joint fine-tuning of the encoder with the interest model, on Amazon Musical Instruments:
+the whole encoder against frozen features (``joint``), and frozen vs top layers vs LoRA adapters
+(``joint_lora``, through :mod:`textinterest.apps.benchmarks.joint_lora`; needs the ``lora`` extra).
 
 Every stage writes its figures into one JSON file (``--out``) as soon as it finishes, so a run
 stopped by a time limit still reports what it measured. Usage on a CUDA machine::
@@ -32,7 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = OneLineParser(prog="textinterest benchmark gpu_check", description=__doc__.split("\n\n")[0])
     p.add_argument("--encoder", default="default")
     p.add_argument("--out", default="gpu_results.json")
-    p.add_argument("--stages", default="env,embed,sentiment,joint", help="comma-separated subset")
+    p.add_argument("--stages", default="env,embed,sentiment,joint,joint_lora", help="comma-separated subset")
     p.add_argument("--sentiment-epochs", type=int, default=3)
     p.add_argument("--joint-epochs", type=int, default=8)
     p.add_argument("--seeds", default="0,1,2", help="seeds of the joint vs frozen comparison")
@@ -156,13 +158,62 @@ def stage_joint(encoder: str, epochs: int, seeds: list[int], max_users: int | No
     return {"results": result["results"], "timings": result.get("timings"), "seconds": time.perf_counter() - start}
 
 
+def joint_lora_argv(
+    encoder: str, epochs: int, seeds: list[int], max_users: int | None, device: str, out: Path
+) -> list[str]:
+    """Options of the ``joint_lora`` benchmark for this check: on a GPU every user, 128 tokens and the
+    whole encoder as "top layers" (the full fine-tune against LoRA); on the CPU the CPU benchmark's
+    setting (a user sample, 64 tokens, the top block)."""
+    on_gpu = device != "cpu"
+    users = max_users if max_users is not None else (10**9 if on_gpu else 200)
+    return [
+        "--dataset",
+        DATASET,
+        "--encoder",
+        encoder,
+        "--device",
+        device,
+        "--users",
+        str(users),
+        "--max-length",
+        "128" if on_gpu else "64",
+        "--epochs",
+        str(epochs),
+        "--seeds",
+        ",".join(str(s) for s in seeds),
+        "--train-layers",
+        "0" if on_gpu else "1",
+        "--out",
+        str(out),
+    ]
+
+
+def stage_joint_lora(
+    encoder: str, epochs: int, seeds: list[int], max_users: int | None, device: str, out_dir: Path
+) -> dict:
+    """Frozen vs top-layer vs LoRA joint fine-tuning (trainable parameters, time per epoch, memory, metrics)."""
+    from textinterest.apps.benchmarks import joint_lora
+
+    out = out_dir / "joint_lora.json"
+    start = time.perf_counter()
+    joint_lora.main(joint_lora_argv(encoder, epochs, seeds, max_users, device, out))
+    result = json.loads(out.read_text(encoding="utf-8"))
+    result["wall_seconds"] = time.perf_counter() - start
+    return {k: v for k, v in result.items() if k != "runs"}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the selected stages on the GPU; returns 2 when there is no CUDA device."""
     args = parse_args(argv)
     if args.dry_run_cpu:
         rec = Recorder(args.out)
         seeds = [int(s) for s in args.seeds.split(",")]
-        rec["joint"] = stage_joint(args.encoder, args.joint_epochs, seeds, args.max_users, "cpu")
+        stages = args.stages.split(",")
+        if "joint" in stages:
+            rec["joint"] = stage_joint(args.encoder, args.joint_epochs, seeds, args.max_users, "cpu")
+        if "joint_lora" in stages:
+            out_dir = Path(args.out).resolve().parent
+            rec["joint_lora"] = stage_joint_lora(args.encoder, args.joint_epochs, seeds, args.max_users, "cpu", out_dir)
         return 0
     if not torch.cuda.is_available():
         print("no CUDA device: this script measures the GPU path", file=sys.stderr)
@@ -181,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     if "joint" in stages:
         seeds = [int(s) for s in args.seeds.split(",")]
         rec["joint"] = stage_joint(args.encoder, args.joint_epochs, seeds, args.max_users, "cuda")
+    if "joint_lora" in stages:
+        seeds = [int(s) for s in args.seeds.split(",")]
+        out_dir = Path(args.out).resolve().parent
+        rec["joint_lora"] = stage_joint_lora(args.encoder, args.joint_epochs, seeds, args.max_users, "cuda", out_dir)
     return 0
 
 
