@@ -251,7 +251,7 @@ def test_saved_joint_model_loads_back_with_the_same_scores(setting, tmp_path, fi
     model.fit(split.train, split.val, feats)
     extractor = BertFeatureExtractor(str(folder), use_cache=False, max_length=16)
     model.save(tmp_path / "m", encoder=extractor)
-    assert read_manifest(tmp_path / "m")["joint"]["finetune"] == finetune
+    assert read_manifest(tmp_path / "m")["own_settings"]["finetune"] == finetune
     with safe_open(str(tmp_path / "m" / "model.safetensors"), "pt") as fh:
         saved = set(fh.keys())
     encoder_saved = {k for k in saved if k.startswith("text_encoder.")}
