@@ -84,10 +84,12 @@ def test_blend_formulas_keep_the_base_at_weight_zero():
     rng = np.random.default_rng(0)
     base, other = rng.normal(size=(3, 7)).astype(np.float32), rng.normal(size=(3, 7))
     assert np.array_equal(blend_scores(base, other, 0.0), base)
-    mixed = blend_scores(base, other, 1.0).astype(np.float64)
+    assert np.array_equal(blend_scores(base, other, 1.0), other.astype(np.float32))
+    mixed = blend_scores(base, other, 0.3).astype(np.float64)
     z = lambda s: (s - s.mean(1, keepdims=True)) / s.std(1, keepdims=True)  # noqa: E731
-    # up to a per-user shift and scale: z(base) + w * z(interest)
-    assert np.allclose(z(mixed), z(z(base.astype(np.float64)) + z(other)), atol=1e-5)
+    assert np.allclose(mixed, 0.7 * z(base.astype(np.float64)) + 0.3 * z(other), atol=1e-5)
+    # only each part's per-user ranking matters: a positive affine change of the base changes nothing
+    assert np.allclose(blend_scores(10 * base + 3, other, 0.3), mixed, atol=1e-5)
     assert np.array_equal(blend_ratings(base[0], other[0], 0.0, (1, 5)), base[0].astype(np.float64))
     assert np.allclose(blend_ratings(np.full(2, 3.0), np.array([4.0, 1.0]), 0.5, (2, 5)), [3.5, 2.0])
 
@@ -143,8 +145,10 @@ def test_rating_blend_is_never_worse_than_its_base_on_validation(split):
 def test_no_validation_and_no_settings_is_an_error(split):
     with pytest.raises(ValueError, match="chooses its weight on validation"):
         _ranking_blend().fit(split.train)
-    with pytest.raises(ValueError, match="must contain 0"):
+    with pytest.raises(ValueError, match="contain 0"):
         BlendRecommender("ranking", _mf("ranking"), lambda: None, weights=(0.5, 1.0))
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        BlendRecommender("ranking", _mf("ranking"), lambda: None, weights=(0.0, 2.0))
 
 
 def test_refit_keeps_the_weight_and_each_parts_epochs(split):
@@ -173,10 +177,10 @@ def test_refit_reuses_known_settings_without_a_first_fit(split):
         built.append(_ranking_blend(oracle=False))
         return built[-1]
 
-    settings = {"weight": 2.0, "base_params": {"dim": 8}, "base_epochs": 3, "interest_epochs": 4, "val_metric": 0.5}
+    settings = {"weight": 0.7, "base_params": {"dim": 8}, "base_epochs": 3, "interest_epochs": 4, "val_metric": 0.5}
     model, _, info = fit_for_test(factory, split.train, split.val, known={"metric": 0.5, "settings": settings})
     assert built[0].base_ is None  # the first fit was skipped
-    assert model.weight_ == 2.0 and model.base_.train_config.epochs == 3 and model.interest_.train_config.epochs == 4
+    assert model.weight_ == 0.7 and model.base_.train_config.epochs == 3 and model.interest_.train_config.epochs == 4
     assert info["val_metric"] == 0.5
 
 

@@ -1,19 +1,21 @@
 """The interest model on a base it cannot lose to on validation: :class:`BlendRecommender`.
 
 A blend holds a collaborative-filtering **base** (e.g. Cornac BPR for ranking, biased MF for
-ratings) and an **interest** model, both fitted on the same training rows, and scores
+ratings) and an **interest** model, both fitted on the same training rows, and mixes them with a
+weight ``w`` in [0, 1]:
 
-- ranking: ``s(u, i) = b(u, i) + w * sd_u(b) * z_u(t)``, where ``b`` is the base's score, ``t`` the
-  interest model's score and ``z_u`` / ``sd_u`` the z-score and standard deviation over the catalogue
-  for user ``u``. Up to a per-user shift and scale (which leave every ranking as it is) this is
-  ``z_u(b) + w * z_u(t)``: two standardised scores added with weight ``w``;
-- rating: ``r(u, i) = b(u, i) + w * (t(u, i) - b(u, i))``, clipped to the training range: the
-  interest model's deviation from the base, scaled by ``w`` (no standardisation: both are ratings).
+- ranking: ``s(u, i) = (1 - w) * z_u(b)(i) + w * z_u(t)(i)``, where ``b`` is the base's score, ``t`` the
+  interest model's score and ``z_u`` the z-score over the catalogue for user ``u`` (the two scales
+  differ: BPR dot products against softmax logits). ``w = 0`` returns the base's scores themselves and
+  ``w = 1`` the interest model's (each ranks as its z-scores do);
+- rating: ``r(u, i) = b(u, i) + w * (t(u, i) - b(u, i))``: the interest model's deviation from the
+  base, scaled by ``w`` (no standardisation: both are ratings).
 
-``w`` is chosen on the validation split from the declared grid :data:`BLEND_WEIGHTS`, which holds 0:
-the base alone is one point of the search, so on validation the blend is never below its base (ties
-go to the smaller weight). The base's own hyper-parameters are chosen on the same validation split
-from ``base_grid`` (the base's registry grid) before ``w`` is.
+``w`` is chosen on the validation split from the declared grid :data:`BLEND_WEIGHTS`, 0 to 1 in steps
+of 0.1: the base alone and the interest model alone are both points of the search, so on validation
+the blend is never below either (ties go to the smaller weight, i.e. towards the base). The base's own
+hyper-parameters are chosen on the same validation split from ``base_grid`` (the base's registry
+grid) before ``w`` is.
 
 Refitting (the ``val-in-history`` protocol refits on train + validation without looking at
 validation again): :meth:`BlendRecommender.refit_settings` returns what validation chose (``w``,
@@ -37,8 +39,8 @@ from textinterest.models.base import TASKS, Capabilities, Recommender
 
 __all__ = ["BLEND_WEIGHTS", "BlendRecommender", "blend_scores", "blend_ratings"]
 
-#: weights of the interest score searched on validation; 0 = the base alone
-BLEND_WEIGHTS: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
+#: weights of the interest model searched on validation; 0 = the base alone, 1 = the interest model alone
+BLEND_WEIGHTS: tuple[float, ...] = tuple(round(0.1 * k, 1) for k in range(11))
 
 
 def _standardise(scores: np.ndarray) -> np.ndarray:
@@ -48,21 +50,23 @@ def _standardise(scores: np.ndarray) -> np.ndarray:
 
 
 def blend_scores(base: np.ndarray, interest: np.ndarray, weight: float) -> np.ndarray:
-    """Ranking scores ``base + weight * sd(base) * z(interest)`` per row (float32; ``weight=0``: ``base`` exactly).
+    """Ranking scores ``(1 - weight) * z(base) + weight * z(interest)`` per row, float32.
+
+    ``weight=0`` returns ``base`` and ``weight=1`` returns ``interest`` exactly (as float32).
 
     Args:
         base: (B, N) base scores.
         interest: (B, N) interest scores of the same items, in the same column order.
-        weight: the interest score's weight (in units of the base's per-user spread).
+        weight: the interest model's weight, in [0, 1].
     """
     if base.shape != interest.shape:
         raise ValueError(f"base scores {base.shape} and interest scores {interest.shape} differ in shape")
-    if weight == 0:
-        return np.asarray(base, dtype=np.float32)
-    b = np.asarray(base, dtype=np.float64)
-    sd = b.std(axis=1, keepdims=True)
-    out = b + weight * np.where(sd > 0, sd, 1.0) * _standardise(np.asarray(interest, dtype=np.float64))
-    return out.astype(np.float32)
+    if not 0 <= weight <= 1:
+        raise ValueError(f"weight must be in [0, 1], got {weight}")
+    if weight in (0, 1):
+        return np.asarray(interest if weight else base, dtype=np.float32)
+    b, t = (_standardise(np.asarray(s, dtype=np.float64)) for s in (base, interest))
+    return ((1 - weight) * b + weight * t).astype(np.float32)
 
 
 def blend_ratings(base: np.ndarray, interest: np.ndarray, weight: float, bounds: tuple[float, float]) -> np.ndarray:
@@ -95,7 +99,7 @@ class BlendRecommender(Recommender):
         base_grid: the base's candidate hyper-parameters, chosen on validation (first wins ties);
             empty: one candidate with ``{}``.
         make_interest: ``make_interest()`` -> an unfitted interest model (text inputs included).
-        weights: the declared grid of interest weights; must contain 0 (the base alone).
+        weights: the declared grid of interest weights in [0, 1]; must contain 0 (the base alone).
         name: label used in result tables.
 
     After ``fit``: ``base_`` and ``interest_`` (the fitted parts), ``weight_``, ``base_params_``,
@@ -117,8 +121,8 @@ class BlendRecommender(Recommender):
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
         weights = tuple(float(w) for w in weights)
-        if 0.0 not in weights:
-            raise ValueError(f"weights must contain 0 (the base alone), got {weights}")
+        if 0.0 not in weights or not all(0 <= w <= 1 for w in weights):
+            raise ValueError(f"weights must lie in [0, 1] and contain 0 (the base alone), got {weights}")
         self.task = task
         self.make_base = make_base
         self.make_interest = make_interest
