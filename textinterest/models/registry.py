@@ -340,6 +340,53 @@ def _cold_rmse(model: Any, split: Any) -> dict[str, float]:
     return out
 
 
+# the interest model on a CF base (models/blend.py): name -> the interest variant blended in; ablations of the
+# blend swap that variant and reuse the blend's tuned interest parameters
+BLEND_VARIANTS: dict[str, str] = {
+    "interest+cf": "interest",
+    "interest+cf-no-text": "interest-no-text",
+    "interest+cf-no-lstm": "interest-no-lstm",
+    "interest+cf-no-sentiment": "interest-no-sentiment",
+}
+BLEND_BASES = {"ranking": "cornac-bpr", "rating": "mf"}  # the strongest validated ID-only models on each task
+
+
+def _build_base(name: str, ctx: BuildContext, params: dict[str, Any]) -> Recommender:
+    spec = get(name)
+    config, own = None, ctx.train_config
+    if spec.train_defaults is not None:
+        over: dict[str, Any] = {"seed": ctx.seed}
+        if own is not None:
+            over.update(device=own.device, progress=own.progress)
+            if own.epochs != TRAIN_DEFAULTS["interest"]["epochs"]:  # the run's own epoch cap
+                over["epochs"] = own.epochs
+        config = spec.train_config(**over)
+    return spec.build(replace(ctx, train_config=config, params=dict(params)))
+
+
+def _build_blend(variant: str, ctx: BuildContext) -> Recommender:
+    from textinterest.models.blend import BlendRecommender
+
+    base = BLEND_BASES[ctx.task]
+    return BlendRecommender(
+        ctx.task,
+        functools.partial(_build_base, base, ctx),
+        functools.partial(_build_interest, BLEND_VARIANTS[variant], ctx),
+        base_grid=get(base).grid,
+        name=variant,
+    )
+
+
+def _blend_report(model: Any, ctx: ReportContext) -> dict[str, Any]:
+    """The weight validation chose, and each part's epochs."""
+    settings = model.refit_settings()
+    out = {f"{ctx.task}_blend_weight": settings["weight"]}
+    for part in ("base", "interest"):
+        if settings[f"{part}_epochs"] is not None:
+            out[f"{ctx.task}_{part}_epochs"] = settings[f"{part}_epochs"]
+    return out
+
+
 def _register_builtins() -> None:
     from textinterest.models.baselines import DEFAULT_MODELS as BASELINES
     from textinterest.models.baselines import GlobalMean, Popularity
@@ -419,6 +466,24 @@ def _register_builtins() -> None:
             description="interest model with its text encoder fine-tuned jointly (a GPU job)",
         )
     )
+    for variant, part in BLEND_VARIANTS.items():
+        full = variant == "interest+cf"
+        register(
+            ModelSpec(
+                variant,
+                functools.partial(_build_blend, variant),
+                train_defaults=TRAIN_DEFAULTS["interest"],
+                grid=INTEREST_GRID if full else (),
+                tuned_by=None if full else "interest+cf",
+                uses_text=INTEREST_VARIANTS[part].get("use_text", True),
+                uses_sentiment=INTEREST_VARIANTS[part].get("use_sentiment", True),
+                extra="peers",
+                requires=("cornac",),
+                default=False,
+                report=_blend_report,
+                description=f"{part} blended with Cornac BPR (ranking) / MF (ratings), weight chosen on validation",
+            )
+        )
 
 
 _register_builtins()

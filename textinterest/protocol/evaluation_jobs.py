@@ -173,6 +173,9 @@ def _tune_trial(run: EvaluationRun, name: str, task: str, j: int, seed: int) -> 
     """Fit candidate ``j`` of ``name``'s grid on train; its validation score (-RMSE or NDCG@10) and epochs."""
     spec = run.spec(name)
     model = spec.build(run.context(spec, task, seed, dict(spec.grid[j]))).fit(run.parts.train, run.parts.val)
+    if hasattr(model, "refit_settings"):  # a blend: its weight, base parameters and each part's epochs
+        settings = model.refit_settings()
+        return {"metric": float(settings["val_metric"]), "settings": settings}
     result = getattr(model, "train_result_", None)
     if result is None:  # no early stopping (Cornac): score the fitted model on validation directly
         return {"metric": validation_score(model, run.parts.train, run.parts.val, task)}
@@ -241,7 +244,7 @@ def execute(
         if run.protocol == "val-in-history" and seed == seeds[0] and source == name:
             for task in tasks:  # the first fit of this seed is the chosen tuning trial, already run
                 trial = results.get(("tune", name, task, chosen_j.get(task)))
-                if trial is not None and "epochs" in trial.value:
+                if trial is not None and ("epochs" in trial.value or "settings" in trial.value):
                     known[task] = trial.value
         _log(progress, f"seed {seed}: {name} ({', '.join(tasks)})")
         return _fit_job, (name, seed, tasks, chosen, known)

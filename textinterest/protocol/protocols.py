@@ -73,6 +73,9 @@ def fit_for_test(
         known: ``{"epochs", "metric"}`` of an identical early-stopped fit on ``train`` that already
             ran (a tuning trial with the same seed and settings). Under "val-in-history" the
             first fit is then skipped; it is ignored under "train-history", which tests that fit.
+            A model that chooses more than an epoch count on validation (a blend: its weight and
+            each part's epochs) has ``refit_settings()`` / ``use_settings(settings)``: ``known``
+            then needs ``"settings"`` to skip the first fit, and the refit uses those settings.
 
     Returns:
         ``(model, history, info)``: the model to score test with, the rows whose items are its
@@ -82,24 +85,32 @@ def fit_for_test(
     """
     _check_protocol(protocol)
     model = factory(train)
-    if protocol == "val-in-history" and val is not None and len(val) and not hasattr(model, "train_config"):
+    chooses = hasattr(model, "refit_settings")  # chooses more than an epoch count on validation
+    learns_on_val = hasattr(model, "train_config") or chooses
+    if protocol == "val-in-history" and val is not None and len(val) and not learns_on_val:
         # nothing is chosen on validation while fitting (no early stopping): fit once, on the whole history
         history = pd.concat([train, val], ignore_index=True)
         return factory(history).fit(history), history, {"protocol": protocol, "refit": True}
     info: dict[str, Any] = {"protocol": protocol, "refit": False}
     reuse = known is not None and protocol == "val-in-history" and val is not None and len(val)
-    if reuse and hasattr(model, "train_config") and known.get("epochs") is not None:
+    if reuse and chooses and known.get("settings") is not None:
+        info.update(settings=known["settings"], val_metric=float(known["metric"]))
+    elif reuse and not chooses and hasattr(model, "train_config") and known.get("epochs") is not None:
         info.update(epochs=int(known["epochs"]), val_metric=float(known["metric"]))
     else:
         model.fit(train, val)
         result = getattr(model, "train_result_", None)
         if result is not None and result.best_epoch >= 0:
             info.update(epochs=int(result.best_epoch + 1), val_metric=float(result.best_metric))
+        if chooses:
+            info.update(settings=model.refit_settings(), val_metric=model.refit_settings()["val_metric"])
     if protocol == "train-history" or val is None or not len(val):
         return model, train, info
     history = pd.concat([train, val], ignore_index=True)
     again = factory(history)
-    if "epochs" in info and hasattr(again, "train_config"):
+    if "settings" in info:
+        again.use_settings(info["settings"])
+    elif "epochs" in info and hasattr(again, "train_config"):
         again.train_config = replace(again.train_config, epochs=info["epochs"], patience=0)
     again.fit(history)
     info["refit"] = True
