@@ -18,7 +18,7 @@ def folder(monkeypatch):
     return str(trained()[2])
 
 
-def history_batch(tmp_path, *reviews, raw: str | None = None):
+def _history(tmp_path, *reviews, raw: str | None = None):
     path = tmp_path / "history.jsonl"
     path.write_text(raw if raw is not None else "\n".join(json.dumps(r) for r in reviews) + "\n", encoding="utf-8")
     return str(path)

@@ -66,7 +66,7 @@ def _raw_id(model: Any, index: Any, raw: str, name: str) -> Any:
     return raw
 
 
-def history_batch(model: Any, path: str | Path) -> list[dict[str, Any]]:
+def _history(model: Any, path: str | Path) -> list[dict[str, Any]]:
     """A history file's reviews, checked by the review schema the HTTP API uses (the file is named in errors)."""
     from textinterest.datasets.review_schema import ReviewError, ReviewSchema
 
