@@ -10,6 +10,7 @@ import torch
 from textinterest.datasets.splits import split_interactions
 from textinterest.evaluation import evaluate_ranking
 from textinterest.models.peers.sequential import GRU4Rec, GRU4RecRecommender, NextItemConfig, SASRec, SASRecRecommender
+from textinterest.protocol.protocols import fit_for_test
 from textinterest.training import TrainConfig
 
 
@@ -49,14 +50,19 @@ def test_sasrec_right_padding_does_not_change_valid_states():
 
 
 @pytest.mark.parametrize(
-    "cls,loss", [(SASRecRecommender, "ce"), (SASRecRecommender, "bce"), (GRU4RecRecommender, "ce")]
+    "cls,loss,examples",
+    [
+        (SASRecRecommender, "ce", "prefix"),
+        (SASRecRecommender, "ce", "window"),
+        (SASRecRecommender, "bce", "prefix"),
+        (GRU4RecRecommender, "ce", "prefix"),
+    ],
 )
-def test_learns_a_chain(cls, loss):
+def test_learns_a_chain(cls, loss, examples):
     split = split_interactions(_chain(), "leave-last-out")
-    config = TrainConfig(epochs=80, lr=0.01, batch_size=16, patience=10, seed=0, progress=False)
-    model = cls(hidden=32, n_layers=1, dropout=0.0, max_len=8, loss=loss, train_config=config).fit(
-        split.train, split.val
-    )
+    config = TrainConfig(epochs=40, lr=0.01, batch_size=32, patience=10, seed=0, progress=False)
+    model = cls(hidden=32, n_layers=1, dropout=0.0, max_len=8, loss=loss, examples=examples, train_config=config)
+    model.fit(split.train, split.val)
     res = evaluate_ranking(
         lambda u: model.score_items(model.user_index.ids[u]),
         split.train,
@@ -68,6 +74,96 @@ def test_learns_a_chain(cls, loss):
     assert res["hr@1"] > 0.7  # chance: 1 / 6 candidates left
     scores = model.score_items(["u0", "unknown"])
     assert scores.shape == (2, len(model.item_index)) and np.isfinite(scores).all()
+
+
+def test_every_prefix_is_one_example_with_the_next_item_as_target():
+    split = split_interactions(_chain(n_users=3, n_items=30, length=9), "leave-last-out")
+    model = SASRecRecommender(hidden=8, n_layers=1, max_len=4, train_config=TrainConfig(epochs=1, progress=False))
+    model.fit(split.train)
+    seq = model.seq
+    ex = model._examples
+    assert len(ex) == int((seq.lengths - 1).clip(0).sum())  # one per step but each user's first
+    for u, start, end, target in ex:
+        s, n = seq.starts[u], seq.lengths[u]
+        assert target == end and s < end < s + n  # the target is the step right after the input
+        assert start == max(s, end - 4)  # the last max_len steps before it
+    # every (user, target) pair appears once
+    assert len({(u, t) for u, _, _, t in ex}) == len(ex)
+
+
+def test_prefix_loss_equals_a_hand_computation():
+    split = split_interactions(_chain(n_users=4, n_items=15, length=7), "leave-last-out")
+    config = TrainConfig(epochs=1, progress=False, seed=3)
+    model = SASRecRecommender(hidden=8, n_layers=2, inner=16, dropout=0.0, max_len=3, train_config=config)
+    model.fit(split.train)
+    module = model.module.eval()
+    ex = model._examples[:7]
+    batch = model._batch(ex, np.random.default_rng(0))
+    with torch.no_grad():
+        got = model._loss(module, batch)
+        losses = []
+        for _u, start, end, target in ex:  # each prefix alone, unpadded, its last state scored over all items
+            items = torch.as_tensor(model.seq.item[start:end] + 1)[None]
+            h = module(items)[0, -1]
+            logits = h @ module.item_emb.weight[1:].T
+            losses.append(-torch.log_softmax(logits, 0)[model.seq.item[target]])
+    torch.testing.assert_close(got, torch.stack(losses).mean())
+
+
+def test_sasrec_blocks_are_post_layer_norm():
+    torch.manual_seed(0)
+    config = NextItemConfig(n_items=10, hidden=16, n_layers=2, n_heads=2, inner=32, dropout=0.0, max_len=6)
+    model = SASRec(config).eval()
+    block = model.blocks[0]
+    x = torch.randn(2, 5, 16)
+    causal = torch.triu(torch.ones(5, 5, dtype=torch.bool), diagonal=1)
+    with torch.no_grad():
+        a = block.attn(x, x, x, attn_mask=causal, need_weights=False)[0]
+        mid = torch.nn.functional.layer_norm(x + a, (16,), eps=1e-12)
+        want = torch.nn.functional.layer_norm(mid + block.ffn(mid), (16,), eps=1e-12)
+        torch.testing.assert_close(block(x, causal), want)
+        out = model(torch.tensor([[1, 2, 3, 0]]))
+    # the last operation of every position is a layer norm (weight 1, bias 0 at init)
+    torch.testing.assert_close(out.mean(-1), torch.zeros(1, 4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.std(-1, unbiased=False), torch.ones(1, 4), atol=1e-3, rtol=0)
+    pre = SASRec(NextItemConfig(n_items=10, hidden=16, n_layers=2, dropout=0.0, max_len=6, norm="pre")).eval()
+    with torch.no_grad():
+        y = pre.blocks[0](x, causal)
+    assert not torch.allclose(y.mean(-1), torch.zeros(2, 5), atol=1e-3)  # a pre-LN block ends on a residual sum
+
+
+def test_weights_start_small_and_normal():
+    model = SASRec(NextItemConfig(n_items=500, hidden=64, max_len=50))
+    for w in (model.item_emb.weight[1:], model.blocks[0].ffn[0].weight, model.blocks[0].attn.in_proj_weight):
+        assert abs(float(w.detach().std()) - 0.02) < 0.003
+    assert float(model.item_emb.weight[0].abs().sum()) == 0.0  # padding
+
+
+def test_without_refit_the_validation_item_joins_the_history():
+    split = split_interactions(_chain(), "leave-last-out")
+    config = TrainConfig(epochs=40, lr=0.01, batch_size=32, patience=10, seed=0, progress=False)
+
+    def factory(frame):
+        return SASRecRecommender(hidden=32, n_layers=1, dropout=0.0, max_len=8, train_config=config)
+
+    model, history, info = fit_for_test(factory, split.train, split.val, "val-in-history")
+    assert info["refit"] is False and info["history"] == "train+validation"
+    assert len(history) == len(split.train) + len(split.val)
+    assert len(model.item_index) == split.train.item_id.nunique()  # fitted on train only
+    assert int(model.seq.lengths.sum()) == len(history)  # every validation item is a history step
+    res = evaluate_ranking(
+        lambda u: model.score_items(model.user_index.ids[u]),
+        history,
+        split.test,
+        model.user_index,
+        model.item_index,
+        ks=(1,),
+    )
+    assert res["hr@1"] > 0.7  # the chain's next step after the validation item
+    refit, _, refit_info = fit_for_test(
+        lambda frame: SASRecRecommender(max_len=8, refit=True, train_config=config), split.train, split.val
+    )
+    assert refit_info["refit"] is True and len(refit.item_index) == history.item_id.nunique()
 
 
 def test_long_histories_use_the_last_window():

@@ -1,0 +1,133 @@
+"""Which training-recipe differences move the next-item peers: fixed settings, no tuning.
+
+For each variant (the reference recipe of :mod:`textinterest.models.peers.sequential`, or the
+reference with one difference put back), fit the model on train with early stopping on validation
+NDCG@10, score the test split under the ``val-in-history`` protocol through
+:func:`textinterest.protocol.protocols.fit_for_test` (the same path as ``textinterest evaluate``),
+and record validation and test NDCG@10 / HR@10 per seed.
+
+    python benchmarks/sequential_recipe.py amazon:Musical_Instruments --model sasrec \\
+        --variants reference,refit,window --seeds 0 --output benchmarks/results/x.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from textinterest.constants import SEED
+from textinterest.datasets import load_dataset
+from textinterest.datasets.splits import split_interactions
+from textinterest.evaluation import evaluate_ranking
+from textinterest.models import registry
+from textinterest.protocol.protocols import fit_for_test
+
+# one difference from the reference recipe each: model arguments and TrainConfig fields
+VARIANTS: dict[str, dict[str, Any]] = {
+    "reference": {},
+    "refit": {"model": {"refit": True}},
+    "window": {"model": {"examples": "window"}},
+    "pre-ln": {"model": {"norm": "pre"}},
+    "inner64": {"model": {"inner": 64}},
+    "dropout0.2": {"model": {"dropout": 0.2}},
+    "old-train": {"train": {"batch_size": 128, "epochs": 100, "weight_decay": 1e-5, "grad_clip": 5.0}},
+    "all-old": {
+        "model": {"refit": True, "examples": "window", "norm": "pre", "inner": 64, "dropout": 0.2},
+        "train": {"batch_size": 128, "epochs": 100, "weight_decay": 1e-5, "grad_clip": 5.0},
+    },
+}
+
+
+def run(name: str, model: str, variants: list[str], seeds: list[int], encoder: str = "default") -> dict[str, Any]:
+    """Fit every variant for every seed; one record each."""
+    data = load_dataset(name)
+    split = split_interactions(data.interactions, how="leave-last-out", seed=SEED)
+    spec = registry.get(model)
+    features = None
+    if spec.uses_text:  # the item text of the interest model: training reviews only (cached MiniLM)
+        from textinterest.protocol.text_inputs import build_text_features
+        from textinterest.text.hashing import make_extractor
+
+        features = build_text_features(split.train, make_extractor(encoder, device="cpu"), items=data.items)
+    records = []
+    for variant in variants:
+        over = VARIANTS[variant]
+        for seed in seeds:
+            t = time.perf_counter()
+            config = spec.train_config(seed=seed, progress=False, **over.get("train", {}))
+
+            context = registry.BuildContext(
+                task="ranking", seed=seed, train_config=config, params=over.get("model", {}), features=features
+            )
+
+            def factory(frame: Any, context: Any = context) -> Any:
+                return spec.build(context)
+
+            fitted, history, info = fit_for_test(factory, split.train, split.val, "val-in-history")
+            if hasattr(fitted, "set_prediction_times"):
+                fitted.set_prediction_times(split.test)  # time-safe item text, as evaluate does
+            ids = fitted.user_index.ids
+            test = evaluate_ranking(
+                lambda u, fitted=fitted, ids=ids: fitted.score_items(ids[u]),
+                history,
+                split.test,
+                fitted.user_index,
+                fitted.item_index,
+                ks=(10,),
+            )
+            rec = {
+                "variant": variant,
+                "seed": seed,
+                "val_ndcg@10": info.get("val_metric"),
+                "epochs": info.get("epochs"),
+                "refit": info.get("refit"),
+                "test_ndcg@10": test["ndcg@10"],
+                "test_hr@10": test["hr@10"],
+                "seconds": time.perf_counter() - t,
+            }
+            print(json.dumps(rec), flush=True)
+            records.append(rec)
+    summary = {}
+    for variant in variants:
+        vals = np.array([r["test_ndcg@10"] for r in records if r["variant"] == variant])
+        summary[variant] = {
+            "test_ndcg@10_mean": float(vals.mean()),
+            "test_ndcg@10_std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
+            "n_seeds": int(len(vals)),
+        }
+    return {
+        "dataset": name,
+        "model": model,
+        "variants": {v: VARIANTS[v] for v in variants},
+        "records": records,
+        "summary": summary,
+        "machine": f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name")
+    parser.add_argument("--model", default="sasrec")
+    parser.add_argument("--variants", default="reference")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds")
+    parser.add_argument("--encoder", default="default", help="text encoder of a text model")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--output")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    result = run(args.name, args.model, args.variants.split(","), [int(s) for s in args.seeds.split(",")], args.encoder)
+    print(json.dumps(result["summary"], indent=1))
+    if args.output:
+        with open(args.output, "w") as f:
+            json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
