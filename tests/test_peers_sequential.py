@@ -144,7 +144,7 @@ def test_without_refit_the_validation_item_joins_the_history():
     config = TrainConfig(epochs=40, lr=0.01, batch_size=32, patience=10, seed=0, progress=False)
 
     def factory(frame):
-        return SASRecRecommender(hidden=32, n_layers=1, dropout=0.0, max_len=8, train_config=config)
+        return SASRecRecommender(hidden=32, n_layers=1, dropout=0.0, max_len=8, refit=False, train_config=config)
 
     model, history, info = fit_for_test(factory, split.train, split.val, "val-in-history")
     assert info["refit"] is False and info["history"] == "train+validation"

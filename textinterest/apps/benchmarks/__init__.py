@@ -10,6 +10,7 @@ go to ``benchmarks/results/``.
 * ``surprise_ml100k``: Surprise's published MovieLens 100K table through our adapters.
 * ``sentiment``: TF-IDF + logistic regression vs a BERT classifier on Musical Instruments.
 * ``scale``: time and peak memory per pipeline stage from 10k to 1M reviews (:mod:`textinterest.apps.scale`).
+* ``sequential_recipe``: the next-item peers' training recipe, one difference from the reference at a time.
 * ``gpu_check``: the GPU path in one run (embedding, sentiment fine-tune, joint fine-tuning).
 """
 
@@ -19,7 +20,16 @@ import importlib
 from collections.abc import Sequence
 from typing import Any
 
-NAMES = ("embed", "cache_verify", "joint_frozen_cache", "surprise_ml100k", "sentiment", "gpu_check", "scale")
+NAMES = (
+    "embed",
+    "cache_verify",
+    "joint_frozen_cache",
+    "surprise_ml100k",
+    "sentiment",
+    "gpu_check",
+    "scale",
+    "sequential_recipe",
+)
 
 __all__ = [
     "NAMES",
