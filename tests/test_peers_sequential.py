@@ -10,6 +10,7 @@ import torch
 from textinterest.datasets.splits import split_interactions
 from textinterest.evaluation import evaluate_ranking
 from textinterest.models.peers.sequential import GRU4Rec, GRU4RecRecommender, NextItemConfig, SASRec, SASRecRecommender
+from textinterest.models.peers.sequential_text import SASRecTextRecommender
 from textinterest.protocol.protocols import fit_for_test, validation_score
 from textinterest.training import TrainConfig
 
@@ -176,3 +177,41 @@ def test_bad_arguments():
     one_step = _chain(n_users=3, length=1)
     with pytest.raises(ValueError, match="two or more"):
         SASRecRecommender(train_config=TrainConfig(epochs=1, progress=False)).fit(one_step)
+
+
+def _text_model(split, vectors, epochs=3):
+    config = TrainConfig(epochs=epochs, lr=0.01, batch_size=16, patience=0, seed=0, progress=False)
+    return SASRecTextRecommender(vectors=vectors, hidden=8, n_layers=1, max_len=8, train_config=config)
+
+
+def test_sasrec_text_scores_read_only_reviews_written_before_the_prediction_time():
+    split = split_interactions(_chain(n_users=20, n_items=10, length=6), "leave-last-out")
+    split.train["timestamp"] += np.arange(len(split.train)) % 7  # users' steps interleave in time
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(len(split.train), 6)).astype(np.float32)
+    model = _text_model(split, vectors).fit(split.train)
+    last = split.train.groupby("user_id").timestamp.max()
+    user, when = last.idxmin(), int(last.min()) + 1  # after the user's whole history
+    assert (split.train.timestamp >= when).sum() >= 10  # while other reviews come later
+    model.set_prediction_times(pd.DataFrame({"user_id": [user], "timestamp": [when]}))
+    before = model.score_items([user])
+    times = split.train.timestamp.to_numpy()
+
+    def rescored(changed):
+        other = vectors.copy()
+        other[changed] = rng.normal(size=(int(changed.sum()), 6))
+        model._text = model._text_history(other, split.train)
+        model._set_step_text(model._times)
+        return model.score_items([user])
+
+    np.testing.assert_allclose(rescored(times >= when), before, rtol=1e-5, atol=1e-6)  # later reviews: no effect
+    assert np.abs(rescored(times < when) - before).max() > 1e-4  # earlier ones are read
+
+
+def test_sasrec_text_learns_a_chain_scored_at_validation_time():
+    split = split_interactions(_chain(n_users=60, n_items=12, length=6), "leave-last-out")
+    item_codes = split.train.item_id.str[1:].astype(int).to_numpy()
+    onehot = np.eye(12, dtype=np.float32)[item_codes]  # each review's text identifies its item
+    model = _text_model(split, onehot, epochs=30).fit(split.train, split.val)
+    model.set_prediction_times(split.val)
+    assert validation_score(model, split.train, split.val, "ranking") > 0.5  # chance: about 0.2

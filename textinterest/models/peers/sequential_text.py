@@ -92,19 +92,24 @@ class SASRecTextRecommender(SASRecRecommender):
         return super().fit(train, val, **inputs)
 
     def _build(self, train: pd.DataFrame) -> nn.Module:
+        self._text = self._text_history(self.vectors, train)
+        times = train[TIME_COL].to_numpy(dtype=np.int64)[self.seq.rows]
+        self._set_step_text(times)
+        return super()._build(train)
+
+    def _text_history(self, vectors: np.ndarray, train: pd.DataFrame) -> ItemTextHistory:
+        """The time-safe item text of ``train``'s reviews (``vectors`` aligned with its rows)."""
         n_items = len(self.item_index)
-        review = self.vectors[self.seq.rows]  # (n, D) in sorted order
+        review = vectors[self.seq.rows]  # (n, D) in sorted order
         times = train[TIME_COL].to_numpy(dtype=np.int64)[self.seq.rows]
         fixed = np.zeros(n_items, bool)
         fixed_vectors = np.zeros((n_items, review.shape[1]), np.float32)
-        if self.item_vectors is not None:
+        if self.item_vectors is not None:  # metadata text: the same at every time
             pos = self.item_index.index_of(np.asarray(self.item_ids, dtype=object))
             ok = pos >= 0
             fixed[pos[ok]] = True
             fixed_vectors[pos[ok]] = np.asarray(self.item_vectors, np.float32)[ok]
-        self._text = ItemTextHistory(review, self.seq.item, times, n_items, fixed, fixed_vectors)
-        self._set_step_text(times)
-        return super()._build(train)
+        return ItemTextHistory(review, self.seq.item, times, n_items, fixed, fixed_vectors)
 
     def _make_module(self, config: NextItemConfig) -> nn.Module:
         return TextSASRec(config, self.vectors.shape[1])
