@@ -26,6 +26,7 @@ from textinterest.datasets import load_dataset
 from textinterest.datasets.splits import split_interactions
 from textinterest.evaluation import evaluate_ranking
 from textinterest.models import registry
+from textinterest.models.peers import sequential
 from textinterest.protocol.protocols import fit_for_test
 
 # the reference recipe (RecBole's SASRec: no refit), then one difference from it each (model arguments and
@@ -38,7 +39,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "pre-ln": {"model": {"refit": False, "norm": "pre"}},
     "inner64": {"model": {"refit": False, "inner": 64}},
     "dropout0.2": {"model": {"refit": False, "dropout": 0.2}},
+    "dropout0.5": {"model": {"refit": False, "dropout": 0.5}},
     "old-train": {"model": {"refit": False}, "train": _OLD_TRAIN},
+    "torch-init": {"model": {"refit": False}, "init": "torch"},
     "all-old": {
         "model": {"refit": True, "examples": "window", "norm": "pre", "inner": 64, "dropout": 0.2},
         "train": _OLD_TRAIN,
@@ -46,11 +49,20 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
+def _torch_init(module: Any, std: float = 0.02) -> None:
+    """The initialisation before the reference recipe: PyTorch's defaults (positions N(0, 1), linear
+    layers Kaiming-uniform), only the item table N(0, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, torch.nn.Embedding) and m.padding_idx == 0:
+            torch.nn.init.normal_(m.weight, std=std)
+
+
 def run(name: str, model: str, variants: list[str], seeds: list[int], encoder: str = "default") -> dict[str, Any]:
     """Fit every variant for every seed; one record each."""
     data = load_dataset(name)
     split = split_interactions(data.interactions, how="leave-last-out", seed=SEED)
     spec = registry.get(model)
+    default_init = sequential.init_weights
     features = None
     if spec.uses_text:  # the item text of the interest model: training reviews only (cached MiniLM)
         from textinterest.protocol.text_inputs import build_text_features
@@ -62,6 +74,8 @@ def run(name: str, model: str, variants: list[str], seeds: list[int], encoder: s
         over = VARIANTS[variant]
         for seed in seeds:
             t = time.perf_counter()
+            # a variant may swap the initialisation the modules call when they are built
+            sequential.init_weights = _torch_init if over.get("init") == "torch" else default_init
             config = spec.train_config(seed=seed, progress=False, **over.get("train", {}))
 
             context = registry.BuildContext(
@@ -103,6 +117,7 @@ def run(name: str, model: str, variants: list[str], seeds: list[int], encoder: s
             "test_ndcg@10_std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
             "n_seeds": int(len(vals)),
         }
+    sequential.init_weights = default_init
     return {
         "dataset": name,
         "model": model,
