@@ -137,7 +137,7 @@ def test_weights_start_small_and_normal():
     model = SASRec(NextItemConfig(n_items=500, hidden=64, max_len=50))
     for w in (model.item_emb.weight[1:], model.blocks[0].ffn[0].weight, model.blocks[0].attn.in_proj_weight):
         assert abs(float(w.detach().std()) - 0.02) < 0.003
-    assert float(model.item_emb.weight[0].abs().sum()) == 0.0  # padding
+    assert float(model.item_emb.weight[0].detach().abs().sum()) == 0.0  # padding
 
 
 def test_without_refit_the_validation_item_joins_the_history():

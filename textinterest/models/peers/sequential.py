@@ -15,6 +15,10 @@ next-item tables use), whose figures these peers reproduce (benchmarks/BENCHMARK
   ICLR 2016), in the full-softmax form RecBole and later re-evaluations use: item embedding ->
   dropout -> GRU -> linear map back to the embedding size; score ``h_t . e_i``.
 
+**Initialisation** (:func:`init_weights`): every linear, embedding and attention weight starts
+normal(0, 0.02), biases zero. With PyTorch's defaults the position table starts N(0, 1) and drowns
+the item embeddings; that alone cost SASRec about a third of its NDCG@10 (benchmarks/BENCHMARKS.md).
+
 **Training examples** (``examples``): ``"prefix"`` (default, the reference) makes every prefix
 of a training history one example, its last ``max_len`` steps as input and the next item as the
 target, with the loss at that last step only; ``"window"`` cuts each history into overlapping
@@ -23,8 +27,8 @@ Loss: cross-entropy over the full catalogue (``loss="ce"``) or the original SASR
 cross-entropy with one sampled negative per target (``loss="bce"``).
 
 **Test time.** Under the ``val-in-history`` protocol the models are refitted on train +
-validation for the number of epochs early stopping chose on validation (``refit=True``, the
-project's protocol for every model), which scores higher than the reference's choice,
+validation for the number of epochs early stopping chose on validation (``refit=True``, this
+package's protocol for every model), which scores higher than the reference's choice,
 ``refit=False``: the fit early-stopped on validation scores the test item from the history
 extended by the validation interaction (:meth:`~textinterest.models.sequences.HistoryUpdate.set_history`).
 A user with no history is scored from the empty sequence (the padding embedding).
