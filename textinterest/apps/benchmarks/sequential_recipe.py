@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from textinterest.constants import SEED
@@ -63,12 +64,15 @@ def run(name: str, model: str, variants: list[str], seeds: list[int], encoder: s
     split = split_interactions(data.interactions, how="leave-last-out", seed=SEED)
     spec = registry.get(model)
     default_init = sequential.init_weights
-    features = None
-    if spec.uses_text:  # the item text of the interest model: training reviews only (cached MiniLM)
+    features = {}  # rows -> text inputs of those rows (the training rows, or train + validation for a refit)
+    if spec.uses_text:  # the item text of the interest model (cached MiniLM); test reviews are never read
         from textinterest.protocol.text_inputs import build_text_features
         from textinterest.text.hashing import make_extractor
 
-        features = build_text_features(split.train, make_extractor(encoder, device="cpu"), items=data.items)
+        extractor = make_extractor(encoder, device="cpu")
+        history = pd.concat([split.train, split.val], ignore_index=True)
+        for frame in (split.train, history):
+            features[len(frame)] = build_text_features(frame, extractor, items=data.items)
     records = []
     for variant in variants:
         over = VARIANTS[variant]
@@ -78,11 +82,12 @@ def run(name: str, model: str, variants: list[str], seeds: list[int], encoder: s
             sequential.init_weights = _torch_init if over.get("init") == "torch" else default_init
             config = spec.train_config(seed=seed, progress=False, **over.get("train", {}))
 
-            context = registry.BuildContext(
-                task="ranking", seed=seed, train_config=config, params=over.get("model", {}), features=features
-            )
+            params = over.get("model", {})
 
-            def factory(frame: Any, context: Any = context) -> Any:
+            def factory(frame: Any, config: Any = config, params: dict[str, Any] = params, seed: int = seed) -> Any:
+                context = registry.BuildContext(
+                    task="ranking", seed=seed, train_config=config, params=params, features=features.get(len(frame))
+                )
                 return spec.build(context)
 
             fitted, history, info = fit_for_test(factory, split.train, split.val, "val-in-history")
