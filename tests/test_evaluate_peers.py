@@ -20,6 +20,7 @@ def peer_result(tmp_path_factory):
     models = (
         ("mf", "interest", "interest-no-text")
         + PEERS
+        + ("sasrec-text",)
         + (("cornac-bpr", "cornac-mf") if registry.get("cornac-bpr").missing() is None else ())
     )
     result = run_evaluation(
@@ -49,8 +50,10 @@ def test_peers_are_registered_with_an_equal_budget():
 def test_peers_in_the_table_with_tuning_significance_and_slices(peer_result):
     result, path = peer_result
     rows = {r["model"]: r for r in result["results"]}
-    for name in PEERS:
+    for name in PEERS + ("sasrec-text",):
         assert np.isfinite(rows[name]["ndcg@10"]) and "rmse" not in rows[name]
+    # the text-aware SASRec runs with sasrec's choice, scored from the history extended by validation
+    assert "sasrec-text" not in result["tuning"]["by_model"]
     assert result["protocol"] == "val-in-history"
     by_model = result["tuning"]["by_model"]
     for name in ("interest", "mf", "sasrec", "gru4rec"):

@@ -10,6 +10,8 @@ import torch
 from textinterest.datasets.splits import split_interactions
 from textinterest.evaluation import evaluate_ranking
 from textinterest.models.peers.sequential import GRU4Rec, GRU4RecRecommender, NextItemConfig, SASRec, SASRecRecommender
+from textinterest.models.peers.sequential_text import SASRecTextRecommender
+from textinterest.protocol.protocols import fit_for_test, validation_score
 from textinterest.training import TrainConfig
 
 
@@ -49,14 +51,19 @@ def test_sasrec_right_padding_does_not_change_valid_states():
 
 
 @pytest.mark.parametrize(
-    "cls,loss", [(SASRecRecommender, "ce"), (SASRecRecommender, "bce"), (GRU4RecRecommender, "ce")]
+    "cls,loss,examples",
+    [
+        (SASRecRecommender, "ce", "prefix"),
+        (SASRecRecommender, "ce", "window"),
+        (SASRecRecommender, "bce", "prefix"),
+        (GRU4RecRecommender, "ce", "prefix"),
+    ],
 )
-def test_learns_a_chain(cls, loss):
+def test_learns_a_chain(cls, loss, examples):
     split = split_interactions(_chain(), "leave-last-out")
-    config = TrainConfig(epochs=80, lr=0.01, batch_size=16, patience=10, seed=0, progress=False)
-    model = cls(hidden=32, n_layers=1, dropout=0.0, max_len=8, loss=loss, train_config=config).fit(
-        split.train, split.val
-    )
+    config = TrainConfig(epochs=40, lr=0.01, batch_size=32, patience=10, seed=0, progress=False)
+    model = cls(hidden=32, n_layers=1, dropout=0.0, max_len=8, loss=loss, examples=examples, train_config=config)
+    model.fit(split.train, split.val)
     res = evaluate_ranking(
         lambda u: model.score_items(model.user_index.ids[u]),
         split.train,
@@ -68,6 +75,89 @@ def test_learns_a_chain(cls, loss):
     assert res["hr@1"] > 0.7  # chance: 1 / 6 candidates left
     scores = model.score_items(["u0", "unknown"])
     assert scores.shape == (2, len(model.item_index)) and np.isfinite(scores).all()
+
+
+def test_every_prefix_is_one_example_with_the_next_item_as_target():
+    split = split_interactions(_chain(n_users=3, n_items=30, length=9), "leave-last-out")
+    model = SASRecRecommender(hidden=8, n_layers=1, max_len=4, train_config=TrainConfig(epochs=1, progress=False))
+    model.fit(split.train)
+    seq = model.seq
+    ex = model._examples
+    assert len(ex) == int((seq.lengths - 1).clip(0).sum())  # one per step but each user's first
+    for u, start, end, target in ex:
+        s, n = seq.starts[u], seq.lengths[u]
+        assert target == end and s < end < s + n  # the target is the step right after the input
+        assert start == max(s, end - 4)  # the last max_len steps before it
+    # every (user, target) pair appears once
+    assert len({(u, t) for u, _, _, t in ex}) == len(ex)
+
+
+def test_prefix_loss_equals_a_hand_computation():
+    split = split_interactions(_chain(n_users=4, n_items=15, length=7), "leave-last-out")
+    config = TrainConfig(epochs=1, progress=False, seed=3)
+    model = SASRecRecommender(hidden=8, n_layers=2, inner=16, dropout=0.0, max_len=3, train_config=config)
+    model.fit(split.train)
+    module = model.module.eval()
+    ex = model._examples[:7]
+    batch = model._batch(ex, np.random.default_rng(0))
+    with torch.no_grad():
+        got = model._loss(module, batch)
+        losses = []
+        for _u, start, end, target in ex:  # each prefix alone, unpadded, its last state scored over all items
+            items = torch.as_tensor(model.seq.item[start:end] + 1)[None]
+            h = module(items)[0, -1]
+            logits = h @ module.item_emb.weight[1:].T
+            losses.append(-torch.log_softmax(logits, 0)[model.seq.item[target]])
+    torch.testing.assert_close(got, torch.stack(losses).mean())
+
+
+def test_sasrec_blocks_are_post_layer_norm():
+    torch.manual_seed(0)
+    config = NextItemConfig(n_items=10, hidden=16, n_layers=2, n_heads=2, inner=32, dropout=0.0, max_len=6)
+    model = SASRec(config).eval()
+    block = model.blocks[0]
+    x = torch.randn(2, 5, 16)
+    causal = torch.triu(torch.ones(5, 5, dtype=torch.bool), diagonal=1)
+    with torch.no_grad():
+        a = block.attn(x, x, x, attn_mask=causal, need_weights=False)[0]
+        mid = torch.nn.functional.layer_norm(x + a, (16,), eps=1e-12)
+        want = torch.nn.functional.layer_norm(mid + block.ffn(mid), (16,), eps=1e-12)
+        torch.testing.assert_close(block(x, causal), want)
+        out = model(torch.tensor([[1, 2, 3, 0]]))
+    # the last operation of every position is a layer norm (weight 1, bias 0 at init)
+    torch.testing.assert_close(out.mean(-1), torch.zeros(1, 4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.std(-1, unbiased=False), torch.ones(1, 4), atol=1e-3, rtol=0)
+    pre = SASRec(NextItemConfig(n_items=10, hidden=16, n_layers=2, dropout=0.0, max_len=6, norm="pre")).eval()
+    with torch.no_grad():
+        y = pre.blocks[0](x, causal)
+    assert not torch.allclose(y.mean(-1), torch.zeros(2, 5), atol=1e-3)  # a pre-LN block ends on a residual sum
+
+
+def test_weights_start_small_and_normal():
+    model = SASRec(NextItemConfig(n_items=500, hidden=64, max_len=50))
+    for w in (model.item_emb.weight[1:], model.blocks[0].ffn[0].weight, model.blocks[0].attn.in_proj_weight):
+        assert abs(float(w.detach().std()) - 0.02) < 0.003
+    assert float(model.item_emb.weight[0].detach().abs().sum()) == 0.0  # padding
+
+
+def test_without_refit_the_validation_item_joins_the_history():
+    split = split_interactions(_chain(), "leave-last-out")
+    config = TrainConfig(epochs=40, lr=0.01, batch_size=32, patience=10, seed=0, progress=False)
+
+    def factory(frame):
+        return SASRecRecommender(hidden=32, n_layers=1, dropout=0.0, max_len=8, refit=False, train_config=config)
+
+    model, history, info = fit_for_test(factory, split.train, split.val, "val-in-history")
+    assert info["refit"] is False and info["history"] == "train+validation"
+    assert len(history) == len(split.train) + len(split.val)
+    assert len(model.item_index) == split.train.item_id.nunique()  # fitted on train only
+    assert int(model.seq.lengths.sum()) == len(history)  # every validation item is a history step
+    # NDCG@10 of the test item, the chain's next step after the validation item
+    assert validation_score(model, history, split.test, "ranking") > 0.8
+    refit, _, refit_info = fit_for_test(
+        lambda frame: SASRecRecommender(max_len=8, refit=True, train_config=config), split.train, split.val
+    )
+    assert refit_info["refit"] is True and len(refit.item_index) == history.item_id.nunique()
 
 
 def test_long_histories_use_the_last_window():
@@ -87,3 +177,41 @@ def test_bad_arguments():
     one_step = _chain(n_users=3, length=1)
     with pytest.raises(ValueError, match="two or more"):
         SASRecRecommender(train_config=TrainConfig(epochs=1, progress=False)).fit(one_step)
+
+
+def _text_model(split, vectors, epochs=3):
+    config = TrainConfig(epochs=epochs, lr=0.01, batch_size=16, patience=0, seed=0, progress=False)
+    return SASRecTextRecommender(vectors=vectors, hidden=8, n_layers=1, max_len=8, train_config=config)
+
+
+def test_sasrec_text_scores_read_only_reviews_written_before_the_prediction_time():
+    split = split_interactions(_chain(n_users=20, n_items=10, length=6), "leave-last-out")
+    split.train["timestamp"] += np.arange(len(split.train)) % 7  # users' steps interleave in time
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(len(split.train), 6)).astype(np.float32)
+    model = _text_model(split, vectors).fit(split.train)
+    last = split.train.groupby("user_id").timestamp.max()
+    user, when = last.idxmin(), int(last.min()) + 1  # after the user's whole history
+    assert (split.train.timestamp >= when).sum() >= 10  # while other reviews come later
+    model.set_prediction_times(pd.DataFrame({"user_id": [user], "timestamp": [when]}))
+    before = model.score_items([user])
+    times = split.train.timestamp.to_numpy()
+
+    def rescored(changed):
+        other = vectors.copy()
+        other[changed] = rng.normal(size=(int(changed.sum()), 6))
+        model._text = model._text_history(other, split.train)
+        model._set_step_text(model._times)
+        return model.score_items([user])
+
+    np.testing.assert_allclose(rescored(times >= when), before, rtol=1e-5, atol=1e-6)  # later reviews: no effect
+    assert np.abs(rescored(times < when) - before).max() > 1e-4  # earlier ones are read
+
+
+def test_sasrec_text_learns_a_chain_scored_at_validation_time():
+    split = split_interactions(_chain(n_users=60, n_items=12, length=6), "leave-last-out")
+    item_codes = split.train.item_id.str[1:].astype(int).to_numpy()
+    onehot = np.eye(12, dtype=np.float32)[item_codes]  # each review's text identifies its item
+    model = _text_model(split, onehot, epochs=30).fit(split.train, split.val)
+    model.set_prediction_times(split.val)
+    assert validation_score(model, split.train, split.val, "ranking") > 0.5  # chance: about 0.2

@@ -23,9 +23,12 @@ def _chain(n_users=40, n_items=12, length=8, seed=0):
     return pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp", "source_order"])
 
 
-def _seq(frame):
+def _seq(frame, refit=True):
     return SequentialRecommender(
-        hidden=32, dropout=0.0, train_config=TrainConfig(epochs=40, lr=0.01, batch_size=16, patience=5, progress=False)
+        hidden=32,
+        dropout=0.0,
+        refit=refit,
+        train_config=TrainConfig(epochs=40, lr=0.01, batch_size=16, patience=5, progress=False),
     )
 
 
@@ -47,6 +50,21 @@ def test_val_in_history_scores_the_next_step():
     # with the validation step in the history the test item is the very next step of the chain
     assert hits["val-in-history"] > 0.8
     assert hits["val-in-history"] > hits["train-history"] + 0.3
+
+
+def test_without_refit_the_early_stopped_fit_reads_the_validation_step():
+    split = split_interactions(_chain(), "leave-last-out")
+    frames = []
+
+    def factory(frame):
+        frames.append(len(frame))
+        return _seq(frame, refit=False)
+
+    model, history, info = fit_for_test(factory, split.train, split.val, known={"epochs": 3, "metric": 0.5})
+    assert frames == [len(split.train)] and not info["refit"] and info["history"] == "train+validation"
+    assert len(history) == len(split.train) + len(split.val) and int(model.seq.lengths.sum()) == len(history)
+    assert info["epochs"] == model.train_result_.best_epoch + 1  # its own early stopping, not the known count
+    assert validation_score(model, history, split.test, "ranking") > 0.8  # NDCG@10 of the chain's next step
 
 
 def test_refit_keeps_the_validated_epoch_count():

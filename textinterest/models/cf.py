@@ -30,6 +30,7 @@ from torch import nn
 
 from textinterest.models.base import Capabilities
 from textinterest.models.sequences import (
+    HistoryUpdate,
     UserSequences,
     check_positive,
     sample_negatives,
@@ -248,7 +249,7 @@ class SequentialLSTM(nn.Module):
         return states @ self.item_emb.weight[1:].T + self.item_bias
 
 
-class SequentialRecommender(TorchRecommender):
+class SequentialRecommender(HistoryUpdate, TorchRecommender):
     """ID-only sequential baseline: LSTM over the history's item embeddings, next-item softmax.
 
     Items a user already has in training (other than the target) are left out of the softmax,
@@ -258,6 +259,9 @@ class SequentialRecommender(TorchRecommender):
         hidden: embedding / LSTM size.
         dropout: dropout rate.
         max_history: steps kept per user.
+        refit: under ``val-in-history``, refit on train + validation for the epochs early stopping
+            chose (True, the default), or score the early-stopped fit with the validation item added
+            to the history (False).
         train_config: :class:`TrainConfig` (batch_size counts users' windows); None: the registered
             default of "seq-lstm".
         eval_batch_size: users per forward pass at prediction time.
@@ -274,11 +278,13 @@ class SequentialRecommender(TorchRecommender):
         hidden: int = 64,
         dropout: float = 0.1,
         max_history: int = 50,
+        refit: bool = True,
         train_config: TrainConfig | None = None,
         eval_batch_size: int = 512,
     ) -> None:
         super().__init__(task, train_config, eval_batch_size)
         self.hidden, self.dropout, self.max_history = hidden, dropout, max_history
+        self.refit_for_test = bool(refit)
 
     def saved_settings(self) -> dict[str, Any]:
         """``hidden``, ``dropout`` and ``max_history``: what :meth:`from_saved` needs to rebuild the model."""

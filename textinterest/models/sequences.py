@@ -2,6 +2,7 @@
 
 - :class:`UserSequences`: each training user's interactions in time order, as positions into
   sorted arrays, with training windows over long histories;
+- :class:`HistoryUpdate`: score a fitted model from new histories (train + validation) without retraining;
 - :func:`seen_mask`: which items each user has in training (for masking them out of rankings);
 - :func:`sample_negatives`: one unobserved item per user (BPR-style negatives), with :func:`seen_codes`;
 - :func:`group_sums`: per-group sums of vector rows (float64, in row order);
@@ -22,6 +23,7 @@ from textinterest.evaluation import IdIndex
 
 __all__ = [
     "UserSequences",
+    "HistoryUpdate",
     "seen_mask",
     "seen_codes",
     "sample_negatives",
@@ -103,6 +105,25 @@ class UserSequences:
                 covered = end
         return np.asarray(out, dtype=np.int64).reshape(-1, 4)
 
+    def prefixes(self, max_len: int) -> np.ndarray:
+        """Every prefix of every history as one next-item example.
+
+        The prefix ending before interaction ``j`` (not a user's first) keeps its last ``max_len``
+        steps as input; interaction ``j`` is its target.
+
+        Returns:
+            int64 array (n_examples, 4) like :meth:`windows`: user, start, end (exclusive), and
+            the target position, which is ``end`` (the step after the input), in user then time order.
+        """
+        if max_len < 1:
+            raise ValueError(f"max_len must be >= 1, got {max_len}")
+        per_user = np.maximum(self.lengths - 1, 0)  # (U,) targets per user
+        users = np.repeat(np.arange(self.n_users, dtype=np.int64), per_user)
+        offset = np.arange(int(per_user.sum()), dtype=np.int64) - np.repeat(np.cumsum(per_user) - per_user, per_user)
+        end = self.starts[users] + offset + 1  # (n,) the target's position
+        start = np.maximum(self.starts[users], end - max_len)
+        return np.stack([users, start, end, end], axis=1).reshape(-1, 4)
+
     def last_window(self, users: np.ndarray, max_len: int) -> np.ndarray:
         """Windows holding the last ``max_len`` steps of each user (users < 0: empty).
 
@@ -135,6 +156,28 @@ class UserSequences:
     def item_sets(self) -> list[np.ndarray]:
         """Each user's training items (sorted-interaction order)."""
         return [self.item[s : s + n] for s, n in zip(self.starts, self.lengths)]
+
+
+class HistoryUpdate:
+    """Mixin of a fitted sequence recommender: score from new histories without retraining.
+
+    Needs ``user_index``, ``item_index`` and ``seq`` (a :class:`UserSequences`), as
+    :class:`~textinterest.models.torch_base.TorchRecommender` sets them in ``fit``.
+    """
+
+    def set_history(self, history: pd.DataFrame) -> HistoryUpdate:
+        """Replace the histories that scoring reads by those in ``history`` (e.g. train + validation).
+
+        Rows of users or items the model never saw are dropped (it has no embedding for them).
+
+        Returns:
+            self
+        """
+        check_frame(history, "train")
+        users = self.user_index.index_of(history[USER_COL].to_numpy())
+        items = self.item_index.index_of(history[ITEM_COL].to_numpy())
+        self.seq = UserSequences(history[(users >= 0) & (items >= 0)], self.user_index, self.item_index)
+        return self
 
 
 def seen_mask(seq: UserSequences, users: np.ndarray, n_items: int) -> np.ndarray:

@@ -92,6 +92,15 @@ def fit_for_test(
         history = pd.concat([train, val], ignore_index=True)
         return factory(history).fit(history), history, {"protocol": protocol, "refit": True}
     info: dict[str, Any] = {"protocol": protocol, "refit": False}
+    if protocol == "val-in-history" and val is not None and len(val) and not getattr(model, "refit_for_test", True):
+        # the fit early-stopped on validation scores test from the history extended by validation
+        model.fit(train, val)
+        history = pd.concat([train, val], ignore_index=True)
+        result = getattr(model, "train_result_", None)
+        if result is not None and result.best_epoch >= 0:
+            info.update(epochs=int(result.best_epoch + 1), val_metric=float(result.best_metric))
+        model.set_history(history)
+        return model, history, {**info, "history": "train+validation"}
     reuse = known is not None and protocol == "val-in-history" and val is not None and len(val)
     if reuse and chooses and known.get("settings") is not None:
         info.update(settings=known["settings"], val_metric=float(known["metric"]))

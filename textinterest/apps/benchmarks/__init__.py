@@ -11,6 +11,7 @@ go to ``benchmarks/results/``.
 * ``surprise_ml100k``: Surprise's published MovieLens 100K table through our adapters.
 * ``sentiment``: TF-IDF + logistic regression vs a BERT classifier on Musical Instruments.
 * ``scale``: time and peak memory per pipeline stage from 10k to 1M reviews (:mod:`textinterest.apps.scale`).
+* ``sequential_recipe``: the next-item peers' training recipe, one difference from the reference at a time.
 * ``gpu_check``: the GPU path in one run (embedding, sentiment fine-tune, joint fine-tuning).
 * ``serve_load``: the HTTP service under load (known and new users, concurrency 1-32) and its slowest allowed request.
 """
@@ -31,6 +32,7 @@ NAMES = (
     "gpu_check",
     "scale",
     "serve_load",
+    "sequential_recipe",
 )
 
 __all__ = [

@@ -1,26 +1,37 @@
 """Next-item peers of the field, written compactly in torch: SASRec and GRU4Rec.
 
 Both read a user's training items in time order and score the whole catalogue for the next step;
-they speak the house interface through :class:`~textinterest.models.cf.TorchRecommender`
+they speak the house interface through :class:`~textinterest.models.torch_base.TorchRecommender`
 (``fit(train, val=None)``, ``score_items(user_ids)``, early stopping on validation NDCG@10).
+The defaults follow the reference recipe of RecBole (the implementation most published
+next-item tables use), whose figures these peers reproduce (benchmarks/BENCHMARKS.md):
 
-- **SASRec** (Kang & McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018): item
-  embeddings scaled by ``sqrt(d)`` plus learned positional embeddings, ``n_layers`` blocks of
-  pre-LayerNorm causal multi-head self-attention and a point-wise feed-forward net, each with a
-  residual connection and dropout, a final LayerNorm; the score of item ``i`` after step ``t`` is
-  ``h_t . e_i`` (input and output embeddings shared).
+- **SASRec** (Kang & McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018): item plus
+  learned position embeddings, layer norm and dropout, then ``n_layers`` post-LayerNorm blocks
+  (causal multi-head self-attention, then a GELU feed-forward net of width ``inner``, each as
+  ``LayerNorm(x + dropout(f(x)))``); the score of item ``i`` after step ``t`` is ``h_t . e_i``
+  (input and output embeddings shared). ``norm="pre"`` keeps the paper's pre-LayerNorm variant.
 - **GRU4Rec** (Hidasi et al., "Session-based Recommendations with Recurrent Neural Networks",
   ICLR 2016), in the full-softmax form RecBole and later re-evaluations use: item embedding ->
   dropout -> GRU -> linear map back to the embedding size; score ``h_t . e_i``.
 
-Loss: cross-entropy over the full catalogue at every step (``loss="ce"``, the stronger choice in
-RecBole's and later benchmarks) or the original SASRec binary cross-entropy with one sampled
-negative per step (``loss="bce"``). The first item of a history is never a target (there is
-nothing before it to predict from), as in both papers.
+**Initialisation** (:func:`init_weights`): every linear, embedding and attention weight starts
+normal(0, 0.02), biases zero. With PyTorch's defaults the position table starts N(0, 1) and drowns
+the item embeddings; that alone cost SASRec about a third of its NDCG@10 (benchmarks/BENCHMARKS.md).
 
-Histories longer than ``max_len`` are cut into overlapping windows (:meth:`UserSequences.windows`),
-so every later interaction is a target once with at least ``max_len // 2`` steps of context.
-A user with no training history is scored from the empty sequence (the padding embedding).
+**Training examples** (``examples``): ``"prefix"`` (default, the reference) makes every prefix
+of a training history one example, its last ``max_len`` steps as input and the next item as the
+target, with the loss at that last step only; ``"window"`` cuts each history into overlapping
+windows (:meth:`~textinterest.models.sequences.UserSequences.windows`) with the loss at every step.
+Loss: cross-entropy over the full catalogue (``loss="ce"``) or the original SASRec binary
+cross-entropy with one sampled negative per target (``loss="bce"``).
+
+**Test time.** Under the ``val-in-history`` protocol the models are refitted on train +
+validation for the number of epochs early stopping chose on validation (``refit=True``, this
+package's protocol for every model), which scores higher than the reference's choice,
+``refit=False``: the fit early-stopped on validation scores the test item from the history
+extended by the validation interaction (:meth:`~textinterest.models.sequences.HistoryUpdate.set_history`).
+A user with no history is scored from the empty sequence (the padding embedding).
 """
 
 from __future__ import annotations
@@ -35,12 +46,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from textinterest.models.base import Capabilities
+from textinterest.models.sequences import HistoryUpdate
 from textinterest.models.torch_base import TorchRecommender
 from textinterest.training import TrainConfig
 
-__all__ = ["NextItemConfig", "SASRec", "GRU4Rec", "SASRecRecommender", "GRU4RecRecommender"]
+__all__ = [
+    "NextItemConfig",
+    "SASRec",
+    "GRU4Rec",
+    "SASRecRecommender",
+    "GRU4RecRecommender",
+    "init_weights",
+]
 
 LOSSES = ("ce", "bce")
+NORMS = ("post", "pre")
+EXAMPLES = ("prefix", "window")
+INIT_STD = 0.02  # normal init of every linear and embedding weight (BERT / RecBole)
+LN_EPS = 1e-12
 
 
 @dataclass
@@ -51,11 +74,13 @@ class NextItemConfig:
     hidden: int = 64  # embedding size (= model width)
     n_layers: int = 2  # attention blocks (SASRec) or GRU layers (GRU4Rec)
     n_heads: int = 1  # attention heads (SASRec only)
-    dropout: float = 0.2  # dropout on embeddings, attention and feed-forward outputs
-    max_len: int = 50  # steps kept per window / per user at scoring time
+    inner: int = 256  # width of the feed-forward net (SASRec only)
+    dropout: float = 0.5  # dropout on embeddings, attention weights and block outputs
+    max_len: int = 50  # steps kept per example / per user at scoring time
+    norm: str = "post"  # "post" (reference) or "pre" LayerNorm blocks (SASRec only)
 
     def __post_init__(self) -> None:
-        for name in ("n_items", "hidden", "n_layers", "n_heads"):
+        for name in ("n_items", "hidden", "n_layers", "n_heads", "inner"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"NextItemConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.hidden % self.n_heads:
@@ -64,6 +89,25 @@ class NextItemConfig:
             raise ValueError(f"NextItemConfig.dropout must be in [0, 1), got {self.dropout}")
         if self.max_len < 2:
             raise ValueError(f"NextItemConfig.max_len must be >= 2, got {self.max_len}")
+        if self.norm not in NORMS:
+            raise ValueError(f"NextItemConfig.norm must be one of {NORMS}, got {self.norm!r}")
+
+
+def init_weights(module: nn.Module, std: float = INIT_STD) -> None:
+    """Normal(0, std) weights for every linear, embedding and attention projection; zero biases."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=std)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.MultiheadAttention):
+            if m.in_proj_weight is not None:
+                nn.init.normal_(m.in_proj_weight, std=std)
+            if m.in_proj_bias is not None:
+                nn.init.zeros_(m.in_proj_bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
 
 
 class _ItemTable(nn.Module):
@@ -73,13 +117,51 @@ class _ItemTable(nn.Module):
         super().__init__()
         self.config = config
         self.item_emb = nn.Embedding(config.n_items + 1, config.hidden, padding_idx=0)
-        nn.init.normal_(self.item_emb.weight, std=0.02)
-        with torch.no_grad():
-            self.item_emb.weight[0].zero_()
+
+    def item_vectors(self) -> torch.Tensor:
+        """(n_items + 1, H) input / output vectors of the items (row 0 = padding)."""
+        return self.item_emb.weight
+
+    def embed(self, items: torch.Tensor) -> torch.Tensor:
+        """(B, T) item indices -> (B, T, H) their vectors."""
+        return self.item_emb(items)
 
     def logits(self, states: torch.Tensor) -> torch.Tensor:
         """states (..., H) -> (..., n_items)."""
-        return states @ self.item_emb.weight[1:].T
+        return states @ self.item_vectors()[1:].T
+
+    def _reset(self) -> None:
+        init_weights(self)
+        with torch.no_grad():
+            self.item_emb.weight[self.item_emb.padding_idx].zero_()
+
+
+class SASRecBlock(nn.Module):
+    """One transformer layer: causal self-attention, then a feed-forward net.
+
+    ``norm="post"``: ``x = LN(x + drop(attn(x)))``, ``x = LN(x + drop(ffn(x)))`` (RecBole, BERT).
+    ``norm="pre"``: ``q = LN(x)``, ``x = q + drop(attn(q, x))``, ``x = x + drop(ffn(LN(x)))`` (the
+    SASRec paper's code).
+    """
+
+    def __init__(self, hidden: int, heads: int, inner: int, dropout: float, norm: str = "post") -> None:
+        super().__init__()
+        self.post = norm == "post"
+        self.attn = nn.MultiheadAttention(hidden, heads, dropout=dropout, batch_first=True)
+        self.attn_drop = nn.Dropout(dropout)
+        self.attn_norm = nn.LayerNorm(hidden, eps=LN_EPS)
+        self.ffn = nn.Sequential(nn.Linear(hidden, inner), nn.GELU(), nn.Linear(inner, hidden), nn.Dropout(dropout))
+        self.ffn_norm = nn.LayerNorm(hidden, eps=LN_EPS)
+
+    def forward(self, x: torch.Tensor, causal: torch.Tensor) -> torch.Tensor:
+        """x (B, T, H), causal (T, T) bool (True = blocked) -> (B, T, H)."""
+        if self.post:
+            a = self.attn(x, x, x, attn_mask=causal, need_weights=False)[0]
+            x = self.attn_norm(x + self.attn_drop(a))
+            return self.ffn_norm(x + self.ffn(x))
+        q = self.attn_norm(x)
+        x = q + self.attn_drop(self.attn(q, x, x, attn_mask=causal, need_weights=False)[0])
+        return x + self.ffn(self.ffn_norm(x))
 
 
 class SASRec(_ItemTable):
@@ -89,34 +171,32 @@ class SASRec(_ItemTable):
         super().__init__(config)
         H, p = config.hidden, config.dropout
         self.pos_emb = nn.Embedding(config.max_len, H)
+        self.in_norm = nn.LayerNorm(H, eps=LN_EPS)  # post: on the input; pre: on the output
         self.drop = nn.Dropout(p)
-        self.attn_norm = nn.ModuleList(nn.LayerNorm(H) for _ in range(config.n_layers))
-        self.attn = nn.ModuleList(
-            nn.MultiheadAttention(H, config.n_heads, dropout=p, batch_first=True) for _ in range(config.n_layers)
+        self.blocks = nn.ModuleList(
+            SASRecBlock(H, config.n_heads, config.inner, p, config.norm) for _ in range(config.n_layers)
         )
-        self.ffn_norm = nn.ModuleList(nn.LayerNorm(H) for _ in range(config.n_layers))
-        self.ffn = nn.ModuleList(
-            nn.Sequential(nn.Linear(H, H), nn.ReLU(), nn.Dropout(p), nn.Linear(H, H), nn.Dropout(p))
-            for _ in range(config.n_layers)
-        )
-        self.out_norm = nn.LayerNorm(H)
+        self._reset()
 
-    def forward(self, items: torch.Tensor) -> torch.Tensor:
-        """items: (B, T) right-padded with 0 -> (B, T, H); state t has seen steps <= t only."""
-        B, T = items.shape
-        assert T <= self.config.max_len, f"sequence of {T} steps > max_len {self.config.max_len}"
-        valid = items > 0  # (B, T)
-        x = self.item_emb(items) * self.config.hidden**0.5 + self.pos_emb(torch.arange(T, device=items.device))[None]
-        x = self.drop(x) * valid[..., None]  # (B, T, H)
+    def forward(self, items: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """items: (B, T) right-padded with 0 -> (B, T, H); state t has seen steps <= t only.
+
+        ``extra`` (B, T, H), optional, is added to the item embeddings (e.g. projected item text).
+        Right padding never reaches a valid step (the mask is causal), so no padding mask is needed.
+        """
+        T = items.shape[1]
+        if T > self.config.max_len:
+            raise ValueError(f"sequence of {T} steps > max_len {self.config.max_len}")
+        pos = self.pos_emb(torch.arange(T, device=items.device))[None]  # (1, T, H)
+        emb = self.embed(items) if extra is None else self.embed(items) + extra
+        if self.config.norm == "post":
+            x = self.drop(self.in_norm(emb + pos))
+        else:
+            x = self.drop(emb * self.config.hidden**0.5 + pos)
         causal = torch.triu(torch.ones(T, T, dtype=torch.bool, device=items.device), diagonal=1)  # True = blocked
-        pad = ~valid
-        pad[:, 0] = False  # an empty sequence still attends to something (its output is the empty-history state)
-        for norm, attn, fnorm, ffn in zip(self.attn_norm, self.attn, self.ffn_norm, self.ffn):
-            q = norm(x)
-            a, _ = attn(q, x, x, attn_mask=causal, key_padding_mask=pad, need_weights=False)
-            x = q + a  # residual from the normalised input, as in the SASRec reference code
-            x = (x + ffn(fnorm(x))) * valid[..., None]
-        return self.out_norm(x)
+        for block in self.blocks:
+            x = block(x, causal)
+        return x if self.config.norm == "post" else self.in_norm(x)
 
 
 class GRU4Rec(_ItemTable):
@@ -130,14 +210,20 @@ class GRU4Rec(_ItemTable):
             H, H, num_layers=config.n_layers, batch_first=True, dropout=config.dropout if config.n_layers > 1 else 0.0
         )
         self.out = nn.Linear(H, H)
+        self._reset()
+        for name, weight in self.gru.named_parameters():  # RecBole: xavier for the recurrent weights
+            if name.startswith("weight"):
+                nn.init.xavier_uniform_(weight)
+            else:
+                nn.init.zeros_(weight)
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         """items: (B, T) right-padded with 0 -> (B, T, H); causal by construction."""
-        h, _ = self.gru(self.drop(self.item_emb(items)))  # (B, T, H)
+        h, _ = self.gru(self.drop(self.embed(items)))  # (B, T, H)
         return self.out(h)
 
 
-class _NextItemRecommender(TorchRecommender):
+class _NextItemRecommender(HistoryUpdate, TorchRecommender):
     """Training and scoring shared by SASRec and GRU4Rec (ranking only)."""
 
     capabilities = Capabilities(rating=False, ranking=True, sequential=True, trains_with_torch=True)
@@ -150,56 +236,90 @@ class _NextItemRecommender(TorchRecommender):
         hidden: int = 64,
         n_layers: int = 2,
         n_heads: int = 1,
-        dropout: float = 0.2,
+        inner: int = 256,
+        dropout: float = 0.5,
         max_len: int = 50,
+        norm: str = "post",
         loss: str = "ce",
+        examples: str = "prefix",
+        refit: bool = True,
         train_config: TrainConfig | None = None,
         eval_batch_size: int = 512,
     ) -> None:
-        super().__init__(
-            task, train_config or TrainConfig(batch_size=128, lr=1e-3, patience=5, epochs=100), eval_batch_size
-        )
+        super().__init__(task, train_config, eval_batch_size)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-        self.loss = loss
-        self.shape = dict(hidden=hidden, n_layers=n_layers, n_heads=n_heads, dropout=dropout, max_len=max_len)
+        if examples not in EXAMPLES:
+            raise ValueError(f"examples must be one of {EXAMPLES}, got {examples!r}")
+        self.loss, self.examples = loss, examples
+        self.refit_for_test = bool(refit)
+        self.shape = dict(
+            hidden=hidden, n_layers=n_layers, n_heads=n_heads, inner=inner, dropout=dropout, max_len=max_len, norm=norm
+        )
         NextItemConfig(**self.shape)  # fail early on a bad shape
 
     def _build(self, train: pd.DataFrame) -> nn.Module:
         config = NextItemConfig(n_items=len(self.item_index), **self.shape)
-        windows = self.seq.windows(config.max_len)
-        self._windows = windows[windows[:, 2] - windows[:, 1] >= 2]  # one step has no target
-        if not len(self._windows):
+        if self.examples == "prefix":
+            self._examples = self.seq.prefixes(config.max_len)
+        else:
+            windows = self.seq.windows(config.max_len)
+            self._examples = windows[windows[:, 2] - windows[:, 1] >= 2]  # one step has no target
+        if not len(self._examples):
             raise ValueError(f"{type(self).__name__}: no training user has two or more interactions; nothing to learn")
+        return self._make_module(config)
+
+    def _make_module(self, config: NextItemConfig) -> nn.Module:
         return self.module_class(config)
 
     def _batches(self, epoch: int, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
-        order = rng.permutation(len(self._windows))
+        order = rng.permutation(len(self._examples))
         bs = self.train_config.batch_size
         for s in range(0, len(order), bs):
-            win = self._windows[order[s : s + bs]]
-            pos, mask, target = self.seq.pad(win)
-            items = np.where(mask, self.seq.item[pos] + 1, 0)
-            batch = {"items": torch.as_tensor(items), "target": torch.as_tensor(target)}
-            if self.loss == "bce":
-                batch["neg"] = torch.as_tensor(rng.integers(1, len(self.item_index) + 1, size=items.shape))
-            yield batch
+            yield self._batch(self._examples[order[s : s + bs]], rng)
+
+    def _batch(self, examples: np.ndarray, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """The tensors of one batch of examples (rows of :meth:`UserSequences.prefixes` or ``windows``)."""
+        pos, mask, target = self.seq.pad(examples)
+        items = np.where(mask, self.seq.item[pos] + 1, 0)
+        batch = {"items": torch.as_tensor(items)}
+        if self.examples == "prefix":  # one target per example: the item after its last step
+            batch["label"] = torch.as_tensor(self.seq.item[examples[:, 2]] + 1)
+            batch["last"] = torch.as_tensor(mask.sum(1) - 1)
+        else:
+            batch["target"] = torch.as_tensor(target)
+        if self.loss == "bce":
+            batch["neg"] = torch.as_tensor(rng.integers(1, len(self.item_index) + 1, size=items.shape))
+        return batch
 
     def _loss(self, module: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         items = batch["items"]
-        states = module(items)[:, :-1]  # (B, T-1, H): state after step t predicts step t+1
-        b, t = batch["target"][:, 1:].nonzero(as_tuple=True)  # (R,)
-        h = states[b, t]  # (R, H)
-        label = items[b, t + 1]  # (R,) in 1..n_items
+        states = self._forward(module, batch)  # (B, T, H)
+        if "label" in batch:
+            rows = torch.arange(len(items), device=items.device)
+            h, label = states[rows, batch["last"]], batch["label"]  # (B, H), (B,)
+            neg = batch["neg"][rows, batch["last"]] if "neg" in batch else None
+        else:  # the state after step t predicts step t + 1, at every step of the window
+            rows, t = batch["target"][:, 1:].nonzero(as_tuple=True)  # (R,)
+            h, label = states[rows, t], items[rows, t + 1]  # (R, H), (R,) in 1..n_items
+            neg = batch["neg"][rows, t + 1] if "neg" in batch else None
         if self.loss == "ce":
-            return F.cross_entropy(module.logits(h).float(), label - 1)
-        neg = batch["neg"][b, t + 1]
-        emb = module.item_emb
-        pos_logit = (h * emb(label)).sum(-1).float()
-        neg_logit = (h * emb(neg)).sum(-1).float()
+            return F.cross_entropy(self._train_logits(module, h, rows, batch).float(), label - 1)
+        pos_logit = (h * module.embed(label)).sum(-1).float()
+        neg_logit = (h * module.embed(neg)).sum(-1).float()
         return F.binary_cross_entropy_with_logits(
             pos_logit, torch.ones_like(pos_logit)
         ) + F.binary_cross_entropy_with_logits(neg_logit, torch.zeros_like(neg_logit))
+
+    def _forward(self, module: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, T, H) states of a training batch."""
+        return module(batch["items"])
+
+    def _train_logits(
+        self, module: nn.Module, h: torch.Tensor, rows: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """(R, n_items) scores of the targets' states ``h``; ``rows``: each target's example in the batch."""
+        return module.logits(h)
 
     def _score_idx(self, users: np.ndarray) -> np.ndarray:
         win = self.seq.last_window(users, self.shape["max_len"])
@@ -218,10 +338,18 @@ class SASRecRecommender(_NextItemRecommender):
         hidden: embedding size.
         n_layers: self-attention blocks.
         n_heads: attention heads (must divide ``hidden``).
-        dropout: dropout rate.
-        max_len: steps kept per user.
-        loss: "ce" (full softmax) or "bce" (one sampled negative per step, as in the paper).
-        train_config: :class:`TrainConfig` (batch_size counts windows).
+        inner: width of the feed-forward nets.
+        dropout: dropout rate (embeddings, attention weights, block outputs).
+        max_len: steps kept per example and per user.
+        norm: "post" (reference) or "pre" LayerNorm blocks.
+        loss: "ce" (full softmax) or "bce" (one sampled negative per target, as in the paper).
+        examples: "prefix" (every prefix of a history, loss at its last step) or "window"
+            (overlapping windows, loss at every step).
+        refit: under ``val-in-history``, refit on train + validation for the epochs early stopping
+            chose (True, the default), or score the early-stopped fit with the validation item added
+            to the history (False, the reference's choice).
+        train_config: :class:`TrainConfig` (batch_size counts examples); None: the registered default
+            (:data:`textinterest.models.train_defaults.TRAIN_DEFAULTS`, the reference recipe).
         eval_batch_size: users per forward pass at scoring time.
     """
 
@@ -231,7 +359,7 @@ class SASRecRecommender(_NextItemRecommender):
 
 class GRU4RecRecommender(_NextItemRecommender):
     """GRU4Rec next-item recommender (ranking only); arguments as :class:`SASRecRecommender`
-    (``n_layers`` = GRU layers, ``n_heads`` unused)."""
+    (``n_layers`` = GRU layers; ``n_heads``, ``inner`` and ``norm`` unused)."""
 
     name = "gru4rec"
     module_class = GRU4Rec
@@ -242,9 +370,11 @@ class GRU4RecRecommender(_NextItemRecommender):
         *,
         hidden: int = 64,
         n_layers: int = 1,
-        dropout: float = 0.2,
+        dropout: float = 0.3,
         max_len: int = 50,
         loss: str = "ce",
+        examples: str = "prefix",
+        refit: bool = True,
         train_config: TrainConfig | None = None,
         eval_batch_size: int = 512,
     ) -> None:
@@ -252,10 +382,11 @@ class GRU4RecRecommender(_NextItemRecommender):
             task,
             hidden=hidden,
             n_layers=n_layers,
-            n_heads=1,
             dropout=dropout,
             max_len=max_len,
             loss=loss,
+            examples=examples,
+            refit=refit,
             train_config=train_config,
             eval_batch_size=eval_batch_size,
         )

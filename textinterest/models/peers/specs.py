@@ -12,6 +12,7 @@ cornac-mf      rating, rank  Cornac biased MF (SGD)
 cornac-hft     rating        Cornac HFT: MF tied to a topic model of the item's review text
 cornac-ctr     ranking       Cornac CTR: implicit MF centred on the item's text topics
 sasrec         ranking       SASRec, self-attention next-item model (torch, this package)
+sasrec-text    ranking       SASRec whose item vectors add projected time-safe item text
 gru4rec        ranking       GRU4Rec, GRU next-item model (torch, this package)
 text-profile   ranking       static text profile: cos(mean of user's review vectors, item text)
 ============== ============= ================================================================
@@ -55,17 +56,17 @@ PEER_GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
         {"k": 20, "lambda_u": 0.1, "lambda_v": 0.1, "max_iter": 50},
         {"k": 100, "lambda_u": 0.01, "lambda_v": 10.0, "max_iter": 50},
     ),
-    "sasrec": (
+    "sasrec": (  # the first entry is the reference recipe (RecBole's SASRec defaults)
+        {"hidden": 64, "n_layers": 2, "dropout": 0.5},
         {"hidden": 64, "n_layers": 2, "dropout": 0.2},
         {"hidden": 64, "n_layers": 1, "dropout": 0.5},
-        {"hidden": 32, "n_layers": 2, "dropout": 0.5},
-        {"hidden": 128, "n_layers": 2, "dropout": 0.2},
+        {"hidden": 128, "n_layers": 2, "dropout": 0.5},
     ),
-    "gru4rec": (
-        {"hidden": 64, "dropout": 0.2},
+    "gru4rec": (  # the first entry is RecBole's GRU4Rec dropout at our width
+        {"hidden": 64, "dropout": 0.3},
         {"hidden": 64, "dropout": 0.5},
-        {"hidden": 128, "dropout": 0.2},
-        {"hidden": 32, "dropout": 0.5},
+        {"hidden": 128, "dropout": 0.3},
+        {"hidden": 64, "dropout": 0.1},
     ),
 }
 assert all(len(g) == TRIALS for g in PEER_GRIDS.values()), "every peer gets the same number of trials"
@@ -86,6 +87,21 @@ def _sasrec(ctx: Any) -> Any:
     from textinterest.models.peers.sequential import SASRecRecommender
 
     return SASRecRecommender(ctx.task, train_config=ctx.train_config, **ctx.params)
+
+
+def _sasrec_text(ctx: Any) -> Any:
+    from textinterest.models.peers.sequential_text import SASRecTextRecommender
+
+    if ctx.features is None:
+        raise ValueError("sasrec-text needs the review vectors of the rows it is fitted on (ctx.features)")
+    return SASRecTextRecommender(
+        ctx.task,
+        vectors=ctx.features.review_vectors,
+        item_ids=ctx.features.item_ids,
+        item_vectors=ctx.features.item_vectors,
+        train_config=ctx.train_config,
+        **ctx.params,
+    )
 
 
 def _gru4rec(ctx: Any) -> Any:
@@ -160,6 +176,18 @@ def register_peers(register: Callable[[ModelSpec], Any], names: Callable[[], tup
             train_defaults=TRAIN_DEFAULTS["sasrec"],
             grid=PEER_GRIDS["sasrec"],
             description="SASRec self-attentive next-item model (Kang & McAuley 2018)",
+        )
+    )
+    register(
+        ModelSpec(
+            "sasrec-text",
+            _sasrec_text,
+            tasks=("ranking",),
+            train_defaults=TRAIN_DEFAULTS["sasrec-text"],
+            tuned_by="sasrec",  # the same configuration as sasrec: the comparison isolates the text
+            uses_text=True,
+            default=False,
+            description="SASRec with item vectors = ID embedding + projected time-safe item text",
         )
     )
     register(
