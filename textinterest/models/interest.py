@@ -533,20 +533,14 @@ class InterestRecommender(TimeSafeScoring, TorchRecommender):
         return asdict(self.config)
 
     @classmethod
-    def from_saved(
-        cls,
-        settings: dict[str, Any],
-        *,
-        task: str,
-        train_config: TrainConfig,
-        eval_batch_size: int,
-        name: Any = None,
-        own_settings: dict[str, Any] | None = None,
-    ) -> InterestRecommender:
-        """An unfitted model with the saved :class:`InterestConfig` (the weights are loaded afterwards)."""
-        return cls(
-            InterestConfig(**settings), task=task, train_config=train_config, eval_batch_size=eval_batch_size, name=name
-        )
+    def from_saved(cls, settings: dict[str, Any], **common: Any) -> InterestRecommender:
+        """An unfitted model with the saved :class:`InterestConfig` (the weights are loaded afterwards).
+
+        ``common``: ``task``, ``train_config``, ``eval_batch_size``, ``name`` and ``own_settings`` (unused here),
+        as :meth:`TorchRecommender.from_saved <textinterest.models.torch_base.TorchRecommender.from_saved>`.
+        """
+        common.pop("own_settings", None)
+        return cls(InterestConfig(**settings), **common)
 
     def use_text_encoder(self, encoder: Any) -> None:
         """Called on loading with the checked text encoder; the frozen-encoder model needs nothing from it."""

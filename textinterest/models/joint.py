@@ -57,7 +57,6 @@ from torch import nn
 from textinterest.models.interest import InterestConfig, InterestRecommender, TextFeatures
 from textinterest.text.encoder_layers import LoraSettings, add_lora_adapters, require_peft
 from textinterest.text.features import _transformer_layers_path, freeze_all_but_last_layers
-from textinterest.training import TrainConfig
 
 __all__ = ["FINETUNE_MODES", "JointInterestRecommender", "LoraSettings", "joint_param_groups"]
 
@@ -69,6 +68,8 @@ DEFAULT_ENCODER_LR = {"top-layers": 2e-5, "lora": 5e-4, "frozen": 2e-5}
 
 class JointInterestRecommender(InterestRecommender):
     """The interest model with its text encoder fine-tuned end to end.
+
+    The positional arguments and ``eval_batch_size`` / ``name`` are :class:`InterestRecommender`'s.
 
     Args:
         config: interest-model settings (``use_text`` must stay True).
@@ -100,11 +101,7 @@ class JointInterestRecommender(InterestRecommender):
 
     def __init__(
         self,
-        config: InterestConfig | None = None,
-        features: TextFeatures | None = None,
-        task: str = "rating",
-        train_config: TrainConfig | None = None,
-        *,
+        *interest_args: Any,
         encoder: str = "default",
         finetune: str = "top-layers",
         train_layers: int | None = 1,
@@ -112,13 +109,12 @@ class JointInterestRecommender(InterestRecommender):
         encoder_lr: float | None = None,
         max_length: int = 64,
         text_batch_size: int = 64,
-        eval_batch_size: int = 256,
         cache_frozen_layers: bool = True,
         frozen_cache_max_bytes: int = 4 * 1024**3,
-        name: str | None = None,
+        **interest_options: Any,
     ) -> None:
-        config = config or InterestConfig()
-        if not config.use_text:
+        super().__init__(*interest_args, **interest_options)
+        if not self.config.use_text:
             raise ValueError("JointInterestRecommender fine-tunes the text encoder; it needs config.use_text=True")
         if finetune not in FINETUNE_MODES:
             raise ValueError(f"finetune must be one of {FINETUNE_MODES}, got {finetune!r}")
@@ -129,7 +125,6 @@ class JointInterestRecommender(InterestRecommender):
         encoder_lr = DEFAULT_ENCODER_LR[finetune] if encoder_lr is None else encoder_lr
         if not encoder_lr > 0 or max_length < 8 or text_batch_size < 1:
             raise ValueError("encoder_lr must be > 0, max_length >= 8 and text_batch_size >= 1")
-        super().__init__(config, features, task, train_config, eval_batch_size, name)
         self.encoder = encoder
         self.finetune = finetune
         self.train_layers = train_layers
@@ -361,23 +356,13 @@ class JointInterestRecommender(InterestRecommender):
         return state, settings
 
     @classmethod
-    def from_saved(
-        cls,
-        settings: dict[str, Any],
-        *,
-        task: str,
-        train_config: TrainConfig,
-        eval_batch_size: int,
-        name: Any = None,
-        own_settings: dict[str, Any] | None = None,
-    ) -> JointInterestRecommender:
+    def from_saved(cls, settings: dict[str, Any], **common: Any) -> JointInterestRecommender:
         """An unfitted model with the configuration and the fine-tuning settings :meth:`artifact_state` saved."""
-        if own_settings is None:
+        own = common.pop("own_settings", None)
+        if own is None:
             raise ValueError("a saved joint model needs its fine-tuning settings ('own_settings')")
-        options = dict(own_settings)
-        options["lora"] = LoraSettings(**options["lora"])
-        config = InterestConfig(**settings)
-        return cls(config, task=task, train_config=train_config, eval_batch_size=eval_batch_size, name=name, **options)
+        options = {**own, "lora": LoraSettings(**own["lora"])}
+        return cls(InterestConfig(**settings), **common, **options)
 
     def use_text_encoder(self, encoder: Any) -> None:
         """Rebuild the fine-tuned encoder from the checked one (its frozen weights are not in the saved file)."""

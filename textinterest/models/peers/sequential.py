@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -364,29 +365,5 @@ class GRU4RecRecommender(_NextItemRecommender):
     name = "gru4rec"
     module_class = GRU4Rec
 
-    def __init__(
-        self,
-        task: str = "ranking",
-        *,
-        hidden: int = 64,
-        n_layers: int = 1,
-        dropout: float = 0.3,
-        max_len: int = 50,
-        loss: str = "ce",
-        examples: str = "prefix",
-        refit: bool = True,
-        train_config: TrainConfig | None = None,
-        eval_batch_size: int = 512,
-    ) -> None:
-        super().__init__(
-            task,
-            hidden=hidden,
-            n_layers=n_layers,
-            dropout=dropout,
-            max_len=max_len,
-            loss=loss,
-            examples=examples,
-            refit=refit,
-            train_config=train_config,
-            eval_batch_size=eval_batch_size,
-        )
+    def __init__(self, task: str = "ranking", *, n_layers: int = 1, dropout: float = 0.3, **options: Any) -> None:
+        super().__init__(task, n_layers=n_layers, dropout=dropout, **options)

@@ -127,57 +127,41 @@ def register_peers(register: Callable[[ModelSpec], Any], names: Callable[[], tup
     """
     if "sasrec" in names():
         return
-    cornac = {"extra": "peers", "requires": ("cornac",)}
-    register(
-        ModelSpec(
-            "cornac-bpr",
-            _cornac_factory("bpr"),
-            tasks=("ranking",),
-            grid=PEER_GRIDS["cornac-bpr"],
-            **cornac,
-            description="Cornac BPR (implicit feedback, pairwise ranking loss)",
+    # Cornac's models: name -> (tasks, description); each needs the extra "peers"
+    cornac_models = {
+        "bpr": (("ranking",), "Cornac BPR (implicit feedback, pairwise ranking loss)"),
+        "mf": (("rating", "ranking"), "Cornac biased matrix factorisation (SGD on ratings)"),
+        "hft": (("rating",), "Cornac HFT: MF tied to a topic model of item review text"),
+        "ctr": (("ranking",), "Cornac CTR: implicit MF centred on item text topics"),
+    }
+    for model, (tasks, description) in cornac_models.items():
+        name = f"cornac-{model}"
+        register(
+            ModelSpec(
+                name,
+                _cornac_factory(model),
+                tasks=tasks,
+                grid=PEER_GRIDS[name],
+                extra="peers",
+                requires=("cornac",),
+                description=description,
+            )
         )
-    )
-    register(
-        ModelSpec(
-            "cornac-mf",
-            _cornac_factory("mf"),
-            grid=PEER_GRIDS["cornac-mf"],
-            **cornac,
-            description="Cornac biased matrix factorisation (SGD on ratings)",
+    next_item = {
+        "sasrec": (_sasrec, "SASRec self-attentive next-item model (Kang & McAuley 2018)"),
+        "gru4rec": (_gru4rec, "GRU4Rec next-item model (Hidasi et al. 2016), full-softmax loss"),
+    }
+    for name, (factory, description) in next_item.items():
+        register(
+            ModelSpec(
+                name,
+                factory,
+                tasks=("ranking",),
+                train_defaults=TRAIN_DEFAULTS[name],
+                grid=PEER_GRIDS[name],
+                description=description,
+            )
         )
-    )
-    register(
-        ModelSpec(
-            "cornac-hft",
-            _cornac_factory("hft"),
-            tasks=("rating",),
-            grid=PEER_GRIDS["cornac-hft"],
-            uses_text=False,
-            **cornac,
-            description="Cornac HFT: MF tied to a topic model of item review text",
-        )
-    )
-    register(
-        ModelSpec(
-            "cornac-ctr",
-            _cornac_factory("ctr"),
-            tasks=("ranking",),
-            grid=PEER_GRIDS["cornac-ctr"],
-            **cornac,
-            description="Cornac CTR: implicit MF centred on item text topics",
-        )
-    )
-    register(
-        ModelSpec(
-            "sasrec",
-            _sasrec,
-            tasks=("ranking",),
-            train_defaults=TRAIN_DEFAULTS["sasrec"],
-            grid=PEER_GRIDS["sasrec"],
-            description="SASRec self-attentive next-item model (Kang & McAuley 2018)",
-        )
-    )
     register(
         ModelSpec(
             "sasrec-text",
@@ -188,16 +172,6 @@ def register_peers(register: Callable[[ModelSpec], Any], names: Callable[[], tup
             uses_text=True,
             default=False,
             description="SASRec with item vectors = ID embedding + projected time-safe item text",
-        )
-    )
-    register(
-        ModelSpec(
-            "gru4rec",
-            _gru4rec,
-            tasks=("ranking",),
-            train_defaults=TRAIN_DEFAULTS["gru4rec"],
-            grid=PEER_GRIDS["gru4rec"],
-            description="GRU4Rec next-item model (Hidasi et al. 2016), full-softmax loss",
         )
     )
     register(
