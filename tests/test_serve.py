@@ -9,25 +9,14 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
+import serving_fixtures
 from fastapi.testclient import TestClient
-from serving_world import root, trained
 
 from textinterest.apps.serve import Limits, create_app
-from textinterest.models.interest import InterestRecommender
+
+model, client = serving_fixtures.model, serving_fixtures.client  # the shared module-scoped fixtures
 
 REVIEW = {"text": "great guitar strings, the tuner holds", "timestamp": 1_600_000_000, "rating": 5}
-
-
-@pytest.fixture(scope="module")
-def model():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TEXTINTEREST_CACHE", str(root() / "cache"))
-        yield InterestRecommender.load(trained()[2])
-
-
-@pytest.fixture(scope="module")
-def client(model):
-    return TestClient(create_app(model), raise_server_exceptions=False)
 
 
 def test_health(client, model):

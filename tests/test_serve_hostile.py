@@ -10,29 +10,16 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
-from fastapi.testclient import TestClient
+import serving_fixtures
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from serving_world import root, trained
 
-from textinterest.apps.serve import create_app
 from textinterest.datasets.review_schema import ReviewError, ReviewSchema
-from textinterest.models.interest import InterestRecommender
+
+model, client = serving_fixtures.model, serving_fixtures.client  # the shared module-scoped fixtures
 
 ITEMS = ["i0001", "i0002", "i0003"]
 CONSTRAINT = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-
-@pytest.fixture(scope="module")
-def model():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TEXTINTEREST_CACHE", str(root() / "cache"))
-        yield InterestRecommender.load(trained()[2])
-
-
-@pytest.fixture(scope="module")
-def client(model):
-    return TestClient(create_app(model), raise_server_exceptions=False)
 
 
 hostile_numbers = st.sampled_from([0, -1, True, False, 1e20, 10**30, 1e300, -7, 1e30, 2**63, "now", "", "5", None])
