@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from textinterest.constants import ITEM_COL, RATING_COL, SEED
+from textinterest.models.train_defaults import TRAIN_DEFAULTS
 
 __all__ = ["PIPELINE_MODELS", "fit_on_split", "fit_sentiment_head", "train_pipeline"]
 
@@ -234,12 +235,12 @@ def fit_on_split(
             **TUNING_GRID[0],
         )
         cfg = replace(cfg, **(interest_config or {}))
-        tc = TrainConfig(**{"epochs": 40, "batch_size": 64, "lr": 3e-3, "patience": 3, **base})
+        tc = TrainConfig(**{**TRAIN_DEFAULTS["interest"], **base})
         rec: Any = InterestRecommender(cfg, features, task=task, train_config=tc)
     elif model == "mf":
-        rec = MFRecommender(task, train_config=TrainConfig(**{"epochs": 60, "batch_size": 256, "lr": 5e-3, **base}))
+        rec = MFRecommender(task, train_config=TrainConfig(**{**TRAIN_DEFAULTS["mf"], **base}))
     else:
-        rec = SequentialRecommender(task, train_config=TrainConfig(**{"epochs": 40, "batch_size": 64, **base}))
+        rec = SequentialRecommender(task, train_config=TrainConfig(**{**TRAIN_DEFAULTS["seq-lstm"], **base}))
     say(f"training {model} ({task})")
     t = time.perf_counter()
     rec.fit(train, val)

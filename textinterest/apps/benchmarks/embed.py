@@ -164,32 +164,27 @@ def _time_cache(model: str, cache_texts: Sequence[str], max_length: int, batch_s
     """Cache timing: cold (empty folder) vs warm (new extractor, same folder), default fast path."""
     from textinterest.text.features import BertFeatureExtractor
 
-    cache_fast = "auto"
     with tempfile.TemporaryDirectory(prefix="textinterest-bench-cache-") as tmp:
-        cold_ex = BertFeatureExtractor(
-            model,
-            max_length=max_length,
-            batch_size=batch_size,
-            device="cpu",
-            cache_dir=tmp,
-            fast=cache_fast,
-            progress=False,
-        )
+
+        def extractor() -> BertFeatureExtractor:  # the default fast path, caching in tmp
+            return BertFeatureExtractor(
+                model,
+                max_length=max_length,
+                batch_size=batch_size,
+                device="cpu",
+                cache_dir=tmp,
+                fast="auto",
+                progress=False,
+            )
+
+        cold_ex = extractor()
         cold_ex.embed(["warm-up text that is not in the set"])
         say(f"  cache: cold run over {len(cache_texts)} texts", flush=True)
         t0 = time.perf_counter()
         cold_vectors = cold_ex.embed(cache_texts)
         cold = time.perf_counter() - t0
         t0 = time.perf_counter()
-        warm_ex = BertFeatureExtractor(
-            model,
-            max_length=max_length,
-            batch_size=batch_size,
-            device="cpu",
-            cache_dir=tmp,
-            fast=cache_fast,
-            progress=False,
-        )
+        warm_ex = extractor()
         warm_vectors = warm_ex.embed(cache_texts)
         warm = time.perf_counter() - t0
         cache = {
