@@ -209,3 +209,34 @@ def test_round_trip_through_run_evaluation():
         assert row["rating_base_epochs"] <= 2 and row["rating_interest_epochs"] <= 2
     assert "interest+cf" in result["tuning"]["by_model"]
     assert "interest+cf-no-text" in result["significance_ablations"]
+
+
+def test_sasrec_family_blends_the_reference_sasrec_and_reports_seed_halves():
+    from tests.test_experiments import FakeExtractor, _dataset
+    from textinterest.models import registry
+    from textinterest.models.spec import BuildContext
+    from textinterest.protocol.experiments import run_evaluation
+
+    spec = registry.get("interest+sasrec")
+    assert spec.tasks == ("ranking",) and registry.get("interest+sasrec-no-text").tuned_by == "interest+sasrec"
+    result = run_evaluation(
+        "made-up",
+        dataset=_dataset(n_users=20, items=True),
+        extractor=FakeExtractor(),
+        seeds=(0, 1, 2, 3),
+        epochs=2,
+        tune=False,
+        models=("sasrec", "interest+sasrec", "interest+sasrec-no-text"),
+        main="interest+sasrec",
+        sentiment="none",
+        interest_config={"hidden": 16, "mf_dim": 8},
+    )
+    rows = [r for r in result["runs"] if r["model"] == "interest+sasrec"]
+    assert len(rows) == 4 and all(np.isfinite(r["ndcg@10"]) and "rmse" not in r for r in rows)
+    assert all(r["ranking_blend_weight"] in BLEND_WEIGHTS for r in rows)
+    assert "interest+sasrec-no-text" in result["significance_ablations"]
+    halves = result["significance_by_seed_half"]
+    assert list(halves) == ["seeds 0,1", "seeds 2,3"]
+    assert all(half["ndcg@10"]["best_other"] == "sasrec" for half in halves.values())
+    with pytest.raises(ValueError, match="serves"):
+        spec.build(BuildContext(task="rating", seed=0))

@@ -110,6 +110,26 @@ def test_store_and_compare_to_best():
         store.add("x", "ranking", users, {"ndcg@10": np.zeros(3)})
 
 
+def test_store_subset_keeps_the_named_seeds_only():
+    from textinterest.significance import PerUserStore, compare_to_best
+
+    users = np.array([f"u{i}" for i in range(50)], dtype=object)
+    store = PerUserStore()
+    for seed in range(4):
+        # "ours" beats "peer" on seeds 0-1 and loses on seeds 2-3: the halves must tell different verdicts
+        store.add("ours", "ranking", users, {"ndcg@10": np.full(50, 0.5 if seed < 2 else 0.1)}, seed=seed)
+        store.add("peer", "ranking", users, {"ndcg@10": np.full(50, 0.3)}, seed=seed)
+    first, second = store.subset([0, 1]), store.subset([2, 3])
+    assert first.mean("ours", "ranking")[1]["ndcg@10"] == pytest.approx(np.full(50, 0.5))
+    assert second.mean("ours", "ranking")[1]["ndcg@10"] == pytest.approx(np.full(50, 0.1))
+    assert compare_to_best(first, "ours", n_boot=100)["ndcg@10"]["diff"] == pytest.approx(0.2)
+    assert compare_to_best(second, "ours", n_boot=100)["ndcg@10"]["diff"] == pytest.approx(-0.2)
+    moved = PerUserStore()
+    moved.extend(first, seed=7)  # a worker's entries take the seed they were fitted with
+    assert moved.subset([7]).keys() == [("ours", "ranking"), ("peer", "ranking")]
+    assert not store.subset([9]).keys()
+
+
 def test_format_significance():
     from textinterest.significance import format_significance
 

@@ -193,23 +193,41 @@ class PerUserStore:
     """Per-user test values of every (model, task), one entry per seed, averaged over seeds on demand."""
 
     def __init__(self) -> None:
-        self._data: dict[tuple[str, str], list[tuple[np.ndarray, dict[str, np.ndarray]]]] = {}
+        self._data: dict[tuple[str, str], list[tuple[np.ndarray, dict[str, np.ndarray], int | None]]] = {}
 
-    def add(self, model: str, task: str, users: Sequence[Any], values: dict[str, np.ndarray]) -> None:
-        """Record one seed's per-user values (``{"ndcg@10": (n,), ...}`` or ``{"se": (n,)}``) of a model on a task."""
+    def add(
+        self, model: str, task: str, users: Sequence[Any], values: dict[str, np.ndarray], seed: int | None = None
+    ) -> None:
+        """Record one seed's per-user values (``{"ndcg@10": (n,), ...}`` or ``{"se": (n,)}``) of a model on a task.
+
+        ``seed`` labels the entry for :meth:`subset` (None: unlabelled).
+        """
         users = np.asarray(users, dtype=object)
         for name, v in values.items():
             if np.shape(v) != users.shape:
                 raise ValueError(f"{model}/{task}: {name} has {np.size(v)} values for {users.size} users")
         self._data.setdefault((model, task), []).append(
-            (users, {k: np.asarray(v, dtype=np.float64) for k, v in values.items()})
+            (users, {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}, seed)
         )
 
-    def extend(self, other: PerUserStore) -> None:
-        """Append every entry of ``other`` (e.g. the values a worker process recorded), in its order."""
+    def extend(self, other: PerUserStore, seed: int | None = None) -> None:
+        """Append every entry of ``other`` (e.g. the values a worker process recorded), in its order.
+
+        ``seed``: the label of every appended entry (None: keep the entries' own labels).
+        """
         for (model, task), entries in other._data.items():
-            for users, values in entries:
-                self.add(model, task, users, values)
+            for users, values, own in entries:
+                self.add(model, task, users, values, own if seed is None else seed)
+
+    def subset(self, seeds: Sequence[int]) -> PerUserStore:
+        """A store with only the entries labelled with one of ``seeds`` (pairs left without an entry are dropped)."""
+        keep = {int(s) for s in seeds}
+        out = PerUserStore()
+        for (model, task), entries in self._data.items():
+            for users, values, seed in entries:
+                if seed is not None and seed in keep:
+                    out.add(model, task, users, values, seed)
+        return out
 
     def keys(self) -> list[tuple[str, str]]:
         """The recorded (model, task) pairs, in insertion order."""
@@ -221,7 +239,7 @@ class PerUserStore:
         users = entries[0][0]
         order = pd.Index(users)
         out: dict[str, list[np.ndarray]] = {}
-        for seed_users, values in entries:
+        for seed_users, values, _ in entries:
             pos = order.get_indexer(seed_users)
             if len(seed_users) != len(users) or (pos < 0).any():
                 raise ValueError(f"{model}/{task}: seeds were scored on different users")

@@ -340,15 +340,24 @@ def _cold_rmse(model: Any, split: Any) -> dict[str, float]:
     return out
 
 
-# the interest model on a CF base (models/blend.py): name -> the interest variant blended in; ablations of the
-# blend swap that variant and reuse the blend's tuned interest parameters
-BLEND_VARIANTS: dict[str, str] = {
-    "interest+cf": "interest",
-    "interest+cf-no-text": "interest-no-text",
-    "interest+cf-no-lstm": "interest-no-lstm",
-    "interest+cf-no-sentiment": "interest-no-sentiment",
+# the interest model on a base (models/blend.py). A family names its base per task and which of the base's
+# candidates the blend chooses among on validation: "grid" (the base's own registry grid) or "reference" (its
+# first entry alone, the published recipe: a SASRec fit costs minutes, and the grid would multiply them)
+BLEND_FAMILIES: dict[str, tuple[dict[str, str], str]] = {
+    "interest+cf": ({"ranking": "cornac-bpr", "rating": "mf"}, "grid"),  # the strongest validated ID-only CF
+    "interest+sasrec": ({"ranking": "sasrec"}, "reference"),  # order carries the signal: the next-item model
 }
-BLEND_BASES = {"ranking": "cornac-bpr", "rating": "mf"}  # the strongest validated ID-only models on each task
+# each family's ablations swap the interest variant blended in and reuse the family model's tuned parameters
+BLEND_ABLATIONS: dict[str, str] = {
+    "": "interest",
+    "-no-text": "interest-no-text",
+    "-no-lstm": "interest-no-lstm",
+    "-no-sentiment": "interest-no-sentiment",
+}
+#: blend name -> (its family, the interest variant blended in)
+BLEND_VARIANTS: dict[str, tuple[str, str]] = {
+    family + suffix: (family, part) for family in BLEND_FAMILIES for suffix, part in BLEND_ABLATIONS.items()
+}
 
 
 def _build_base(name: str, ctx: BuildContext, params: dict[str, Any]) -> Recommender:
@@ -367,12 +376,17 @@ def _build_base(name: str, ctx: BuildContext, params: dict[str, Any]) -> Recomme
 def _build_blend(variant: str, ctx: BuildContext) -> Recommender:
     from textinterest.models.blend import BlendRecommender
 
-    base = BLEND_BASES[ctx.task]
+    family, part = BLEND_VARIANTS[variant]
+    bases, candidates = BLEND_FAMILIES[family]
+    if ctx.task not in bases:
+        raise ValueError(f"{variant} serves {sorted(bases)}, not {ctx.task!r}")
+    base = bases[ctx.task]
+    grid = get(base).grid
     return BlendRecommender(
         ctx.task,
         functools.partial(_build_base, base, ctx),
-        functools.partial(_build_interest, BLEND_VARIANTS[variant], ctx),
-        base_grid=get(base).grid,
+        functools.partial(_build_interest, part, ctx),
+        base_grid=grid[:1] if candidates == "reference" else grid,
         name=variant,
     )
 
@@ -466,22 +480,27 @@ def _register_builtins() -> None:
             description="interest model with its text encoder fine-tuned jointly (a GPU job)",
         )
     )
-    for variant, part in BLEND_VARIANTS.items():
-        full = variant == "interest+cf"
+    for variant, (family, part) in BLEND_VARIANTS.items():
+        full = variant == family
+        bases, candidates = BLEND_FAMILIES[family]
+        described = " / ".join(f"{base} ({task})" for task, base in bases.items())
         register(
             ModelSpec(
                 variant,
                 functools.partial(_build_blend, variant),
+                tasks=tuple(task for task in TASKS if task in bases),
                 train_defaults=TRAIN_DEFAULTS["interest"],
                 grid=INTEREST_GRID if full else (),
-                tuned_by=None if full else "interest+cf",
+                tuned_by=None if full else family,
                 uses_text=INTEREST_VARIANTS[part].get("use_text", True),
                 uses_sentiment=INTEREST_VARIANTS[part].get("use_sentiment", True),
-                extra="peers",
-                requires=("cornac",),
+                extra="peers" if "cornac-bpr" in bases.values() else None,
+                requires=("cornac",) if "cornac-bpr" in bases.values() else (),
                 default=False,
                 report=_blend_report,
-                description=f"{part} blended with Cornac BPR (ranking) / MF (ratings), weight chosen on validation",
+                description=f"{part} blended with {described}"
+                + (" at its reference recipe" if candidates == "reference" else "")
+                + ", weight chosen on validation",
             )
         )
 

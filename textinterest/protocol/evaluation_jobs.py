@@ -289,7 +289,7 @@ def execute(
                 result = results[("fit", spec.name, seed, group)]
                 part, store, extras = result.value
                 row.update(part)
-                run.store.extend(store)
+                run.store.extend(store, seed=seed)
                 for key, records in extras.items():
                     run.extras.setdefault(key, []).extend(records)
                 label = f"{spec.group or spec.name}_seconds"

@@ -200,6 +200,22 @@ def _compare(run: EvaluationRun, train: pd.DataFrame, main: str = "interest") ->
     return out
 
 
+def _seed_halves(run: EvaluationRun, main: str, seeds: Sequence[int]) -> dict[str, Any]:
+    """The paired test of ``main`` against the best other model on each half of the seeds (4 seeds or more;
+    else empty): ``{"seeds 0,1,2": {...}, "seeds 3,4,5": {...}}`` -- does the verdict hold on both halves?"""
+    from textinterest.significance import compare_to_best
+
+    if len(seeds) < 4:
+        return {}
+    own = tuple(_own_variants(run, main))
+    half = len(seeds) // 2
+    parts = (tuple(seeds[:half]), tuple(seeds[half:]))
+    return {
+        "seeds " + ",".join(map(str, part)): compare_to_best(run.store.subset(part), main, exclude=own)
+        for part in parts
+    }
+
+
 def _environment(device: str) -> dict[str, Any]:
     import torch
 
@@ -416,6 +432,7 @@ def run_evaluation(
     sentiment_info = _text_features(run, extractor, cfg.encoder, cfg.sentiment, progress, timings)
     tuning, runs, pool = execute(run, cfg.seeds, cfg.tune and bool(len(parts.val)), cfg.workers, progress, timings)
     comparison = _compare(run, run.parts.train, main)
+    comparison["significance_by_seed_half"] = _seed_halves(run, main, cfg.seeds)
     timings["total_seconds"] = time.perf_counter() - t0
     result = _result(run, cfg, df, runs, timings, tuning, sentiment_info, skipped, progress)
     result.update(protocol=cfg.protocol, main=main, run_config=cfg.record(), **comparison)
