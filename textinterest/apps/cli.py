@@ -165,6 +165,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         protocol=args.protocol,
         workers=args.workers,
+        sentiment=args.sentiment,
     )
     dataset = None
     if args.errors != "raise" or args.no_verify or args.download:  # options run_evaluation's own loading lacks
@@ -296,6 +297,13 @@ def _add_evaluate_command(commands: Any) -> None:
         default="val-in-history",
         help="test scoring after model selection: standard leave-one-out (refit on train + "
         "validation) or the earlier train-history protocol",
+    )
+    evaluate.add_argument(
+        "--sentiment",
+        choices=("frozen", "finetuned", "none"),
+        default="frozen",
+        help="the reviews' sentiment feature: a head on the frozen encoder (default), the encoder's top layers "
+        "fine-tuned on training reviews (minutes on a CPU), or none",
     )
     evaluate.add_argument(
         "--workers",

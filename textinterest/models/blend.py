@@ -37,7 +37,23 @@ from textinterest.constants import RATING_COL
 from textinterest.evaluation import evaluate_ranking, rmse
 from textinterest.models.base import TASKS, Capabilities, Recommender
 
-__all__ = ["BLEND_WEIGHTS", "BlendRecommender", "blend_scores", "blend_ratings"]
+__all__ = ["BLEND_FAMILIES", "BLEND_VARIANTS", "BLEND_WEIGHTS", "BlendRecommender", "blend_scores", "blend_ratings"]
+
+#: the registry's blends (``interest+cf``, ``interest+sasrec`` and their ablations). A family names its base
+#: per task and which of the base's candidates the blend chooses among on validation: "grid" (the base's own
+#: registry grid) or "reference" (its first entry alone, the published recipe: a SASRec fit costs minutes, and
+#: the grid would multiply them)
+BLEND_FAMILIES: dict[str, tuple[dict[str, str], str]] = {
+    "interest+cf": ({"ranking": "cornac-bpr", "rating": "mf"}, "grid"),  # the strongest validated ID-only CF
+    "interest+sasrec": ({"ranking": "sasrec"}, "reference"),  # order carries the signal: the next-item model
+}
+#: each family's ablations swap the interest variant blended in and reuse the family model's tuned parameters
+BLEND_ABLATIONS = {v.removeprefix("interest"): v for v in ("interest", "interest-no-text", "interest-no-lstm")}
+BLEND_ABLATIONS["-no-sentiment"] = "interest-no-sentiment"
+#: blend name -> (its family, the interest variant blended in)
+BLEND_VARIANTS: dict[str, tuple[str, str]] = {
+    family + suffix: (family, part) for family in BLEND_FAMILIES for suffix, part in BLEND_ABLATIONS.items()
+}
 
 #: weights of the interest model searched on validation; 0 = the base alone, 1 = the interest model alone
 BLEND_WEIGHTS: tuple[float, ...] = tuple(round(0.1 * k, 1) for k in range(11))

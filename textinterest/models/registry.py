@@ -340,26 +340,6 @@ def _cold_rmse(model: Any, split: Any) -> dict[str, float]:
     return out
 
 
-# the interest model on a base (models/blend.py). A family names its base per task and which of the base's
-# candidates the blend chooses among on validation: "grid" (the base's own registry grid) or "reference" (its
-# first entry alone, the published recipe: a SASRec fit costs minutes, and the grid would multiply them)
-BLEND_FAMILIES: dict[str, tuple[dict[str, str], str]] = {
-    "interest+cf": ({"ranking": "cornac-bpr", "rating": "mf"}, "grid"),  # the strongest validated ID-only CF
-    "interest+sasrec": ({"ranking": "sasrec"}, "reference"),  # order carries the signal: the next-item model
-}
-# each family's ablations swap the interest variant blended in and reuse the family model's tuned parameters
-BLEND_ABLATIONS: dict[str, str] = {
-    "": "interest",
-    "-no-text": "interest-no-text",
-    "-no-lstm": "interest-no-lstm",
-    "-no-sentiment": "interest-no-sentiment",
-}
-#: blend name -> (its family, the interest variant blended in)
-BLEND_VARIANTS: dict[str, tuple[str, str]] = {
-    family + suffix: (family, part) for family in BLEND_FAMILIES for suffix, part in BLEND_ABLATIONS.items()
-}
-
-
 def _build_base(name: str, ctx: BuildContext, params: dict[str, Any]) -> Recommender:
     spec = get(name)
     config, own = None, ctx.train_config
@@ -374,7 +354,7 @@ def _build_base(name: str, ctx: BuildContext, params: dict[str, Any]) -> Recomme
 
 
 def _build_blend(variant: str, ctx: BuildContext) -> Recommender:
-    from textinterest.models.blend import BlendRecommender
+    from textinterest.models.blend import BLEND_FAMILIES, BLEND_VARIANTS, BlendRecommender
 
     family, part = BLEND_VARIANTS[variant]
     bases, candidates = BLEND_FAMILIES[family]
@@ -480,27 +460,32 @@ def _register_builtins() -> None:
             description="interest model with its text encoder fine-tuned jointly (a GPU job)",
         )
     )
+    _register_blends()
+
+
+def _register_blends() -> None:
+    """The interest model on a base (``interest+cf``, ``interest+sasrec``) and their ablations."""
+    from textinterest.models.blend import BLEND_FAMILIES, BLEND_VARIANTS
+
     for variant, (family, part) in BLEND_VARIANTS.items():
-        full = variant == family
         bases, candidates = BLEND_FAMILIES[family]
-        described = " / ".join(f"{base} ({task})" for task, base in bases.items())
+        cornac = "cornac-bpr" in bases.values()
         register(
             ModelSpec(
                 variant,
                 functools.partial(_build_blend, variant),
                 tasks=tuple(task for task in TASKS if task in bases),
                 train_defaults=TRAIN_DEFAULTS["interest"],
-                grid=INTEREST_GRID if full else (),
-                tuned_by=None if full else family,
+                grid=INTEREST_GRID if variant == family else (),
+                tuned_by=None if variant == family else family,
                 uses_text=INTEREST_VARIANTS[part].get("use_text", True),
                 uses_sentiment=INTEREST_VARIANTS[part].get("use_sentiment", True),
-                extra="peers" if "cornac-bpr" in bases.values() else None,
-                requires=("cornac",) if "cornac-bpr" in bases.values() else (),
+                extra="peers" if cornac else None,
+                requires=("cornac",) if cornac else (),
                 default=False,
                 report=_blend_report,
-                description=f"{part} blended with {described}"
-                + (" at its reference recipe" if candidates == "reference" else "")
-                + ", weight chosen on validation",
+                description=f"{part} blended with {' / '.join(f'{b} ({t})' for t, b in bases.items())}"
+                f"{' at its reference recipe' if candidates == 'reference' else ''}, weight chosen on validation",
             )
         )
 

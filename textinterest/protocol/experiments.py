@@ -8,8 +8,8 @@
    (cached on disk) -- test texts are never embedded, so they cannot leak; under the standard
    ``protocol="val-in-history"`` the validation texts are embedded too, for the refits on train +
    validation that score the test split (see :mod:`textinterest.protocol.protocols`);
-3. score the sentiment of the training reviews with ``SentimentClassifier(mode="frozen")``
-   fitted on training reviews only (a slice of train for its early stopping);
+3. score the sentiment of the training reviews with a classifier (a frozen head, or the encoder's top layers
+   fine-tuned) fitted on training reviews only (a slice of train for its early stopping);
 4. train and evaluate, for every seed, every selected model of :mod:`textinterest.models.registry`
    (by default: the baselines, ID-only MF, the ID-only sequential LSTM, the dynamic interest model
    and its ablations -- no text, no sentiment, no LSTM, K = 1, no CF term); early stopping and each
@@ -56,11 +56,12 @@ from textinterest.protocol.protocols import (
 from textinterest.protocol.text_inputs import (
     build_text_features,
     cold_start_counts,
+    fit_review_sentiment,
     held_out_text_duplicates,
     review_texts,
+    score_review_sentiment,
 )
 from textinterest.protocol.text_inputs import log as _log
-from textinterest.protocol.text_inputs import sentiment_scores as _sentiment_scores
 from textinterest.utils import atomic_write_text, json_default, markdown_table
 
 __all__ = [
@@ -78,6 +79,8 @@ __all__ = [
 # Names kept for existing imports; the registry (textinterest.models.registry) is the source.
 DEFAULT_MODELS = _registry.default_names()
 JOINT_MODEL = "interest+joint"
+#: the run's sentiment feature: a classifier of SENTIMENT_MODES fitted on training reviews, or none (zeros)
+SENTIMENT_CHOICES = ("frozen", "finetuned", "none")
 VALID_MODELS = _registry.valid_names()
 TUNING_GRID = INTEREST_GRID
 METRICS = ("rmse", "mae") + tuple(f"{m}@{k}" for k in RANKING_KS for m in ("hr", "ndcg")) + ("mrr",)
@@ -114,8 +117,8 @@ def _check_arguments(cfg: RunConfig) -> None:
         raise ValueError(f"tasks must be a non-empty subset of ('rating', 'ranking'), got {cfg.tasks}")
     if cfg.joint_layers is not None and cfg.joint_layers < 0:
         raise ValueError(f"joint_layers must be None (all layers) or >= 0, got {cfg.joint_layers}")
-    if cfg.sentiment not in ("frozen", "none"):
-        raise ValueError(f"sentiment must be 'frozen' or 'none', got {cfg.sentiment!r}")
+    if cfg.sentiment not in SENTIMENT_CHOICES:
+        raise ValueError(f"sentiment must be one of {SENTIMENT_CHOICES}, got {cfg.sentiment!r}")
     if not cfg.seeds:
         raise ValueError("seeds must hold at least one seed")
     if cfg.protocol not in TEST_PROTOCOLS:
@@ -149,11 +152,13 @@ def _text_features(
     timings["embed_seconds"] = time.perf_counter() - t
     t = time.perf_counter()
     info: dict[str, Any] = {"status": "not needed"}
+    classifier = None
     if sentiment == "none":
         info = {"status": "off", "reason": "sentiment='none'"}
     elif any(spec.uses_sentiment for spec in run.specs):
-        _log(progress, "fitting the frozen sentiment classifier on training reviews")
-        scores, info = _sentiment_scores(train, run.features.texts, SEED, progress, encoder, run.device)
+        classifier, scores, info = fit_review_sentiment(
+            train, run.features.texts, mode=sentiment, encoder=encoder, seed=SEED, device=run.device, progress=progress
+        )
         run.features = replace(run.features, sentiment=scores)
     timings["sentiment_seconds"] = time.perf_counter() - t
     if run.protocol == "val-in-history" and len(run.parts.val):
@@ -162,8 +167,13 @@ def _text_features(
         history = pd.concat([train, run.parts.val], ignore_index=True)
         _log(progress, f"embedding {len(history)} train + validation reviews for the refits")
         run.history_features = build_text_features(history, extractor, items=run.dataset.items)
-        if run.features.sentiment is not None:
-            scores, _ = _sentiment_scores(history, run.history_features.texts, SEED, progress, encoder, run.device)
+        if classifier is not None and sentiment == "frozen":  # a frozen head is refitted on the history (seconds)
+            _, scores, _ = fit_review_sentiment(
+                history, run.history_features.texts, mode=sentiment, encoder=encoder, seed=SEED, device=run.device
+            )
+            run.history_features = replace(run.history_features, sentiment=scores)
+        elif classifier is not None:  # a fine-tuned one (minutes) scores the validation reviews as it is
+            scores = score_review_sentiment(classifier, run.history_features.texts)
             run.history_features = replace(run.history_features, sentiment=scores)
         timings["history_features_seconds"] = time.perf_counter() - t
     return info
@@ -315,8 +325,10 @@ class RunConfig:
         tune: search each model's registered grid on validation RMSE (rating) / NDCG@10 (ranking),
             first seed; False uses each grid's first entry.
         epochs: cap on training epochs (default: each model's registered default).
-        sentiment: "frozen" (``SentimentClassifier(mode="frozen")`` fitted on training reviews)
-            or "none" (sentiment inputs are zeros; the no-sentiment ablation then equals the full model).
+        sentiment: "frozen" (a logistic head on the frozen encoder, fitted on training reviews), "finetuned"
+            (the encoder's top layers fine-tuned on training reviews, :data:`~textinterest.text.sentiment.
+            SENTIMENT_MODES`; it then scores the validation reviews of the refit history as they are) or "none"
+            (sentiment inputs are zeros; the no-sentiment ablation then equals the full model).
         joint_layers: for ``"interest+joint"`` (asked for in ``models``): how many top encoder
             layers to fine-tune with the interest model; None = all of them (a GPU job).
         joint_max_length: token limit per review while fine-tuning jointly.

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from textinterest.constants import ITEM_COL, RATING_COL, SEED
+from textinterest.constants import ITEM_COL, SEED
 from textinterest.models.train_defaults import TRAIN_DEFAULTS
+from textinterest.protocol.text_inputs import fit_review_sentiment
 
 __all__ = ["PIPELINE_MODELS", "fit_on_split", "fit_sentiment_head", "train_pipeline"]
 
@@ -31,54 +32,38 @@ PIPELINE_MODELS = ("interest", "mf", "seq-lstm")
 
 
 def fit_sentiment_head(
-    train: pd.DataFrame, texts: list[str], encoder: Any, seed: int = SEED, device: str = "cpu"
+    train: pd.DataFrame,
+    texts: list[str],
+    encoder: Any,
+    seed: int = SEED,
+    device: str = "cpu",
+    mode: str = "frozen",
 ) -> tuple[Any, np.ndarray | None, dict[str, Any]]:
-    """Fit ``SentimentClassifier(mode="frozen")`` on the rated training reviews (binary labels).
+    """Fit the sentiment classifier of ``mode`` on the rated training reviews (binary labels), reading the
+    texts as ``encoder`` does (same model, token limit and cache).
 
     Args:
         train: training interactions (ratings give the labels: >= 4 positive, <= 2 negative).
         texts: the training review texts, aligned with ``train``.
         encoder: the review encoder (its settings are reused so the head reads the same vectors).
-        seed: seed of the head's validation sample.
+        seed: seed of the held-out sample.
         device: where the encoder runs.
+        mode: "frozen" or "finetuned".
 
     Returns:
         ``(classifier or None, scores (len(train),) in [-1, 1] or None, info)``; None when too few
         rated reviews (or only one class) exist.
     """
-    from textinterest.text.sentiment import SentimentClassifier, sentiment_labels
-
-    ratings = (
-        pd.to_numeric(train[RATING_COL], errors="coerce").to_numpy()
-        if RATING_COL in train
-        else np.full(len(train), np.nan)
-    )
-    labels = np.asarray(sentiment_labels(ratings, scheme="binary"))
-    usable = np.flatnonzero(labels >= 0)
-    if usable.size < 20 or len(np.unique(labels[usable])) < 2:
-        return None, None, {"status": "skipped", "reason": "too few rated training reviews with both labels"}
-    perm = np.random.default_rng(seed).permutation(usable)
-    n_val = max(len(perm) // 10, 1)
-    val_idx, fit_idx = perm[:n_val], perm[n_val:]
-    clf = SentimentClassifier(
-        encoder.model_name,
-        mode="frozen",
-        fast=None,
+    return fit_review_sentiment(
+        train,
+        texts,
+        mode=mode,
+        encoder=encoder.model_name,
         seed=seed,
         device=device,
         max_length=encoder.max_length,
         cache_dir=encoder.cache_root,
     )
-    clf.fit([texts[i] for i in fit_idx], labels[fit_idx], [texts[i] for i in val_idx], labels[val_idx])
-    scores = np.clip(np.asarray(clf.score(texts), dtype=np.float32), -1.0, 1.0)
-    info = {
-        "status": "ok",
-        "mode": "frozen",
-        "n_fit": int(fit_idx.size),
-        "n_val": int(val_idx.size),
-        "val_accuracy": float(((scores[val_idx] > 0).astype(int) == labels[val_idx]).mean()),
-    }
-    return clf, scores, info
 
 
 def train_pipeline(

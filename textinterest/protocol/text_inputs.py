@@ -1,7 +1,7 @@
 """Inputs of the text models, built from training rows only: review texts, their vectors, sentiment.
 
-:func:`build_text_features` embeds the training reviews (and item texts) once; the frozen sentiment
-head of :func:`sentiment_scores` is fitted on training reviews only. :func:`cold_start_counts` and
+:func:`build_text_features` embeds the training reviews (and item texts) once; the sentiment classifier
+of :func:`fit_review_sentiment` (frozen or fine-tuned) is fitted on training reviews only. :func:`cold_start_counts` and
 :func:`held_out_text_duplicates` describe what the split leaves unseen or repeated.
 """
 
@@ -16,7 +16,14 @@ import pandas as pd
 
 from textinterest.constants import ITEM_COL, ITEM_TEXT_COL, RATING_COL, SUMMARY_COL, TEXT_COL, USER_COL
 
-__all__ = ["build_text_features", "cold_start_counts", "held_out_text_duplicates", "review_texts", "sentiment_scores"]
+__all__ = [
+    "build_text_features",
+    "cold_start_counts",
+    "fit_review_sentiment",
+    "held_out_text_duplicates",
+    "review_texts",
+    "score_review_sentiment",
+]
 
 
 def log(progress: Any, message: str) -> None:
@@ -34,14 +41,42 @@ def review_texts(df: pd.DataFrame) -> list[str]:
     return [b if b.strip() else s for b, s in zip(body, summary)]
 
 
-def sentiment_scores(
-    train: pd.DataFrame, texts: list[str], seed: int, progress: Any, encoder: str = "default", device: str = "auto"
-) -> tuple[np.ndarray | None, dict]:
-    """Frozen-encoder sentiment scores of the training reviews, fitted on training reviews only."""
+def fit_review_sentiment(
+    train: pd.DataFrame,
+    texts: list[str],
+    *,
+    mode: str = "frozen",
+    encoder: str = "default",
+    seed: int = 0,
+    device: str = "auto",
+    progress: Any = None,
+    **options: Any,
+) -> tuple[Any, np.ndarray | None, dict[str, Any]]:
+    """Fit the sentiment classifier of ``mode`` on the rated training reviews and score every training review.
+
+    Labels come from the ratings (binary: >= 4 positive, <= 2 negative, 3 and unrated left out); a seeded
+    tenth of the labelled reviews is held out (early stopping of the fine-tuned mode, C of the frozen head,
+    and ``info["val_accuracy"]``).
+
+    Args:
+        train: training interactions.
+        texts: their review texts, aligned with ``train``.
+        mode: "frozen" or "finetuned" (:data:`~textinterest.text.sentiment.SENTIMENT_MODES`).
+        encoder: the encoder's name or folder.
+        seed: seed of the held-out sample and of the classifier.
+        device: where the encoder runs.
+        progress: a callable or a flag for progress lines.
+        **options: further :class:`~textinterest.text.sentiment.SentimentClassifier` arguments
+            (``max_length``, ``cache_dir``...).
+
+    Returns:
+        ``(classifier, scores (len(train),) in [-1, 1], info)``; ``(None, None, info)`` when too few labelled
+        reviews exist or the classifier fails (``info["status"]`` and ``info["reason"]`` say why).
+    """
     try:
-        from textinterest.text.sentiment import SentimentClassifier, sentiment_labels
+        from textinterest.text.sentiment import sentiment_classifier, sentiment_labels
     except ImportError as exc:  # sentiment module missing
-        return None, {"status": "unavailable", "reason": f"import failed: {exc}"}
+        return None, None, {"status": "unavailable", "reason": f"import failed: {exc}"}
     ratings = (
         pd.to_numeric(train[RATING_COL], errors="coerce").to_numpy()
         if RATING_COL in train
@@ -50,30 +85,35 @@ def sentiment_scores(
     labels = np.asarray(sentiment_labels(ratings, scheme="binary"))  # -1: unrated or neutral (left out)
     usable = np.flatnonzero(labels >= 0)
     if usable.size < 20 or len(np.unique(labels[usable])) < 2:
-        return None, {"status": "skipped", "reason": "too few rated training reviews with both labels"}
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(usable)
+        return None, None, {"status": "skipped", "reason": "too few rated training reviews with both labels"}
+    perm = np.random.default_rng(seed).permutation(usable)
     n_val = max(len(perm) // 10, 1)
     val_idx, fit_idx = perm[:n_val], perm[n_val:]
     start = time.perf_counter()
+    log(progress, f"fitting the {mode} sentiment classifier on {fit_idx.size} training reviews")
+    # fast=None: the same encoder path as the review features, so the embedding cache is shared; wrong
+    # arguments (an unknown mode, a hashing encoder to fine-tune) raise here, before anything is fitted
+    clf = sentiment_classifier(mode, encoder, fast=None, seed=seed, device=device, **options)
     try:
-        # fast=None: the same encoder path as the review features, so the embedding cache is shared
-        clf = SentimentClassifier(encoder, mode="frozen", fast=None, seed=seed, device=device)
         clf.fit([texts[i] for i in fit_idx], labels[fit_idx], [texts[i] for i in val_idx], labels[val_idx])
         scores = np.clip(np.asarray(clf.score(texts), dtype=np.float32), -1.0, 1.0)
     except Exception as exc:  # noqa: BLE001 - a failing classifier must not sink the whole evaluation
         log(progress, f"sentiment classifier failed ({type(exc).__name__}: {exc}); using no sentiment")
-        return None, {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+        return None, None, {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
     info = {
         "status": "ok",
-        "mode": "frozen",
+        "mode": mode,
         "n_fit": int(fit_idx.size),
         "n_val": int(val_idx.size),
         "seconds": time.perf_counter() - start,
+        "val_accuracy": float(((scores[val_idx] > 0).astype(int) == labels[val_idx]).mean()),
     }
-    held = scores[val_idx]
-    info["val_accuracy"] = float(((held > 0).astype(int) == labels[val_idx]).mean())
-    return scores, info
+    return clf, scores, info
+
+
+def score_review_sentiment(classifier: Any, texts: list[str]) -> np.ndarray:
+    """Sentiment in [-1, 1] of ``texts`` by an already fitted classifier (e.g. the history's reviews)."""
+    return np.clip(np.asarray(classifier.score(texts), dtype=np.float32), -1.0, 1.0)
 
 
 def build_text_features(

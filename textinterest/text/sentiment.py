@@ -37,6 +37,16 @@ CONFIG_FILE = "textinterest_sentiment.json"
 FEATURE_CHUNK = 100_000  # texts embedded at a time by the frozen mode (bounds the encoder's copies)
 
 
+#: how the recommender's per-review sentiment s_j is made (``SENTIMENT_MODE`` in the notebooks, ``evaluate
+#: --sentiment``): "frozen", a logistic head on the frozen encoder's cached vectors (seconds once embedded);
+#: "finetuned", the encoder's top two layers fine-tuned with a classification head (minutes on a CPU, as in
+#: notebook 01). Each entry is the :class:`SentimentClassifier` arguments of that mode.
+SENTIMENT_MODES: dict[str, dict[str, Any]] = {
+    "frozen": {"mode": "frozen"},
+    "finetuned": {"mode": "finetune", "train_last_layers": 2, "epochs": 2, "patience": 1, "batch_size": 32, "lr": 5e-5},
+}
+
+
 # --------------------------------------------------------------------------------------------
 # Labels and metrics
 # --------------------------------------------------------------------------------------------
@@ -727,6 +737,23 @@ class SentimentClassifier:
 # --------------------------------------------------------------------------------------------
 # TF-IDF baseline
 # --------------------------------------------------------------------------------------------
+
+
+def sentiment_classifier(sentiment_mode: str, model: str = "default", **options: Any) -> SentimentClassifier:
+    """An unfitted :class:`SentimentClassifier` of one of :data:`SENTIMENT_MODES`.
+
+    Args:
+        sentiment_mode: "frozen" or "finetuned".
+        model: the encoder ("default", a local folder or a hub id).
+        **options: further :class:`SentimentClassifier` arguments (``max_length``, ``seed``, ``device``...);
+            they override the mode's own.
+
+    Raises:
+        ValueError: an unknown mode.
+    """
+    if sentiment_mode not in SENTIMENT_MODES:
+        raise ValueError(f"sentiment mode must be one of {sorted(SENTIMENT_MODES)}, got {sentiment_mode!r}")
+    return SentimentClassifier(model, **{**SENTIMENT_MODES[sentiment_mode], **options})
 
 
 class TfidfLogisticBaseline:
