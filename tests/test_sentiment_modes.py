@@ -87,3 +87,32 @@ def test_fine_tuning_moves_the_sentiment_scores(tiny_bert):
 def test_unknown_sentiment_mode_is_a_clear_error():
     with pytest.raises(ValueError, match="sentiment must be one of"):
         run_evaluation("made-up", dataset=_dataset(n_users=10), sentiment="fine-tuned")
+
+
+def test_benchmark_pairs_the_two_modes_user_by_user(tiny_bert):
+    from textinterest.apps.benchmarks.sentiment_modes import compare_modes
+
+    record = compare_modes(
+        "made-up",
+        dataset=_dataset(n_users=24),
+        extractor=FakeExtractor(),
+        encoder=str(tiny_bert),
+        seeds=(0, 1),
+        epochs=1,
+        tune=False,
+        n_boot=200,
+        interest_config={"hidden": 8, "mf_dim": 4},
+    )
+    assert {mode: run["sentiment"]["mode"] for mode, run in record["runs"].items()} == {
+        "frozen": "frozen",
+        "finetuned": "finetuned",
+    }
+    for metric in ("ndcg@10", "rmse"):
+        test = record["paired"][metric]
+        # the pairs are the two runs' own per-user values: seed-averaged, they give back each run's figures
+        # (NDCG@10: the mean over seeds; RMSE: the root of the mean squared error over seeds and users)
+        for mode, side in (("finetuned", "a"), ("frozen", "b")):
+            per_seed = np.array([row[metric] for row in record["runs"][mode]["per_seed"] if row["model"] == "interest"])
+            expected = np.sqrt(np.mean(per_seed**2)) if metric == "rmse" else per_seed.mean()
+            assert test[side] == pytest.approx(expected)
+        assert test["diff"] == pytest.approx(test["a"] - test["b"]) and test["n"] == 24

@@ -387,6 +387,7 @@ def run_evaluation(
     extractor: Any = None,
     dataset: Any = None,
     progress: bool | Callable[[str], None] | None = None,
+    per_user: Any = None,
     **fields: Any,
 ) -> dict[str, Any]:
     """Evaluate every selected model of the registry on one data set and one split, over several seeds.
@@ -397,6 +398,8 @@ def run_evaluation(
         extractor: an object with ``embed(texts)`` replacing the BERT extractor (tests).
         dataset: an already loaded ``ReviewDataset`` (skips loading ``config.name``).
         progress: True prints stage messages to stderr (a callable receives them instead); None is quiet.
+        per_user: a :class:`~textinterest.significance.PerUserStore` that receives every model's per-user
+            test values, seed by seed (for paired tests across runs); None keeps them inside the run.
 
     Returns:
         ``{"dataset", "split", "n_train", "n_val", "n_test", "seeds", "tasks", "results": [one
@@ -439,7 +442,7 @@ def run_evaluation(
     }
     run = EvaluationRun(
         parts, dataset, specs, cfg.tasks, cfg.ks, cfg.device, cfg.epochs, options, protocol=cfg.protocol,
-        store=PerUserStore(),
+        store=PerUserStore() if per_user is None else per_user,
     )  # fmt: skip
     sentiment_info = _text_features(run, extractor, cfg.encoder, cfg.sentiment, progress, timings)
     tuning, runs, pool = execute(run, cfg.seeds, cfg.tune and bool(len(parts.val)), cfg.workers, progress, timings)

@@ -10,6 +10,7 @@ go to ``benchmarks/results/``.
 * ``joint_lora``: joint fine-tuning frozen vs top layers vs LoRA adapters (parameters, time, memory, metrics).
 * ``surprise_ml100k``: Surprise's published MovieLens 100K table through our adapters.
 * ``sentiment``: TF-IDF + logistic regression vs a BERT classifier on Musical Instruments.
+* ``sentiment_modes``: the recommender with the frozen vs the fine-tuned sentiment classifier (paired test).
 * ``scale``: time and peak memory per pipeline stage from 10k to 1M reviews (:mod:`textinterest.apps.scale`).
 * ``sequential_recipe``: the next-item peers' training recipe, one difference from the reference at a time.
 * ``gpu_check``: the GPU path in one run (embedding, sentiment fine-tune, joint fine-tuning).
@@ -29,6 +30,7 @@ NAMES = (
     "joint_lora",
     "surprise_ml100k",
     "sentiment",
+    "sentiment_modes",
     "gpu_check",
     "scale",
     "serve_load",
