@@ -9,6 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from textinterest.apps.reproduce.profiles import PROFILES_DIR
+
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 EXPECTED = [
@@ -179,7 +181,7 @@ def _parameter_defaults(path: Path) -> dict:
 
 
 @pytest.mark.parametrize("gpu", [True, False], ids=["gpu", "without_gpu"])
-@pytest.mark.parametrize("profile", sorted((NOTEBOOKS_DIR / "params").glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("profile", sorted(PROFILES_DIR.glob("*.yaml")), ids=lambda p: p.stem)
 def test_profiles_only_set_declared_parameters(profile, gpu):
     from textinterest.apps.reporting import load_params
 

@@ -332,7 +332,11 @@ def _add_benchmark_command(commands: Any) -> None:
 def _add_reproduce_command(commands: Any) -> None:
     """``textinterest reproduce``."""
     reproduce = commands.add_parser("reproduce", help="run every notebook with papermill and build reports/")
-    reproduce.add_argument("--profile", default="smoke", help="parameter preset in notebooks/params/ (smoke or full)")
+    reproduce.add_argument(
+        "--profile",
+        default="smoke",
+        help="parameter profile: smoke or full (shipped in textinterest/apps/reproduce/params/), or a .yaml path",
+    )
     reproduce.add_argument("--dataset", default=None, help="override the DATASET parameter of every notebook")
     reproduce.add_argument(
         "--output", type=types.writable_dir, default="reports", help="reports folder (a sub-folder per profile)"

@@ -1,6 +1,8 @@
 """Where the notebooks are, which of them to run, and the parameter profiles they run with.
 
-A profile file (``notebooks/params/<profile>.yaml``) is a mapping with up to three keys::
+A profile file (``<profile>.yaml`` in a notebooks folder's ``params/``, else in this package's ``params/``,
+where ``smoke`` and ``full`` ship, so that a notebook opened alone, e.g. on Colab, can read them) is a
+mapping with up to three keys::
 
     shared:                 # given to every notebook that declares the parameter
       DATASET: synthetic
@@ -21,6 +23,7 @@ from typing import Any
 
 NOTEBOOKS_ENV = "TEXTINTEREST_NOTEBOOKS"  # a notebooks folder to use when none is passed
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # textinterest/
+PROFILES_DIR = Path(__file__).resolve().parent / "params"  # the shipped profiles: smoke.yaml, full.yaml
 
 
 def find_notebooks_dir(notebooks_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -137,7 +140,8 @@ class Profile:
 
 
 def load_profile(profile: str | os.PathLike[str], notebooks_dir: Path) -> Profile:
-    """Read a parameter profile: ``notebooks/params/<profile>.yaml`` or a path to a YAML file.
+    """Read a parameter profile: a name (``notebooks_dir/params/<name>.yaml``, else the shipped
+    :data:`PROFILES_DIR`) or a path to a YAML file.
 
     The file has up to three top-level keys: ``shared``, ``notebooks`` and ``without_gpu`` (the
     first two again, applied when no CUDA GPU is present). See the module docstring.
@@ -152,8 +156,11 @@ def load_profile(profile: str | os.PathLike[str], notebooks_dir: Path) -> Profil
         path = candidate
     else:
         path = notebooks_dir / "params" / f"{profile}.yaml"
+        if not path.is_file():
+            path = PROFILES_DIR / f"{profile}.yaml"
     if not path.is_file():
-        available = sorted(p.stem for p in (notebooks_dir / "params").glob("*.yaml"))
+        folders = (notebooks_dir / "params", PROFILES_DIR)
+        available = sorted({p.stem for folder in folders for p in folder.glob("*.yaml")})
         raise FileNotFoundError(f"parameter profile {str(profile)!r} not found at {path} (available: {available})")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -181,7 +188,7 @@ def load_params(
 
     Args:
         profile: a profile name ("smoke", "full") or a path to a ``.yaml`` file.
-        notebooks_dir: the notebooks folder whose ``params/`` holds the named profiles.
+        notebooks_dir: a notebooks folder whose ``params/`` may hold the named profile (else the shipped one).
         gpu: False applies the profile's ``without_gpu`` layer.
     Returns:
         ``(file, shared, per_notebook)``.
