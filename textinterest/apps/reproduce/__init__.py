@@ -19,6 +19,7 @@ from textinterest.apps.reproduce.profiles import (
     list_notebooks,
     load_params,
     load_profile,
+    session_settings,
 )
 from textinterest.apps.reproduce.runner import EXIT_INTERRUPTED, QUIET_ENV, reproduce
 from textinterest.apps.reproduce.runs import NotebookRun
@@ -38,4 +39,5 @@ __all__ = [
     "load_profile",
     "notebook_inputs_digest",
     "reproduce",
+    "session_settings",
 ]

@@ -213,6 +213,45 @@ def gpu_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+#: a notebook's ``SCALE`` parameter: "auto" (the ``full`` settings on a machine with a CUDA GPU, e.g. Colab
+#: with a GPU runtime; the defaults elsewhere), "full" (the ``full`` settings anywhere) or "as-set" (the
+#: parameters cell as it stands; what ``reproduce`` and papermill runs use)
+SCALES = ("auto", "full", "as-set")
+
+
+def session_settings(
+    notebook: str, scale: str = "auto", declared: Mapping[str, Any] | None = None, gpu: bool | None = None
+) -> dict[str, Any]:
+    """The parameters a notebook run by hand switches to for its ``SCALE``: the shipped ``full`` profile's
+    GPU settings (real data, fine-tuned sentiment, every user, 3 seeds; its ``DATA_HOME`` left out) and
+    ``DOWNLOAD=True`` (fetch the data set from its publisher, hash-checked, when the data home lacks it) --
+    or nothing.
+
+    Args:
+        notebook: the notebook's name (file name without ``.ipynb``).
+        scale: one of :data:`SCALES`.
+        declared: the notebook's parameters (e.g. ``globals()``); only names it declares are returned, and
+            only those whose value changes. None: every setting of the profile.
+        gpu: whether a CUDA GPU is present (None: ask torch).
+
+    Returns:
+        ``{name: value}`` to apply on top of the parameters cell (empty: keep them).
+
+    Raises:
+        ValueError: an unknown scale.
+    """
+    if scale not in SCALES:
+        raise ValueError(f"SCALE must be one of {SCALES}, got {scale!r}")
+    if scale == "as-set" or (scale == "auto" and not (gpu_available() if gpu is None else gpu)):
+        return {}
+    shared, per_notebook, _ = load_profile("full", PROFILES_DIR).resolve(gpu=True)
+    settings = {**shared, **per_notebook.get(notebook, {}), "DOWNLOAD": True}
+    settings.pop("DATA_HOME", None)  # where the data lives is the session's own choice
+    if declared is None:
+        return settings
+    return {k: v for k, v in settings.items() if k in declared and declared[k] != v}
+
+
 def notebook_parameters(
     notebook: Path, shared: Mapping[str, Any], overrides: Mapping[str, Any], injected: Mapping[str, Any]
 ) -> tuple[dict[str, Any], list[str]]:

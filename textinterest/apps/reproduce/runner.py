@@ -58,7 +58,8 @@ QUIET_ENV = {
 }
 # relative to the kernels' working directory (the report folder): the recorded parameters and the
 # inputs digest then do not depend on where the report lives
-_INJECTED = {"METRICS_DIR": "metrics", "FIGURES_DIR": "figures"}
+# SCALE "as-set": the profile's settings are the run's, so a notebook's own scale-up on a GPU stays off
+_INJECTED = {"METRICS_DIR": "metrics", "FIGURES_DIR": "figures", "SCALE": "as-set"}
 EXIT_INTERRUPTED = 130
 
 
