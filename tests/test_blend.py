@@ -240,3 +240,27 @@ def test_sasrec_family_blends_the_reference_sasrec_and_reports_seed_halves():
     assert all(half["ndcg@10"]["best_other"] == "sasrec" for half in halves.values())
     with pytest.raises(ValueError, match="serves"):
         spec.build(BuildContext(task="rating", seed=0))
+
+
+def test_a_rerun_with_workers_gives_identical_metrics():
+    # the same command on the same machine: every seed's metrics of the next-item peer and the blend are equal
+    # to the last bit, whether the fits run in this process or in worker processes with the same thread count
+    from tests.test_experiments import FakeExtractor, _dataset
+    from textinterest.protocol.experiments import run_evaluation
+
+    kw = dict(
+        dataset=_dataset(n_users=20, items=True),
+        seeds=(0, 1),
+        epochs=2,
+        tune=False,
+        models=("sasrec", "interest+sasrec"),
+        main="interest+sasrec",
+        sentiment="none",
+        interest_config={"hidden": 16, "mf_dim": 8},
+    )
+    first = run_evaluation("made-up", extractor=FakeExtractor(), workers=2, **kw)
+    again = run_evaluation("made-up", extractor=FakeExtractor(), workers=2, **kw)
+    metrics = ("ndcg@10", "hr@10", "mrr")
+    rows = [[{m: row[m] for m in metrics} for row in result["runs"]] for result in (first, again)]
+    assert rows[0] == rows[1] and len(rows[0]) == 4
+    assert first["environment"]["cpu"] and first["environment"]["threads_per_worker"] >= 1

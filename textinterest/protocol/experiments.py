@@ -62,7 +62,7 @@ from textinterest.protocol.text_inputs import (
     score_review_sentiment,
 )
 from textinterest.protocol.text_inputs import log as _log
-from textinterest.utils import atomic_write_text, json_default, markdown_table
+from textinterest.utils import atomic_write_text, cpu_model, json_default, markdown_table
 
 __all__ = [
     "INTEREST_VARIANTS",
@@ -237,6 +237,7 @@ def _environment(device: str) -> dict[str, Any]:
         "device": str(resolve_device(device)),
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
+        "cpu": cpu_model(),  # floats can differ between processors (their vector kernels): say which one
     }
 
 
