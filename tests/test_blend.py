@@ -186,21 +186,7 @@ def test_refit_reuses_known_settings_without_a_first_fit(split):
 
 def test_round_trip_through_run_evaluation():
     pytest.importorskip("cornac")
-    from tests.test_experiments import FakeExtractor, _dataset
-    from textinterest.protocol.experiments import run_evaluation
-
-    result = run_evaluation(
-        "made-up",
-        dataset=_dataset(n_users=20, items=True),
-        extractor=FakeExtractor(),
-        seeds=(0,),
-        epochs=2,
-        tune=True,
-        models=("interest+cf", "interest+cf-no-text"),
-        main="interest+cf",
-        sentiment="none",
-        interest_config={"hidden": 16, "mf_dim": 8},
-    )
+    result = _evaluate_tiny(("interest+cf", "interest+cf-no-text"), "interest+cf", tune=True)
     rows = [r for r in result["runs"] if r["model"] == "interest+cf"]
     assert len(rows) == 1
     for row in rows:
@@ -212,25 +198,13 @@ def test_round_trip_through_run_evaluation():
 
 
 def test_sasrec_family_blends_the_reference_sasrec_and_reports_seed_halves():
-    from tests.test_experiments import FakeExtractor, _dataset
     from textinterest.models import registry
     from textinterest.models.spec import BuildContext
-    from textinterest.protocol.experiments import run_evaluation
 
     spec = registry.get("interest+sasrec")
     assert spec.tasks == ("ranking",) and registry.get("interest+sasrec-no-text").tuned_by == "interest+sasrec"
-    result = run_evaluation(
-        "made-up",
-        dataset=_dataset(n_users=20, items=True),
-        extractor=FakeExtractor(),
-        seeds=(0, 1, 2, 3),
-        epochs=2,
-        tune=False,
-        models=("sasrec", "interest+sasrec", "interest+sasrec-no-text"),
-        main="interest+sasrec",
-        sentiment="none",
-        interest_config={"hidden": 16, "mf_dim": 8},
-    )
+    models = ("sasrec", "interest+sasrec", "interest+sasrec-no-text")
+    result = _evaluate_tiny(models, "interest+sasrec", seeds=(0, 1, 2, 3))
     rows = [r for r in result["runs"] if r["model"] == "interest+sasrec"]
     assert len(rows) == 4 and all(np.isfinite(r["ndcg@10"]) and "rmse" not in r for r in rows)
     assert all(r["ranking_blend_weight"] in BLEND_WEIGHTS for r in rows)
@@ -245,22 +219,30 @@ def test_sasrec_family_blends_the_reference_sasrec_and_reports_seed_halves():
 def test_a_rerun_with_workers_gives_identical_metrics():
     # the same command on the same machine: every seed's metrics of the next-item peer and the blend are equal
     # to the last bit, whether the fits run in this process or in worker processes with the same thread count
-    from tests.test_experiments import FakeExtractor, _dataset
-    from textinterest.protocol.experiments import run_evaluation
-
-    kw = dict(
-        dataset=_dataset(n_users=20, items=True),
-        seeds=(0, 1),
-        epochs=2,
-        tune=False,
-        models=("sasrec", "interest+sasrec"),
-        main="interest+sasrec",
-        sentiment="none",
-        interest_config={"hidden": 16, "mf_dim": 8},
+    first, again = (
+        _evaluate_tiny(("sasrec", "interest+sasrec"), "interest+sasrec", seeds=(0, 1), workers=2) for _ in range(2)
     )
-    first = run_evaluation("made-up", extractor=FakeExtractor(), workers=2, **kw)
-    again = run_evaluation("made-up", extractor=FakeExtractor(), workers=2, **kw)
     metrics = ("ndcg@10", "hr@10", "mrr")
     rows = [[{m: row[m] for m in metrics} for row in result["runs"]] for result in (first, again)]
     assert rows[0] == rows[1] and len(rows[0]) == 4
     assert first["environment"]["cpu"] and first["environment"]["threads_per_worker"] >= 1
+
+
+def _evaluate_tiny(models, main, seeds=(0,), tune=False, **over):
+    """run_evaluation on 20 made-up users with text, 2 epochs, no sentiment, a small interest model."""
+    from tests.test_experiments import FakeExtractor, _dataset
+    from textinterest.protocol.experiments import run_evaluation
+
+    return run_evaluation(
+        "made-up",
+        dataset=_dataset(n_users=20, items=True),
+        extractor=FakeExtractor(),
+        seeds=seeds,
+        epochs=2,
+        tune=tune,
+        models=models,
+        main=main,
+        sentiment="none",
+        interest_config={"hidden": 16, "mf_dim": 8},
+        **over,
+    )
