@@ -17,12 +17,13 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from textinterest.constants import ITEM_COL, SEED
+from textinterest.constants import SEED
 from textinterest.models.train_defaults import TRAIN_DEFAULTS
 from textinterest.protocol.text_inputs import fit_review_sentiment
 
@@ -191,7 +192,8 @@ def fit_on_split(
         ``sentiment_model_`` so it can answer new users and be saved.
     """
     from textinterest.models.cf import MFRecommender, SequentialRecommender
-    from textinterest.models.interest import InterestConfig, InterestRecommender
+    from textinterest.models.interest import InterestRecommender
+    from textinterest.models.registry import interest_base_config
     from textinterest.protocol.experiments import TUNING_GRID, build_text_features
     from textinterest.training import TrainConfig
 
@@ -210,15 +212,9 @@ def fit_on_split(
         say("fitting the frozen sentiment head on training reviews")
         clf, scores, meta["sentiment"] = fit_sentiment_head(train, features.texts, text_encoder, SEED, device)
         features = replace(features, sentiment=scores)
-        gt = ground_truth or {}
-        l2, bias_l2 = MFRecommender.DEFAULT_REG[task]
-        cfg = InterestConfig(
-            n_components=len(gt["topics"]) if "topics" in gt else 4,
-            n_negatives=0 if train[ITEM_COL].nunique() <= 512 else 256,
-            l2=l2,
-            bias_l2=bias_l2,
-            **TUNING_GRID[0],
-        )
+        l2, bias_l2 = MFRecommender.DEFAULT_REG[task]  # as in evaluate: the CF term is regularised like MF
+        world = SimpleNamespace(ground_truth=ground_truth)  # K = the planted topics, as evaluate reads them
+        cfg = replace(interest_base_config(train, world), l2=l2, bias_l2=bias_l2, **TUNING_GRID[0])
         cfg = replace(cfg, **(interest_config or {}))
         tc = TrainConfig(**{**TRAIN_DEFAULTS["interest"], **base})
         rec: Any = InterestRecommender(cfg, features, task=task, train_config=tc)
