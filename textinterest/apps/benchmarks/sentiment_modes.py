@@ -82,6 +82,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--models", default="interest", help="comma-separated; the first is tested")
     p.add_argument("--workers", default="auto")
     p.add_argument("--max-users", type=int, default=None)
+    p.add_argument("--tasks", default="rating,ranking", help="comma-separated: rating and/or ranking")
+    p.add_argument(
+        "--fixed",
+        default=None,
+        help='JSON InterestConfig fields used in both runs instead of tuning, e.g. \'{"hidden": 32, "dropout": 0.1}\' '
+        "(separates the sentiment from a different validation choice)",
+    )
     p.add_argument("--output", default=None, help="write the JSON record here")
     args = p.parse_args(argv)
     workers = args.workers if args.workers == "auto" else int(args.workers)
@@ -91,7 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         seeds=range(args.seeds),
         workers=workers,
         max_users=args.max_users,
+        tasks=tuple(args.tasks.split(",")),
         progress=True,
+        **({"tune": False, "interest_config": json.loads(args.fixed)} if args.fixed else {}),
     )
     record["command"] = "textinterest benchmark sentiment_modes " + " ".join(sys.argv[1:] if argv is None else argv)
     text = json.dumps(record, indent=2, default=json_default)
