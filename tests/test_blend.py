@@ -214,6 +214,8 @@ def test_sasrec_family_blends_the_reference_sasrec_and_reports_seed_halves():
     assert all(half["ndcg@10"]["best_other"] == "sasrec" for half in halves.values())
     with pytest.raises(ValueError, match="serves"):
         spec.build(BuildContext(task="rating", seed=0))
+    # the base is SASRec's reference recipe alone (its grid's first entry), not the whole grid
+    assert spec.build(BuildContext(task="ranking", seed=0)).base_grid == (dict(registry.get("sasrec").grid[0]),)
 
 
 def test_a_rerun_with_workers_gives_identical_metrics():
