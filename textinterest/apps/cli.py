@@ -166,6 +166,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         protocol=args.protocol,
         workers=args.workers,
         sentiment=args.sentiment,
+        reuse_fits=not args.no_reuse_fits,
     )
     dataset = None
     if args.errors != "raise" or args.no_verify or args.download:  # options run_evaluation's own loading lacks
@@ -311,6 +312,12 @@ def _add_evaluate_command(commands: Any) -> None:
         default="auto",
         help="fit the models in N worker processes, each with CPUs // N threads; 'auto' (default): one per "
         "CPU, at most 4, and 1 on a GPU; 1 fits everything in this process",
+    )
+    evaluate.add_argument(
+        "--no-reuse-fits",
+        action="store_true",
+        help="fit every torch model afresh, even when the run already fitted the same settings, seed and rows "
+        "(by default such a fit is reused: same figures, less time)",
     )
     evaluate.set_defaults(handler=_cmd_evaluate)
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from textinterest.constants import ITEM_COL, RATING_COL, USER_COL
 from textinterest.evaluation import IdIndex, evaluate_ranking, rmse
+from textinterest.models import fit_memo
 from textinterest.models.base import TASKS, Capabilities, Recommender
 from textinterest.models.sequences import UserSequences, check_frame
 from textinterest.models.train_defaults import TRAIN_DEFAULTS
@@ -82,6 +83,22 @@ class TorchRecommender(Recommender):
         check_frame(train, "train")
         if len(train) == 0:
             raise ValueError("cannot fit on an empty training table")
+        memo = fit_memo.current()
+        key = memo.key(self, train, val) if memo is not None else None
+        if key is not None and (state := memo.load(key)) is not None:
+            self.__dict__.update(state)  # the same settings, seed and rows were fitted before in this run
+            return self
+        try:
+            self._fit(train, val)
+        except BaseException:
+            if key is not None:
+                memo.release(key)
+            raise
+        if key is not None:
+            memo.store(key, vars(self))
+        return self
+
+    def _fit(self, train: pd.DataFrame, val: pd.DataFrame | None) -> None:
         self.user_index = IdIndex(train[USER_COL].to_numpy())
         self.item_index = IdIndex(train[ITEM_COL].to_numpy())
         self.seq = UserSequences(train, self.user_index, self.item_index)
@@ -98,7 +115,6 @@ class TorchRecommender(Recommender):
         validate = self._validator(val) if val is not None and len(val) else None
         self.train_result_ = trainer.fit(self.module, self._batches, self._loss, validate, maximize=True)
         self.module.eval()
-        return self
 
     def predict(self, df: pd.DataFrame) -> np.ndarray:
         """Predicted ratings for the (user, item) rows of ``df``, clipped to the training range.

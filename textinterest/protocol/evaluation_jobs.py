@@ -171,8 +171,11 @@ def _jobs(run: EvaluationRun, seeds: tuple[int, ...], tune: bool) -> list[Any]:
 
 def _tune_trial(run: EvaluationRun, name: str, task: str, j: int, seed: int) -> dict[str, Any]:
     """Fit candidate ``j`` of ``name``'s grid on train; its validation score (-RMSE or NDCG@10) and epochs."""
+    from textinterest.models import fit_memo
+
     spec = run.spec(name)
-    model = spec.build(run.context(spec, task, seed, dict(spec.grid[j]))).fit(run.parts.train, run.parts.val)
+    with fit_memo.active(run.options.get("fit_memo")):
+        model = spec.build(run.context(spec, task, seed, dict(spec.grid[j]))).fit(run.parts.train, run.parts.val)
     if hasattr(model, "refit_settings"):  # a blend: its weight, base parameters and each part's epochs
         settings = model.refit_settings()
         return {"metric": float(settings["val_metric"]), "settings": settings}
@@ -186,10 +189,12 @@ def _fit_job(
     run: EvaluationRun, name: str, seed: int, tasks: tuple[str, ...], chosen: dict[str, Any], known: dict[str, Any]
 ) -> tuple[dict[str, Any], Any, dict[str, list[dict[str, Any]]]]:
     """One model, one seed, one task group, on a private copy of the run: (result row, per-user values, extras)."""
+    from textinterest.models import fit_memo
     from textinterest.significance import PerUserStore
 
     mine = replace(run, chosen=chosen, store=PerUserStore(), extras={})
-    row = _fit_and_test(run.spec(name), mine, seed, tasks, known)
+    with fit_memo.active(run.options.get("fit_memo")):
+        row = _fit_and_test(run.spec(name), mine, seed, tasks, known)
     return row, mine.store, mine.extras
 
 
