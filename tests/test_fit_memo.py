@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.test_blend import _evaluate_tiny
 from textinterest.models import fit_memo
 from textinterest.models.fit_memo import FitMemo, model_settings
 from textinterest.models.peers.sequential import SASRecRecommender
@@ -75,16 +74,26 @@ def test_without_an_active_memo_nothing_is_stored(tmp_path):
 
 
 def test_evaluate_reuses_the_blends_sasrec_fits_and_reports_the_same_figures():
-    models = ("sasrec", "interest+sasrec", "interest+sasrec-no-text")
-    fresh = _evaluate_tiny(models, "interest+sasrec", seeds=(0, 1), reuse_fits=False)
-    reused = _evaluate_tiny(models, "interest+sasrec", seeds=(0, 1))
-    metrics = ("ndcg@10", "hr@10", "mrr")
-    assert [{m: r[m] for m in metrics} for r in reused["runs"]] == [{m: r[m] for m in metrics} for r in fresh["runs"]]
-    assert fresh["fit_memo"] is None
+    from tests.test_experiments import FakeExtractor, _dataset
+    from textinterest.apps.benchmarks.fit_memo import compare
+
+    record = compare(
+        "made-up",
+        dataset=_dataset(n_users=20, items=True),
+        extractor=FakeExtractor(),
+        seeds=(0, 1),
+        epochs=2,
+        tasks=("ranking",),
+        sentiment="none",
+        interest_config={"hidden": 16, "mf_dim": 8},
+    )
+    off, on = record["runs"]
+    assert record["identical_metrics"] and len(record["metrics"]) == 6
+    assert all(np.isfinite(row["ndcg@10"]) for row in record["metrics"])
+    assert off["fit_memo"] is None
     # per seed, SASRec is fitted early-stopping on train and refitted on train + validation, and the blend's
     # interest part likewise: the blend takes both SASRec fits from `sasrec`'s, and its ablation both again
-    counts = reused["fit_memo"]
-    assert counts["reused"] >= 8, counts
+    assert on["fit_memo"]["reused"] >= 8, on["fit_memo"]
 
 
 def test_a_process_waits_for_another_live_processs_fit_of_the_same_key(tmp_path, monkeypatch):

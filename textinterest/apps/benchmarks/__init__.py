@@ -13,6 +13,7 @@ go to ``benchmarks/results/``.
 * ``sentiment_modes``: the recommender with the frozen vs the fine-tuned sentiment classifier (paired test).
 * ``scale``: time and peak memory per pipeline stage from 10k to 1M reviews (:mod:`textinterest.apps.scale`).
 * ``sequential_recipe``: the next-item peers' training recipe, one difference from the reference at a time.
+* ``fit_memo``: an ``evaluate`` run with and without reusing identical fits (time saved, figures unchanged).
 * ``gpu_check``: the GPU path in one run (embedding, sentiment fine-tune, joint fine-tuning).
 * ``serve_load``: the HTTP service under load (known and new users, concurrency 1-32) and its slowest allowed request.
 """
@@ -35,6 +36,7 @@ NAMES = (
     "scale",
     "serve_load",
     "sequential_recipe",
+    "fit_memo",
 )
 
 __all__ = [
