@@ -7,6 +7,7 @@ worker processes) and returns the tuning record and one result row per fit;
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from textinterest.constants import RATING_COL, USER_COL
+from textinterest.models.fit_memo import FitMemo
 from textinterest.protocol.protocols import fit_for_test, validation_score
 from textinterest.protocol.text_inputs import log as _log
 
@@ -212,11 +214,19 @@ def _best(scores: list[float]) -> int:
 
 
 def execute(
-    run: EvaluationRun, seeds: tuple[int, ...], tune: bool, workers: int, progress: Any, timings: dict[str, float]
+    run: EvaluationRun,
+    seeds: tuple[int, ...],
+    tune: bool,
+    workers: int,
+    progress: Any,
+    timings: dict[str, float],
+    reuse_fits: bool = True,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     """Tune (first seed) and fit every model for every seed, in this process or in worker processes.
 
-    Fills ``run.chosen``, ``run.store`` and ``run.extras``; returns ``(tuning, runs, pool_info)``.
+    Fills ``run.chosen``, ``run.store`` and ``run.extras``; returns ``(tuning, runs, pool_info)``, where
+    ``pool_info["fit_memo"]`` counts the torch fits trained and reused (None when ``reuse_fits`` is off:
+    see :mod:`textinterest.models.fit_memo`; the memo lives in a temporary folder for this call).
     The results are assembled in registry and seed order, whatever order the jobs finished in.
     Under ``val-in-history`` the early-stopping fit of the chosen candidate on the first seed is the
     tuning trial itself, so that fit reuses the trial's epochs instead of training again.
@@ -260,12 +270,36 @@ def execute(
         if workers > 1:
             _log(progress, f"finished {job.key[0]} {' '.join(map(str, job.key[1:]))} in {result.seconds:.0f} s")
 
-    state = replace(run, store=None, extras={})
     info: dict[str, Any] = {}
     if workers > 1:
         _log(progress, f"running {len(jobs)} fits in {workers} worker processes")
-    results = run_jobs(jobs, prepare, state=state, workers=workers, info=info, on_done=done)
+    with tempfile.TemporaryDirectory(prefix="textinterest-fits-") as memo_dir:
+        options = {**run.options, "fit_memo": memo_dir} if reuse_fits else run.options
+        state = replace(run, store=None, extras={}, options=options)
+        results = run_jobs(jobs, prepare, state=state, workers=workers, info=info, on_done=done)
+        info["fit_memo"] = FitMemo(memo_dir).counts() if reuse_fits else None
 
+    tuning = _tuning_record(run, results, timings)
+    runs: list[dict[str, Any]] = []
+    for seed in seeds:
+        for spec in run.specs:
+            row: dict[str, Any] = {"model": spec.name, "seed": seed}
+            for group in _fit_tasks(spec, run.tasks):
+                result = results[("fit", spec.name, seed, group)]
+                part, store, extras = result.value
+                row.update(part)
+                run.store.extend(store, seed=seed)
+                for key, records in extras.items():
+                    run.extras.setdefault(key, []).extend(records)
+                label = f"{spec.group or spec.name}_seconds"
+                timings[label] = timings.get(label, 0.0) + result.seconds
+            runs.append(row)
+    info["cpu_seconds"] = sum(r.cpu_seconds for r in results.values())
+    return tuning, runs, info
+
+
+def _tuning_record(run: EvaluationRun, results: dict[Any, Any], timings: dict[str, float]) -> dict[str, Any]:
+    """Each tuned model's grid, validation scores and choice (stored in ``run.chosen``); adds ``tuning_seconds``."""
     tuning_records: dict[str, Any] = {}
     for spec in run.specs:
         scores = {task: _trial_scores(results, spec, task) for task in run.tasks}
@@ -284,24 +318,7 @@ def execute(
         seconds = sum(r.seconds for k, r in results.items() if k[0] == "tune" and k[1] == spec.name)
         timings["tuning_seconds"] = timings.get("tuning_seconds", 0.0) + seconds
     first = next(iter(tuning_records.values()), {"grid": [], "chosen": {}, "scores": {}})
-    tuning = {**first, "by_model": tuning_records} if tuning_records else first
-
-    runs: list[dict[str, Any]] = []
-    for seed in seeds:
-        for spec in run.specs:
-            row: dict[str, Any] = {"model": spec.name, "seed": seed}
-            for group in _fit_tasks(spec, run.tasks):
-                result = results[("fit", spec.name, seed, group)]
-                part, store, extras = result.value
-                row.update(part)
-                run.store.extend(store, seed=seed)
-                for key, records in extras.items():
-                    run.extras.setdefault(key, []).extend(records)
-                label = f"{spec.group or spec.name}_seconds"
-                timings[label] = timings.get(label, 0.0) + result.seconds
-            runs.append(row)
-    info["cpu_seconds"] = sum(r.cpu_seconds for r in results.values())
-    return tuning, runs, info
+    return {**first, "by_model": tuning_records} if tuning_records else first
 
 
 def _fit_and_test(

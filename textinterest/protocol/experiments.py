@@ -14,9 +14,9 @@
    (by default: the baselines, ID-only MF, the ID-only sequential LSTM, the dynamic interest model
    and its ablations -- no text, no sentiment, no LSTM, K = 1, no CF term); early stopping and each
    model's registered hyper-parameter grid look at the validation split only; a model whose
-   optional extra is not installed is listed under ``"skipped"`` with the reason. Each tuning
-   trial and each (model, seed, task) fit is one job of :func:`textinterest.job_pool.run_jobs`;
-   the rows are assembled in registry and seed order, whatever order the jobs ran in;
+   optional extra is not installed is listed under ``"skipped"`` with the reason. Each tuning trial
+   and each (model, seed, task) fit is one job of :func:`textinterest.job_pool.run_jobs`, assembled in
+   registry and seed order; a torch fit the run already made is reused (``result["fit_memo"]``);
 5. aggregate mean and standard deviation over seeds; a per-user paired test (bootstrap CI and
    Wilcoxon, :mod:`textinterest.significance`) of ``interest`` against the best other model per
    metric, and every model's metrics on the slices of :func:`textinterest.protocol.protocols.slice_masks`.
@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -46,7 +45,6 @@ from textinterest.constants import (
     USER_COL,
 )
 from textinterest.models import registry as _registry
-from textinterest.models.fit_memo import FitMemo
 from textinterest.models.registry import INTEREST_GRID, INTEREST_VARIANTS
 from textinterest.protocol.evaluation_jobs import EvaluationRun, execute, subsample_users
 from textinterest.protocol.protocols import (
@@ -345,10 +343,8 @@ class RunConfig:
             per CPU (at most 4; 1 on a GPU). The metrics do not depend on it, except for the
             rounding differences of a different torch thread count. Each worker holds a copy of
             the split and its text features.
-        reuse_fits: a torch fit whose settings, seed and rows the run already fitted (e.g. the SASRec base
-            of every ``interest+sasrec`` trial and ablation, and ``sasrec``'s own first trial) is taken from a
-            memo the run keeps in a temporary folder (:mod:`textinterest.models.fit_memo`) instead of trained
-            again: the same weights, so the same figures, in less time. False trains every fit.
+        reuse_fits: reuse a torch fit the run already made with the same settings, seed and rows
+            (:mod:`textinterest.models.fit_memo`: same figures, less time); False trains every fit.
     """
 
     name: str
@@ -410,13 +406,13 @@ def run_evaluation(
             test values, seed by seed (for paired tests across runs); None keeps them inside the run.
 
     Returns:
-        ``{"dataset", "split", "n_train", "n_val", "n_test", "seeds", "tasks", "results": [one
-        row per model with metric means and ``<metric>_std``], "runs": [per seed rows],
-        "timings": {...} (``<model>_seconds`` and ``tuning_seconds`` add up each job's wall time, so with
-        several workers they sum to more than ``total_seconds``; ``jobs_cpu_seconds`` is the jobs' CPU
-        time), "cold_start": {...}, "sentiment": {...}, "tuning": {...}, "skipped": {...},
-        "config": {...}, "run_config": {...}, "environment": {...}}``, plus ``"topic_recovery"`` (per seed
-        and task, see :func:`~textinterest.models.topic_recovery.measure_topic_recovery`) on data with planted topics.
+        ``{"dataset", "split", "n_train", "n_val", "n_test", "seeds", "tasks", "results": [one row per model
+        with metric means and ``<metric>_std``], "runs": [per seed rows], "timings": {...} (``<model>_seconds``
+        and ``tuning_seconds`` add up each job's wall time, so with several workers they sum to more than
+        ``total_seconds``; ``jobs_cpu_seconds`` is the jobs' CPU time), "cold_start", "sentiment", "tuning",
+        "skipped", "config", "run_config", "environment", "fit_memo": {"fitted", "reused"} or None}``, plus
+        ``"topic_recovery"`` (per seed and task, see
+        :func:`~textinterest.models.topic_recovery.measure_topic_recovery`) on data with planted topics.
     """
     from textinterest.datasets.splits import split_interactions
     from textinterest.models import registry
@@ -453,20 +449,15 @@ def run_evaluation(
         store=PerUserStore() if per_user is None else per_user,
     )  # fmt: skip
     sentiment_info = _text_features(run, extractor, cfg.encoder, cfg.sentiment, progress, timings)
-    with tempfile.TemporaryDirectory(prefix="textinterest-fits-") as memo_dir:
-        if cfg.reuse_fits:
-            run.options["fit_memo"] = memo_dir
-        tuning, runs, pool = execute(run, cfg.seeds, cfg.tune and bool(len(parts.val)), cfg.workers, progress, timings)
-        reused = FitMemo(memo_dir).counts() if cfg.reuse_fits else None
-        run.options.pop("fit_memo", None)
+    tune = cfg.tune and bool(len(parts.val))
+    tuning, runs, pool = execute(run, cfg.seeds, tune, cfg.workers, progress, timings, cfg.reuse_fits)
     comparison = _compare(run, run.parts.train, main)
     comparison["significance_by_seed_half"] = _seed_halves(run, main, cfg.seeds)
     timings["total_seconds"] = time.perf_counter() - t0
     result = _result(run, cfg, df, runs, timings, tuning, sentiment_info, skipped, progress)
-    result.update(protocol=cfg.protocol, main=main, run_config=cfg.record(), **comparison)
+    result.update(protocol=cfg.protocol, main=main, run_config=cfg.record(), fit_memo=pool["fit_memo"], **comparison)
     result["environment"].update(workers=pool["workers"], threads_per_worker=pool.get("threads"))
     result["timings"]["jobs_cpu_seconds"] = pool["cpu_seconds"]
-    result["fit_memo"] = reused  # torch fits trained and stored / taken from the memo (None: reuse off)
     if cfg.json_out is not None:
         atomic_write_text(cfg.json_out, json.dumps(result, indent=2, default=json_default))
     return result
