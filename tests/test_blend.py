@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -214,8 +216,31 @@ def test_sasrec_family_blends_the_reference_sasrec_and_reports_seed_halves():
     assert all(half["ndcg@10"]["best_other"] == "sasrec" for half in halves.values())
     with pytest.raises(ValueError, match="serves"):
         spec.build(BuildContext(task="rating", seed=0))
-    # the base is SASRec's reference recipe alone (its grid's first entry), not the whole grid
-    assert spec.build(BuildContext(task="ranking", seed=0)).base_grid == (dict(registry.get("sasrec").grid[0]),)
+    # without a choice of SASRec's in the run, the base is its reference recipe alone (its grid's first entry)
+    grid = registry.get("sasrec").grid
+    assert spec.build(BuildContext(task="ranking", seed=0)).base_grid == (dict(grid[0]),)
+    # with one, the base is SASRec as the run tuned it
+    chosen = BuildContext(task="ranking", seed=0, options={"chosen": {"sasrec": {"ranking": dict(grid[3])}}})
+    assert spec.build(chosen).base_grid == (dict(grid[3]),)
+
+
+def test_the_sasrec_blend_waits_for_and_uses_sasrecs_own_validated_choice():
+    from textinterest.models import registry
+    from textinterest.protocol.evaluation_jobs import _jobs
+
+    run = SimpleNamespace(specs=[registry.get(n) for n in ("sasrec", "interest+sasrec")], tasks=("ranking",))
+    jobs = {job.key: job.after for job in _jobs(run, (0,), tune=True)}
+    sasrec_trials = {("tune", "sasrec", "ranking", j) for j in range(len(registry.get("sasrec").grid))}
+    assert sasrec_trials <= set(jobs[("tune", "interest+sasrec", "ranking", 0)])
+    assert sasrec_trials <= set(jobs[("fit", "interest+sasrec", 0, ("ranking",))])
+    assert not jobs[("tune", "sasrec", "ranking", 0)]
+
+    result = _evaluate_tiny(("sasrec", "interest+sasrec"), "interest+sasrec", tune=True)
+    chosen = result["tuning"]["by_model"]["sasrec"]["chosen"]["ranking"]
+    row = next(r for r in result["runs"] if r["model"] == "interest+sasrec")
+    assert row["ranking_base_params"] == chosen
+    # the blend's SASRec fits are the run's own `sasrec` fits, taken from the memo
+    assert result["fit_memo"]["reused"] >= 4
 
 
 def test_a_rerun_with_workers_gives_identical_metrics():

@@ -41,11 +41,12 @@ __all__ = ["BLEND_FAMILIES", "BLEND_VARIANTS", "BLEND_WEIGHTS", "BlendRecommende
 
 #: the registry's blends (``interest+cf``, ``interest+sasrec`` and their ablations). A family names its base
 #: per task and which of the base's candidates the blend chooses among on validation: "grid" (the base's own
-#: registry grid) or "reference" (its first entry alone, the published recipe: a SASRec fit costs minutes, and
-#: the grid would multiply them)
+#: registry grid, searched inside every blend fit) or "tuned" (the base's own validated choice when the same
+#: ``evaluate`` run tunes the base, so that the blend's base is that very model and its fits are reused; else
+#: its grid's first entry, the published recipe: a SASRec fit costs minutes, and the grid would multiply them)
 BLEND_FAMILIES: dict[str, tuple[dict[str, str], str]] = {
     "interest+cf": ({"ranking": "cornac-bpr", "rating": "mf"}, "grid"),  # the strongest validated ID-only CF
-    "interest+sasrec": ({"ranking": "sasrec"}, "reference"),  # order carries the signal: the next-item model
+    "interest+sasrec": ({"ranking": "sasrec"}, "tuned"),  # order carries the signal: the next-item model
 }
 #: each family's ablations swap the interest variant blended in and reuse the family model's tuned parameters
 BLEND_ABLATIONS = {v.removeprefix("interest"): v for v in ("interest", "interest-no-text", "interest-no-lstm")}

@@ -362,11 +362,14 @@ def _build_blend(variant: str, ctx: BuildContext) -> Recommender:
         raise ValueError(f"{variant} serves {sorted(bases)}, not {ctx.task!r}")
     base = bases[ctx.task]
     grid = get(base).grid
+    if candidates == "tuned":  # the base's own validated choice when the run tuned it, else its reference recipe
+        chosen = (ctx.options or {}).get("chosen", {}).get(base, {}).get(ctx.task)
+        grid = (dict(chosen),) if chosen is not None else grid[:1]
     return BlendRecommender(
         ctx.task,
         functools.partial(_build_base, base, ctx),
         functools.partial(_build_interest, part, ctx),
-        base_grid=grid[:1] if candidates == "reference" else grid,
+        base_grid=grid,
         name=variant,
     )
 
@@ -374,7 +377,7 @@ def _build_blend(variant: str, ctx: BuildContext) -> Recommender:
 def _blend_report(model: Any, ctx: ReportContext) -> dict[str, Any]:
     """The weight validation chose, and each part's epochs."""
     settings = model.refit_settings()
-    out = {f"{ctx.task}_blend_weight": settings["weight"]}
+    out = {f"{ctx.task}_blend_weight": settings["weight"], f"{ctx.task}_base_params": settings["base_params"]}
     for part in ("base", "interest"):
         if settings[f"{part}_epochs"] is not None:
             out[f"{ctx.task}_{part}_epochs"] = settings[f"{part}_epochs"]
@@ -484,8 +487,9 @@ def _register_blends() -> None:
                 requires=("cornac",) if cornac else (),
                 default=False,
                 report=_blend_report,
+                reads_choice_of=tuple(bases.values()) if candidates == "tuned" else (),
                 description=f"{part} blended with {' / '.join(f'{b} ({t})' for t, b in bases.items())}"
-                f"{' at its reference recipe' if candidates == 'reference' else ''}, weight chosen on validation",
+                f"{' as the run tuned it' if candidates == 'tuned' else ''}, weight chosen on validation",
             )
         )
 

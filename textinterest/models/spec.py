@@ -28,7 +28,8 @@ class BuildContext:
         features: text inputs of the training rows (``TextFeatures``) when the spec uses text.
         train: the training interactions (for data-dependent settings).
         dataset: the loaded data set (ground truth of generated data, item metadata).
-        options: run-wide options (e.g. ``encoder``, ``interest_config``, ``joint_layers``).
+        options: run-wide options (e.g. ``encoder``, ``interest_config``, ``joint_layers``); ``"chosen"``:
+            the validation choices of the specs named in :attr:`ModelSpec.reads_choice_of`, ``{name: {task: params}}``.
     """
 
     task: str
@@ -86,6 +87,8 @@ class ModelSpec:
         description: one line for listings.
         saved_class: ``saved_class()`` -> the class that saves and loads this model (its
             ``artifact_kind`` is this spec's name); None: the model is not saved.
+        reads_choice_of: other specs whose validation choice the factory reads (``ctx.options["chosen"]``) when
+            they are tuned in the same run; their tuning trials then run before this model's jobs.
     """
 
     name: str
@@ -104,6 +107,7 @@ class ModelSpec:
     report: Callable[[Recommender, ReportContext], dict[str, Any]] | None = None
     description: str = ""
     saved_class: Callable[[], type] | None = None
+    reads_choice_of: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):

@@ -61,6 +61,7 @@ class EvaluationRun:
             source = spec.tuned_by or spec.name
             params = self.chosen.get(source, {}).get(task, dict(_grid_of(source)[0]) if _grid_of(source) else {})
         refit = frame is not None and len(frame) != len(self.parts.train)  # the history: train + validation
+        reads = {name: self.chosen[name] for name in spec.reads_choice_of if name in self.chosen}
         return BuildContext(
             task=task,
             seed=seed,
@@ -69,7 +70,7 @@ class EvaluationRun:
             features=self.history_features if refit else self.features,
             train=frame if refit else self.parts.train,
             dataset=self.dataset,
-            options=self.options,
+            options={**self.options, "chosen": reads} if reads else self.options,
         )
 
 
@@ -148,7 +149,8 @@ def _fit_tasks(spec: Any, tasks: tuple[str, ...]) -> list[tuple[str, ...]]:
 def _jobs(run: EvaluationRun, seeds: tuple[int, ...], tune: bool) -> list[Any]:
     """The run's jobs, longest first: every tuning trial, then every (model, seed, task) fit.
 
-    A fit waits for the tuning trials of the model whose choice it uses (its own, or ``tuned_by``'s).
+    A fit waits for the tuning trials of the model whose choice it uses (its own, or ``tuned_by``'s); a trial or
+    fit of a model that reads other models' choices (``reads_choice_of``) also waits for their trials.
     """
     from textinterest.job_pool import Job
 
@@ -161,21 +163,36 @@ def _jobs(run: EvaluationRun, seeds: tuple[int, ...], tune: bool) -> list[Any]:
         for task in run.tasks
         if task in spec.tasks
     }
-    jobs = [Job(key) for spec in by_cost for task in run.tasks for key in trials.get((spec.name, task), [])]
+
+    def read(spec: Any, tasks: Sequence[str]) -> tuple[Any, ...]:
+        return tuple(k for name in spec.reads_choice_of for task in tasks for k in trials.get((name, task), []))
+
+    jobs = [
+        Job(key, read(spec, (task,)))
+        for spec in by_cost
+        for task in run.tasks
+        for key in trials.get((spec.name, task), [])
+    ]
     for spec in by_cost:
         source = spec.tuned_by or spec.name
         for seed in seeds:
             for group in _fit_tasks(spec, run.tasks):
-                after = tuple(k for task in group for k in trials.get((source, task), []))
+                after = tuple(k for task in group for k in trials.get((source, task), [])) + read(spec, group)
                 jobs.append(Job(("fit", spec.name, seed, group), after))
     return jobs
 
 
-def _tune_trial(run: EvaluationRun, name: str, task: str, j: int, seed: int) -> dict[str, Any]:
-    """Fit candidate ``j`` of ``name``'s grid on train; its validation score (-RMSE or NDCG@10) and epochs."""
+def _tune_trial(
+    run: EvaluationRun, name: str, task: str, j: int, seed: int, chosen: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Fit candidate ``j`` of ``name``'s grid on train; its validation score (-RMSE or NDCG@10) and epochs.
+
+    ``chosen``: the choices of the models ``name`` reads (``reads_choice_of``), ``{model: {task: params}}``.
+    """
     from textinterest.models import fit_memo
 
     spec = run.spec(name)
+    run = replace(run, chosen=dict(chosen or {}))
     with fit_memo.active(run.options.get("fit_memo")):
         model = spec.build(run.context(spec, task, seed, dict(spec.grid[j]))).fit(run.parts.train, run.parts.val)
     if hasattr(model, "refit_settings"):  # a blend: its weight, base parameters and each part's epochs
@@ -246,15 +263,23 @@ def execute(
                 out[task] = _best(scores)
         return out
 
+    def read(name: str, results: dict[Any, Any]) -> dict[str, Any]:
+        """The finished choices of the models ``name`` reads (``reads_choice_of``)."""
+        out = {}
+        for other in specs[name].reads_choice_of:
+            if other in specs and (found := picks(other, results)):
+                out[other] = {task: dict(specs[other].grid[j]) for task, j in found.items()}
+        return out
+
     def prepare(job: Any, results: dict[Any, Any]) -> tuple[Any, tuple[Any, ...]]:
         if job.key[0] == "tune":
             _, name, task, j = job.key
             _log(progress, f"tuning {name} ({task}) on validation: {dict(specs[name].grid[j])}")
-            return _tune_trial, (name, task, j, seeds[0])
+            return _tune_trial, (name, task, j, seeds[0], read(name, results))
         _, name, seed, tasks = job.key
         source = specs[name].tuned_by or name
         chosen_j = picks(source, results)
-        chosen = {source: {task: dict(specs[source].grid[j]) for task, j in chosen_j.items()}}
+        chosen = {**read(name, results), source: {task: dict(specs[source].grid[j]) for task, j in chosen_j.items()}}
         known: dict[str, Any] = {}
         if run.protocol == "val-in-history" and seed == seeds[0] and source == name:
             for task in tasks:  # the first fit of this seed is the chosen tuning trial, already run
