@@ -61,7 +61,7 @@ def test_a_second_identical_fit_is_taken_from_the_memo(tmp_path, monkeypatch):
         # the second fit must not train: make training fail if it does
         monkeypatch.setattr(SASRecRecommender, "_fit", lambda *a: pytest.fail("trained again"))
         again = _sasrec().fit(train)
-        assert memo.counts() == {"fitted": 1, "reused": 1}
+        assert memo.counts() == {"fitted": 1, "reused": 1, "unstored": 0}
     users = list(first.user_index.ids)
     np.testing.assert_array_equal(first.score_items(users), again.score_items(users))
     assert again.train_result_.best_epoch == first.train_result_.best_epoch
@@ -113,7 +113,19 @@ def test_a_process_waits_for_another_live_processs_fit_of_the_same_key(tmp_path,
         other.kill()
         other.wait()
     assert state is not None and state["train_result_"].best_epoch == fitted.train_result_.best_epoch
-    assert memo.counts() == {"fitted": 1, "reused": 1}
+    assert memo.counts() == {"fitted": 1, "reused": 1, "unstored": 0}
+
+
+def test_a_fit_that_cannot_be_pickled_stands_and_is_not_stored(tmp_path):
+    train = _frame()
+    with fit_memo.active(tmp_path) as memo:
+        model = _sasrec()
+        key = memo.key(model, train, None)
+        model.fit(train)
+        assert memo.store(key, {**vars(model), "hook": lambda: None}) is False  # a local function: unpicklable
+        assert memo.counts() == {"fitted": 1, "reused": 0, "unstored": 1}
+        assert not (tmp_path / f"{key}.lock").exists() and not list(tmp_path.glob("*.tmp"))
+        assert memo.load(key) is not None  # the first, picklable fit is still the entry
 
 
 def test_the_claim_of_a_process_that_stopped_is_taken_over(tmp_path):

@@ -132,14 +132,25 @@ class FitMemo:
         self._log("reused", key)
         return state
 
-    def store(self, key: str, state: dict[str, Any]) -> None:
-        """Store a fitted model's attributes under ``key`` (atomically)."""
+    def store(self, key: str, state: dict[str, Any]) -> bool:
+        """Store a fitted model's attributes under ``key`` (atomically); False when they cannot be pickled.
+
+        A fitted model that holds an unpicklable object (e.g. a text encoder with hooks loaded during the
+        fit) is simply not stored: its fit stands, and the next one with this key trains again.
+        """
         fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, AttributeError, TypeError):
+            os.unlink(tmp)
+            self._log("unstored", key)
+            self.release(key)
+            return False
         os.replace(tmp, self._path(key))
         self._log("fitted", key)
         self.release(key)
+        return True
 
     def _lock(self, key: str) -> Path:
         return self.directory / f"{key}.lock"
@@ -181,8 +192,9 @@ class FitMemo:
             f.write(f"{event} {key}\n")
 
     def counts(self) -> dict[str, int]:
-        """``{"fitted": n, "reused": m}``: fits stored and fits answered from the memo so far (all processes)."""
-        out = {"fitted": 0, "reused": 0}
+        """``{"fitted", "reused", "unstored"}``: fits stored, fits answered from the memo and fits that could not
+        be stored, so far (all processes)."""
+        out = {"fitted": 0, "reused": 0, "unstored": 0}
         log = self.directory / LOG_NAME
         if log.exists():
             for line in log.read_text().splitlines():
