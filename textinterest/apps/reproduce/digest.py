@@ -82,10 +82,15 @@ class FileHasher:
             self._dirty = False
 
 
+def package_root() -> Path:
+    """The folder of the installed ``textinterest`` package (this file is ``textinterest/apps/reproduce/digest.py``)."""
+    return Path(__file__).resolve().parents[2]
+
+
 @functools.cache
 def package_source_digest() -> str:
     """sha256 over the files of the installed textinterest package (code and packaged data)."""
-    root = Path(__file__).resolve().parent.parent
+    root = package_root()
     digest = hashlib.sha256()
     for file in sorted(root.rglob("*")):
         if file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc":
