@@ -255,6 +255,20 @@ def test_a_rerun_with_workers_gives_identical_metrics():
     assert first["environment"]["cpu"] and first["environment"]["threads_per_worker"] >= 1
 
 
+def test_a_run_hands_the_blend_sasrecs_choice_and_no_other_models():
+    from textinterest.models import registry
+    from textinterest.protocol.evaluation_jobs import EvaluationRun
+
+    specs = [registry.get(n) for n in ("sasrec", "interest", "interest+sasrec")]
+    run = EvaluationRun(SimpleNamespace(train=pd.DataFrame()), None, specs, ("ranking",), (10,), "cpu", None, {})
+    choice = dict(registry.get("sasrec").grid[3])
+    run.chosen = {"sasrec": {"ranking": choice}, "interest": {"ranking": {"hidden": 32}}}
+    blend = run.context(specs[2], "ranking", 0)
+    assert blend.options["chosen"] == {"sasrec": {"ranking": choice}}  # what it reads, nothing else
+    assert "chosen" not in run.context(specs[0], "ranking", 0).options  # a model that reads none gets none
+    assert specs[2].build(blend).base_grid == (choice,)
+
+
 def _evaluate_tiny(models, main, seeds=(0,), tune=False, **over):
     """run_evaluation on 20 made-up users with text, 2 epochs, no sentiment, a small interest model."""
     from tests.test_experiments import FakeExtractor, _dataset

@@ -21,6 +21,7 @@ go to ``benchmarks/results/``.
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,6 +48,7 @@ __all__ = [
     "machine_info",
     "run",
     "run_embed_benchmark",
+    "save_record",
 ]
 
 
@@ -67,6 +69,15 @@ def run(name: str, argv: Sequence[str] = ()) -> int:
         raise ValueError(f"unknown benchmark {name!r}; choose one of {', '.join(NAMES)}")
     module = importlib.import_module(f"textinterest.apps.benchmarks.{name}")
     return int(module.main(list(argv)) or 0)
+
+
+def save_record(record: dict[str, Any], name: str, argv: Sequence[str], output: str | None) -> None:
+    """Add the command line that made ``record`` (``textinterest benchmark NAME ...``) and write it to ``output``."""
+    from textinterest.utils import atomic_write_text, json_default
+
+    record["command"] = f"textinterest benchmark {name} " + " ".join(argv)
+    if output:
+        atomic_write_text(output, json.dumps(record, indent=2, default=json_default))
 
 
 _EMBED_NAMES = ("benchmark_texts", "format_embed_table", "load_reviews", "machine_info", "run_embed_benchmark")

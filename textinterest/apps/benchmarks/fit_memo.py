@@ -12,15 +12,14 @@ on a SASRec base with its no-text ablation, the case where one SASRec fit recurs
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from textinterest.apps.benchmarks import save_record
 from textinterest.protocol.experiments import run_evaluation
-from textinterest.utils import atomic_write_text, json_default
 
 DEFAULT_MODELS = ("sasrec", "interest+sasrec", "interest+sasrec-no-text")
 METRICS = ("rmse", "mae", "hr@10", "ndcg@10", "mrr")
@@ -120,10 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tasks=tuple(args.tasks.split(",")),
         workers=workers,
     )
-    record["command"] = "textinterest benchmark fit_memo " + " ".join(sys.argv[1:] if argv is None else argv)
-    text = json.dumps(record, indent=2, default=json_default)
-    if args.output:
-        atomic_write_text(args.output, text)
+    save_record(record, "fit_memo", sys.argv[1:] if argv is None else argv, args.output)
     print(
         f"median wall: off {record['median_seconds']['off']:.0f} s, on {record['median_seconds']['on']:.0f} s "
         f"(ratio {record['ratio_on_to_off']:.2f}); identical metrics: {record['identical_metrics']}; "

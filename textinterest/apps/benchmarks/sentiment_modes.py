@@ -17,9 +17,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from textinterest.apps.benchmarks import save_record
 from textinterest.protocol.experiments import run_evaluation
 from textinterest.significance import PerUserStore, paired_test
-from textinterest.utils import atomic_write_text, json_default
+from textinterest.utils import json_default
 
 MODES = ("frozen", "finetuned")
 
@@ -102,10 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress=True,
         **({"tune": False, "interest_config": json.loads(args.fixed)} if args.fixed else {}),
     )
-    record["command"] = "textinterest benchmark sentiment_modes " + " ".join(sys.argv[1:] if argv is None else argv)
-    text = json.dumps(record, indent=2, default=json_default)
-    if args.output:
-        atomic_write_text(args.output, text)
+    save_record(record, "sentiment_modes", sys.argv[1:] if argv is None else argv, args.output)
     print(json.dumps(record["paired"], indent=2, default=json_default))
     return 0
 
