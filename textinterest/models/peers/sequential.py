@@ -63,8 +63,10 @@ __all__ = [
 LOSSES = ("ce", "bce")
 NORMS = ("post", "pre")
 EXAMPLES = ("prefix", "window")
+STATES = ("last", "all")
 INIT_STD = 0.02  # normal init of every linear and embedding weight (BERT / RecBole)
 LN_EPS = 1e-12
+LENGTH_BUCKET = 8  # SASRec.last_states groups sequences by length rounded up to a multiple of this
 
 
 @dataclass
@@ -131,6 +133,14 @@ class _ItemTable(nn.Module):
         """states (..., H) -> (..., n_items)."""
         return states @ self.item_vectors()[1:].T
 
+    def last_states(
+        self, items: torch.Tensor, lengths: torch.Tensor, extra: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(B, T) right-padded items, (B,) lengths -> (B, H) the state after each last step
+        (a length of 0: the state of the padding step), from the states of every step."""
+        states = self(items) if extra is None else self(items, extra)  # (B, T, H)
+        return states[torch.arange(len(items), device=items.device), (lengths - 1).clamp(min=0)]
+
     def _reset(self) -> None:
         init_weights(self)
         with torch.no_grad():
@@ -164,6 +174,23 @@ class SASRecBlock(nn.Module):
         x = q + self.attn_drop(self.attn(q, x, x, attn_mask=causal, need_weights=False)[0])
         return x + self.ffn(self.ffn_norm(x))
 
+    def forward_at(self, x: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """The output at one step per sequence: x (B, T, H), last (B,) step indices -> (B, H).
+
+        Equals ``forward(x, causal)[arange(B), last]``: the query of step ``last`` attends to steps
+        ``<= last``, and the feed-forward net runs on that step alone.
+        """
+        rows = torch.arange(len(x), device=x.device)
+        later = torch.arange(x.shape[1], device=x.device)[None, :] > last[:, None]  # (B, T) True = blocked
+        if self.post:
+            q = x[rows, last][:, None]  # (B, 1, H)
+            a = self.attn(q, x, x, key_padding_mask=later, need_weights=False)[0]
+            y = self.attn_norm(q + self.attn_drop(a))
+            return self.ffn_norm(y + self.ffn(y))[:, 0]
+        q = self.attn_norm(x[rows, last])[:, None]  # (B, 1, H); keys and values stay un-normalised
+        y = q + self.attn_drop(self.attn(q, x, x, key_padding_mask=later, need_weights=False)[0])
+        return (y + self.ffn(self.ffn_norm(y)))[:, 0]
+
 
 class SASRec(_ItemTable):
     """Causal self-attention over the item sequence (see the module docstring)."""
@@ -179,25 +206,70 @@ class SASRec(_ItemTable):
         )
         self._reset()
 
-    def forward(self, items: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
-        """items: (B, T) right-padded with 0 -> (B, T, H); state t has seen steps <= t only.
+    def step_extra(self, extra: torch.Tensor) -> torch.Tensor:
+        """(..., E) per-step inputs -> (..., H) added to the item embeddings (here: as given)."""
+        return extra
 
-        ``extra`` (B, T, H), optional, is added to the item embeddings (e.g. projected item text).
-        Right padding never reaches a valid step (the mask is causal), so no padding mask is needed.
-        """
+    def _inputs(self, items: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:
+        """items (B, T), extra (B, T, E) or None -> (B, T, H) the first block's input."""
         T = items.shape[1]
         if T > self.config.max_len:
             raise ValueError(f"sequence of {T} steps > max_len {self.config.max_len}")
         pos = self.pos_emb(torch.arange(T, device=items.device))[None]  # (1, T, H)
-        emb = self.embed(items) if extra is None else self.embed(items) + extra
+        emb = self.embed(items) if extra is None else self.embed(items) + self.step_extra(extra)
         if self.config.norm == "post":
-            x = self.drop(self.in_norm(emb + pos))
-        else:
-            x = self.drop(emb * self.config.hidden**0.5 + pos)
-        causal = torch.triu(torch.ones(T, T, dtype=torch.bool, device=items.device), diagonal=1)  # True = blocked
+            return self.drop(self.in_norm(emb + pos))
+        return self.drop(emb * self.config.hidden**0.5 + pos)
+
+    @staticmethod
+    def _causal(T: int, device: torch.device) -> torch.Tensor:
+        return torch.triu(torch.ones(T, T, dtype=torch.bool, device=device), diagonal=1)  # True = blocked
+
+    def forward(self, items: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """items: (B, T) right-padded with 0 -> (B, T, H); state t has seen steps <= t only.
+
+        ``extra`` (B, T, E), optional: per-step inputs, mapped by :meth:`step_extra` and added to
+        the item embeddings (e.g. item text). Right padding never reaches a valid step (the mask
+        is causal), so no padding mask is needed.
+        """
+        x = self._inputs(items, extra)
+        causal = self._causal(items.shape[1], items.device)
         for block in self.blocks:
             x = block(x, causal)
         return x if self.config.norm == "post" else self.in_norm(x)
+
+    def last_states(
+        self, items: torch.Tensor, lengths: torch.Tensor, extra: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The state after each sequence's last step: (B, T) right-padded items, (B,) lengths -> (B, H).
+
+        Equals ``forward(items, extra)[arange(B), max(lengths - 1, 0)]`` (a length of 0 gives the
+        state of the padding step) but does far less work, and in training mode draws dropout from
+        the same distribution:
+
+        - sequences run in groups of similar length (lengths rounded up to a multiple of
+          ``LENGTH_BUCKET``), each group cut to its longest sequence, so padding costs little
+          (with the causal mask, steps after a sequence's end never reach its last state);
+        - the last block computes the query, the attention and the feed-forward net of the last
+          step only (:meth:`SASRecBlock.forward_at`).
+        """
+        lengths = lengths.clamp(min=1)
+        out = None
+        buckets = (lengths + LENGTH_BUCKET - 1) // LENGTH_BUCKET
+        for b in torch.unique(buckets).tolist():
+            rows = torch.nonzero(buckets == b).flatten()
+            T = int(lengths[rows].max())
+            x = self._inputs(items[rows, :T], None if extra is None else extra[rows, :T])
+            causal = self._causal(T, items.device)
+            for block in self.blocks[:-1]:
+                x = block(x, causal)
+            h = self.blocks[-1].forward_at(x, lengths[rows] - 1)
+            h = h if self.config.norm == "post" else self.in_norm(h)
+            if out is None:
+                out = h.new_empty((len(items), h.shape[-1]))
+            out[rows] = h
+        assert out is not None
+        return out
 
 
 class GRU4Rec(_ItemTable):
@@ -244,12 +316,16 @@ class _NextItemRecommender(HistoryUpdate, TorchRecommender):
         loss: str = "ce",
         examples: str = "prefix",
         refit: bool = True,
+        states: str = "last",
         train_config: TrainConfig | None = None,
         eval_batch_size: int = 512,
     ) -> None:
         super().__init__(task, train_config, eval_batch_size)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        if states not in STATES:
+            raise ValueError(f"states must be one of {STATES}, got {states!r}")
+        self.states = states
         if examples not in EXAMPLES:
             raise ValueError(f"examples must be one of {EXAMPLES}, got {examples!r}")
         self.loss, self.examples = loss, examples
@@ -295,12 +371,12 @@ class _NextItemRecommender(HistoryUpdate, TorchRecommender):
 
     def _loss(self, module: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         items = batch["items"]
-        states = self._forward(module, batch)  # (B, T, H)
         if "label" in batch:
             rows = torch.arange(len(items), device=items.device)
-            h, label = states[rows, batch["last"]], batch["label"]  # (B, H), (B,)
+            h, label = self._last_states(module, batch), batch["label"]  # (B, H), (B,)
             neg = batch["neg"][rows, batch["last"]] if "neg" in batch else None
         else:  # the state after step t predicts step t + 1, at every step of the window
+            states = self._forward(module, batch)  # (B, T, H)
             rows, t = batch["target"][:, 1:].nonzero(as_tuple=True)  # (R,)
             h, label = states[rows, t], items[rows, t + 1]  # (R, H), (R,) in 1..n_items
             neg = batch["neg"][rows, t + 1] if "neg" in batch else None
@@ -316,6 +392,18 @@ class _NextItemRecommender(HistoryUpdate, TorchRecommender):
         """(B, T, H) states of a training batch."""
         return module(batch["items"])
 
+    def _last_states(self, module: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, H) states after the last step of each prefix example of a training batch."""
+        return self._states_at_end(module, batch["items"], batch["last"] + 1)
+
+    def _states_at_end(
+        self, module: nn.Module, items: torch.Tensor, lengths: torch.Tensor, extra: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(B, H) the state after each sequence's last step, computed as ``states`` says."""
+        if self.states == "all":
+            return _ItemTable.last_states(module, items, lengths, extra)
+        return module.last_states(items, lengths, extra)
+
     def _train_logits(
         self, module: nn.Module, h: torch.Tensor, rows: torch.Tensor, batch: dict[str, torch.Tensor]
     ) -> torch.Tensor:
@@ -326,9 +414,8 @@ class _NextItemRecommender(HistoryUpdate, TorchRecommender):
         win = self.seq.last_window(users, self.shape["max_len"])
         pos, mask, _ = self.seq.pad(win)
         items = self.as_tensor(np.where(mask, self.seq.item[pos] + 1, 0))
-        states = self.module(items)  # (B, T, H)
-        last = self.as_tensor(np.maximum(mask.sum(1) - 1, 0))  # empty history: the state of step 0 (padding)
-        return self.module.logits(states[torch.arange(len(win), device=self.device), last]).float().cpu().numpy()
+        h = self._states_at_end(self.module, items, self.as_tensor(mask.sum(1)))  # empty history: the padding state
+        return self.module.logits(h).float().cpu().numpy()
 
 
 class SASRecRecommender(_NextItemRecommender):
@@ -349,6 +436,11 @@ class SASRecRecommender(_NextItemRecommender):
         refit: under ``val-in-history``, refit on train + validation for the epochs early stopping
             chose (True, the default), or score the early-stopped fit with the validation item added
             to the history (False, the reference's choice).
+        states: "last" (default) computes only the states the loss and the scores read, each
+            example's last step (:meth:`SASRec.last_states`: examples grouped by length, the last
+            block at the last step only); "all" runs every step of the padded batch and picks the
+            last, as this package did before (the same model and the same dropout distribution, but
+            other random draws: a fit differs within seed noise; GRU4Rec always uses "all").
         train_config: :class:`TrainConfig` (batch_size counts examples); None: the registered default
             (:data:`textinterest.models.train_defaults.TRAIN_DEFAULTS`, the reference recipe).
         eval_batch_size: users per forward pass at scoring time.

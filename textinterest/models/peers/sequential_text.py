@@ -44,6 +44,10 @@ class TextSASRec(SASRec):
         self.text_proj = nn.Linear(text_dim, config.hidden, bias=False)
         nn.init.normal_(self.text_proj.weight, std=INIT_STD)
 
+    def step_extra(self, extra: torch.Tensor) -> torch.Tensor:
+        """(..., D) the item text of each step -> (..., H) its projection, added to the item embedding."""
+        return self.text_proj(extra)
+
     def candidates(self, text: torch.Tensor) -> torch.Tensor:
         """(..., n_items, D) item text -> (..., n_items, H) candidate vectors of items 1..n_items."""
         return self.item_emb.weight[1:] + self.text_proj(text)
@@ -150,7 +154,10 @@ class SASRecTextRecommender(SASRecRecommender):
         return batch
 
     def _forward(self, module: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return module(batch["items"], extra=module.text_proj(batch["text"]))
+        return module(batch["items"], extra=batch["text"])
+
+    def _last_states(self, module: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self._states_at_end(module, batch["items"], batch["last"] + 1, batch["text"])
 
     def _train_logits(
         self, module: nn.Module, h: torch.Tensor, rows: torch.Tensor, batch: dict[str, torch.Tensor]
@@ -167,9 +174,7 @@ class SASRecTextRecommender(SASRecRecommender):
         pos, mask, _ = self.seq.pad(win)
         items = self.as_tensor(np.where(mask, self.seq.item[pos] + 1, 0))
         text = self.as_tensor(self._step_text[pos] * mask[..., None], torch.float32)
-        states = self.module(items, extra=self.module.text_proj(text))  # (B, T, H)
-        last = self.as_tensor(np.maximum(mask.sum(1) - 1, 0))
-        h = states[torch.arange(len(win), device=self.device), last]  # (B, H)
+        h = self._states_at_end(self.module, items, self.as_tensor(mask.sum(1)), text)  # (B, H)
         # each user's candidates carry their text at the user's prediction time (all training reviews if none)
         ids = self.user_index.ids[np.maximum(users, 0)]
         never = np.iinfo(np.int64).max // 4
