@@ -104,3 +104,37 @@ def test_cache_verify_on_a_tiny_model(tmp_path, monkeypatch):
     assert record["warm_all_hits"] is True
     assert len(record["cold_s"]) == len(record["warm_s"]) == 2
     assert record["read_large_median_s"] > 0
+
+
+def test_sasrec_states_times_both_paths_and_they_score_alike(tmp_path):
+    from textinterest.apps.benchmarks.sasrec_states import compare
+    from textinterest.datasets import load_dataset
+
+    record = compare(
+        "synthetic", hidden=(8,), epochs=1, repeats=2, dataset=load_dataset("synthetic", n_users=30, n_items=20)
+    )
+    width = record["widths"]["8"]
+    assert [len(width["seconds"][s]) for s in ("all", "last")] == [2, 2]
+    assert all(s > 0 for s in width["seconds"]["all"] + width["seconds"]["last"])
+    assert width["ratio_last_to_all"] == width["median_seconds"]["last"] / width["median_seconds"]["all"]
+    assert width["max_score_difference"] < 1e-4  # the same function of the same weights
+
+
+def test_record_diff_pairs_rows_by_seed_and_keeps_expected_changes_apart():
+    from textinterest.apps.benchmarks.record_diff import compare
+
+    def record(sasrec, mf):
+        runs = [{"model": "sasrec", "seed": s, "ndcg@10": v} for s, v in enumerate(sasrec)]
+        runs += [{"model": "mf", "seed": s, "ndcg@10": v, "rmse": 1.0} for s, v in enumerate(mf)]
+        return {"runs": runs[::-1], "environment": {"cpu": "x"}}
+
+    diff = compare(record([0.1, 0.2], [0.3, 0.4]), record([0.1, 0.25], [0.3, 0.4 + 1e-7]), expect_changed=["sasrec"])
+    sasrec = diff["models"]["sasrec"]["ndcg@10"]
+    assert not sasrec["identical"] and sasrec["max_abs"] == pytest.approx(0.05)
+    assert sasrec["mean_difference"] == pytest.approx(0.025) and sasrec["mean_abs"] == pytest.approx(0.025)
+    assert diff["models"]["mf"]["rmse"]["identical"] and not diff["models"]["mf"]["ndcg@10"]["identical"]
+    assert diff["unchanged_models"] == {"identical": [], "moved": {"mf": pytest.approx(1e-7)}}
+    same = compare(record([0.1], [0.3]), record([0.1], [0.3]))
+    assert same["unchanged_models"]["identical"] == ["mf", "sasrec"]
+    with pytest.raises(ValueError, match="share no"):
+        compare(record([0.1], []), {"runs": [{"model": "x", "seed": 0, "ndcg@10": 1.0}]})

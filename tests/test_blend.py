@@ -253,6 +253,11 @@ def test_a_rerun_with_workers_gives_identical_metrics():
     rows = [[{m: row[m] for m in metrics} for row in result["runs"]] for result in (first, again)]
     assert rows[0] == rows[1] and len(rows[0]) == 4
     assert first["environment"]["cpu"] and first["environment"]["threads_per_worker"] >= 1
+    # the record names the code that made it
+    from textinterest.utils import package_source_digest
+
+    assert first["environment"]["package_source_sha256"] == package_source_digest()
+    assert len(package_source_digest()) == 64
 
 
 def test_a_run_hands_the_blend_sasrecs_choice_and_no_other_models():

@@ -357,8 +357,8 @@ def test_killed_at_random_points_never_leaves_a_mixed_or_stale_report(tmp_path):
 
 def test_the_source_digest_covers_the_whole_package_not_only_the_apps():
     # a change to a model must make `reproduce` run the notebooks again, as a change to the apps does
-    from textinterest.apps.reproduce import digest
+    from textinterest.utils import package_root
 
-    root = digest.package_root()
+    root = package_root()
     assert root.name == "textinterest"
     assert (root / "models" / "registry.py").is_file() and (root / "apps" / "reproduce" / "digest.py").is_file()

@@ -7,6 +7,8 @@ Device resolution and seeding live in :mod:`textinterest.training` (they need to
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import math
 import os
 import platform
@@ -22,6 +24,8 @@ __all__ = [
     "format_number",
     "json_default",
     "markdown_table",
+    "package_root",
+    "package_source_digest",
     "memory_gib",
     "peak_rss_mb",
 ]
@@ -136,3 +140,22 @@ def markdown_table(
             raise ValueError(f"row {list(row)!r} has {len(row)} cells for {len(header)} columns")
         lines.append("| " + " | ".join(cell(v) for v in row) + " |")
     return "\n".join(lines)
+
+
+def package_root() -> Path:
+    """The folder of the installed ``textinterest`` package (this file is ``textinterest/utils.py``)."""
+    return Path(__file__).resolve().parent
+
+
+@functools.cache
+def package_source_digest() -> str:
+    """sha256 over the files of the installed textinterest package (code and packaged data).
+
+    Results records carry it, so that a figure can be traced to the code that made it.
+    """
+    root = package_root()
+    digest = hashlib.sha256()
+    for file in sorted(root.rglob("*")):
+        if file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc":
+            digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()

@@ -62,7 +62,7 @@ from textinterest.protocol.text_inputs import (
     score_review_sentiment,
 )
 from textinterest.protocol.text_inputs import log as _log
-from textinterest.utils import atomic_write_text, cpu_model, json_default, markdown_table
+from textinterest.utils import atomic_write_text, cpu_model, json_default, markdown_table, package_source_digest
 
 __all__ = [
     "INTEREST_VARIANTS",
@@ -238,6 +238,7 @@ def _environment(device: str) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "cpu": cpu_model(),  # floats can differ between processors (their vector kernels): say which one
+        "package_source_sha256": package_source_digest(),  # the code that made the figures
     }
 
 

@@ -14,6 +14,8 @@ go to ``benchmarks/results/``.
 * ``scale``: time and peak memory per pipeline stage from 10k to 1M reviews (:mod:`textinterest.apps.scale`).
 * ``sequential_recipe``: the next-item peers' training recipe, one difference from the reference at a time.
 * ``fit_memo``: an ``evaluate`` run with and without reusing identical fits (time saved, figures unchanged).
+* ``sasrec_states``: SASRec's training time computing only the states it reads vs every step.
+* ``record_diff``: how far two ``evaluate`` records of one command differ (another CPU, threads or code).
 * ``gpu_check``: the GPU path in one run (embedding, sentiment fine-tune, joint fine-tuning).
 * ``serve_load``: the HTTP service under load (known and new users, concurrency 1-32) and its slowest allowed request.
 """
@@ -38,6 +40,8 @@ NAMES = (
     "serve_load",
     "sequential_recipe",
     "fit_memo",
+    "sasrec_states",
+    "record_diff",
 )
 
 __all__ = [

@@ -36,6 +36,7 @@ _OLD_TRAIN = {"batch_size": 128, "epochs": 100, "weight_decay": 1e-5, "grad_clip
 VARIANTS: dict[str, dict[str, Any]] = {
     "reference": {"model": {"refit": False}},
     "refit": {"model": {"refit": True}},
+    "states-all": {"model": {"refit": False, "states": "all"}},  # every step's state (before: the only path)
     "window": {"model": {"refit": False, "examples": "window"}},
     "pre-ln": {"model": {"refit": False, "norm": "pre"}},
     "inner64": {"model": {"refit": False, "inner": 64}},

