@@ -26,6 +26,14 @@ windows (:meth:`~textinterest.models.sequences.UserSequences.windows`) with the 
 Loss: cross-entropy over the full catalogue (``loss="ce"``) or the original SASRec binary
 cross-entropy with one sampled negative per target (``loss="bce"``).
 
+**Cost.** With every prefix as one example, the loss reads one state per example, the last
+step's. SASRec computes only those (``states="last"``, :meth:`SASRec.last_states`): examples run in
+groups of similar length, each group cut to its longest example, and the last block computes the
+query, attention and feed-forward net of the last step alone. It is the same model with the same
+dropout distribution as running every step of the padded batch (``states="all"``), in 0.29-0.50 of
+the training time on the real data sets (benchmarks/BENCHMARKS.md); its random draws differ, so a
+fit differs from an ``"all"`` fit as another seed's would.
+
 **Test time.** Under the ``val-in-history`` protocol the models are refitted on train +
 validation for the number of epochs early stopping chose on validation (``refit=True``, this
 package's protocol for every model), which scores higher than the reference's choice,
