@@ -114,6 +114,7 @@ def test_sasrec_states_times_both_paths_and_they_score_alike(tmp_path):
         "synthetic", hidden=(8,), epochs=1, repeats=2, dataset=load_dataset("synthetic", n_users=30, n_items=20)
     )
     width = record["widths"]["8"]
+    assert record["batch_size"] == 256  # SASRec's own training settings, not TrainConfig's generic ones
     assert [len(width["seconds"][s]) for s in ("all", "last")] == [2, 2]
     assert all(s > 0 for s in width["seconds"]["all"] + width["seconds"]["last"])
     assert width["ratio_last_to_all"] == width["median_seconds"]["last"] / width["median_seconds"]["all"]

@@ -28,6 +28,7 @@ from textinterest.constants import SEED
 from textinterest.datasets import load_dataset
 from textinterest.datasets.splits import split_interactions
 from textinterest.models.peers.sequential import SASRecRecommender
+from textinterest.models.train_defaults import TRAIN_DEFAULTS
 from textinterest.training import TrainConfig
 
 STATES = ("all", "last")
@@ -42,6 +43,8 @@ def compare(
     dataset: Any = None,
 ) -> dict[str, Any]:
     """Time ``epochs`` of SASRec training per path and width, ``repeats`` times each, alternating.
+
+    Training settings are SASRec's registered defaults (batches of 256 examples), ``epochs`` fixed.
 
     Args:
         name: data set name (ignored for loading when ``dataset`` is given).
@@ -58,14 +61,14 @@ def compare(
         raise ValueError(f"repeats and epochs must be >= 1, got {repeats} and {epochs}")
     data = dataset if dataset is not None else load_dataset(name)
     split = split_interactions(data.interactions, how="leave-last-out", seed=SEED)
+    settings = {**TRAIN_DEFAULTS["sasrec"], "epochs": epochs, "patience": 0, "seed": SEED, "progress": False}
     widths: dict[str, Any] = {}
     for h in hidden:
         seconds: dict[str, list[float]] = {s: [] for s in STATES}
         fitted = None
         for _ in range(repeats):
             for states in STATES:
-                config = TrainConfig(epochs=epochs, patience=0, seed=SEED, progress=False)
-                model = SASRecRecommender(hidden=h, states=states, train_config=config)
+                model = SASRecRecommender(hidden=h, states=states, train_config=TrainConfig(**settings))
                 t = time.perf_counter()
                 model.fit(split.train)
                 seconds[states].append(time.perf_counter() - t)
@@ -87,6 +90,7 @@ def compare(
         "dataset": name,
         "n_train": len(split.train),
         "epochs": epochs,
+        "batch_size": TRAIN_DEFAULTS["sasrec"]["batch_size"],
         "repeats": repeats,
         "widths": widths,
         "torch_threads": torch.get_num_threads(),
