@@ -24,6 +24,7 @@ import importlib
 import json
 import math
 import os
+import platform
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -41,6 +42,7 @@ __all__ = [
     "Trainer",
     "set_seed",
     "resolve_device",
+    "run_environment",
     "autocast_dtype",
     "save_model",
     "load_model",
@@ -126,6 +128,23 @@ def set_seed(seed: int, deterministic: bool = True) -> None:
     if deterministic:
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
+
+
+def run_environment(device: str | torch.device = "auto") -> dict[str, Any]:
+    """What a result record says about where it was made: Python, torch, device, threads, processor
+    (floats can differ between processors: their vector kernels sum in other orders) and the sha256 of
+    the package's source (the code that made the figures)."""
+    from textinterest.utils import cpu_model, package_source_digest
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": str(resolve_device(device)),
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "cpu": cpu_model(),
+        "package_source_sha256": package_source_digest(),
+    }
 
 
 def resolve_device(device: str | torch.device = "auto", *, check_available: bool = True) -> torch.device:

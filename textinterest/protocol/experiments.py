@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -62,7 +61,7 @@ from textinterest.protocol.text_inputs import (
     score_review_sentiment,
 )
 from textinterest.protocol.text_inputs import log as _log
-from textinterest.utils import atomic_write_text, cpu_model, json_default, markdown_table, package_source_digest
+from textinterest.utils import atomic_write_text, json_default, markdown_table
 
 __all__ = [
     "INTEREST_VARIANTS",
@@ -226,20 +225,10 @@ def _seed_halves(run: EvaluationRun, main: str, seeds: Sequence[int]) -> dict[st
     }
 
 
-def _environment(device: str) -> dict[str, Any]:
-    import torch
+def _run_environment(device: str) -> dict[str, Any]:
+    from textinterest.training import run_environment  # torch loads on first use
 
-    from textinterest.training import resolve_device
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "device": str(resolve_device(device)),
-        "threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "cpu": cpu_model(),  # floats can differ between processors (their vector kernels): say which one
-        "package_source_sha256": package_source_digest(),  # the code that made the figures
-    }
+    return run_environment(device)
 
 
 def _result(
@@ -300,7 +289,7 @@ def _result(
             "chosen": chosen,
             "encoder": encoder,
         },
-        "environment": _environment(device),
+        "environment": _run_environment(device),
     }
 
 
