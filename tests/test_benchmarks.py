@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -119,6 +120,16 @@ def test_sasrec_states_times_both_paths_and_they_score_alike(tmp_path):
     assert all(s > 0 for s in width["seconds"]["all"] + width["seconds"]["last"])
     assert width["ratio_last_to_all"] == width["median_seconds"]["last"] / width["median_seconds"]["all"]
     assert width["max_score_difference"] < 1e-4  # the same function of the same weights
+    assert 1 <= record["mean_example_length"] and 0 < record["real_step_share"] <= 1
+
+
+def test_sasrec_states_padding_counts_real_steps_of_batches_padded_to_their_longest():
+    from textinterest.apps.benchmarks.sasrec_states import padding
+
+    # one batch of 4: lengths 1 + 2 + 3 + 10 = 16 real steps in 4 x 10 padded ones
+    assert padding(np.array([1, 2, 3, 10]), batch_size=4) == {"mean_example_length": 4.0, "real_step_share": 0.4}
+    # batches of 1 carry no padding
+    assert padding(np.array([1, 2, 3, 10]), batch_size=1)["real_step_share"] == 1.0
 
 
 def test_record_diff_pairs_rows_by_seed_and_keeps_expected_changes_apart():
@@ -139,3 +150,24 @@ def test_record_diff_pairs_rows_by_seed_and_keeps_expected_changes_apart():
     assert same["unchanged_models"]["identical"] == ["mf", "sasrec"]
     with pytest.raises(ValueError, match="share no"):
         compare(record([0.1], []), {"runs": [{"model": "x", "seed": 0, "ndcg@10": 1.0}]})
+
+
+def test_record_diff_lists_the_paired_tests_whose_verdict_changed():
+    from textinterest.apps.benchmarks.record_diff import verdict_changes
+
+    def test(low, high, p):
+        return {"diff": (low + high) / 2, "ci_low": low, "ci_high": high, "p_wilcoxon": p, "best_other": "sasrec"}
+
+    old = {
+        "significance": {"ndcg@10": test(-0.03, -0.01, 0.001), "rmse": test(0.01, 0.02, 0.001)},
+        "significance_ablations": {"interest-k1": {"mrr": test(-0.001, 0.008, 0.06)}},
+    }
+    new = {
+        "significance": {"ndcg@10": test(-0.02, -0.005, 0.01), "rmse": test(-0.01, 0.02, 0.3)},
+        "significance_ablations": {"interest-k1": {"mrr": test(0.0005, 0.01, 0.03)}},
+    }
+    out = verdict_changes(old, new)
+    assert out["compared"] == 3
+    changed = {(c["comparison"], c["metric"]): c["verdicts"] for c in out["changed"]}
+    # NDCG@10 stays a loss; RMSE (lower is better) goes from a loss to a tie; the ablation's MRR from a tie to a win
+    assert changed == {("main", "rmse"): ["loss", "tie"], ("interest-k1", "mrr"): ["tie", "win"]}

@@ -63,3 +63,21 @@ def test_format_number_and_table():
 def test_machine_facts():
     assert peak_rss_mb() > 1 or math.isnan(peak_rss_mb())
     assert memory_gib() is None or memory_gib() > 0
+
+
+def test_package_source_digest_follows_every_files_content_and_name(tmp_path, monkeypatch):
+    from textinterest import utils
+
+    monkeypatch.setattr(utils, "package_root", lambda: tmp_path)
+    digest = utils.package_source_digest.__wrapped__  # the uncached function
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"compiled")
+    first = digest()
+    (tmp_path / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"recompiled")
+    assert digest() == first  # compiled files do not count
+    (tmp_path / "a.py").write_text("x = 2\n")
+    second = digest()
+    assert second != first
+    (tmp_path / "a.py").rename(tmp_path / "b.py")
+    assert digest() not in (first, second)

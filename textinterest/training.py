@@ -36,6 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from textinterest.utils import cpu_model, package_source_digest
+
 __all__ = [
     "TrainConfig",
     "TrainResult",
@@ -134,8 +136,6 @@ def run_environment(device: str | torch.device = "auto") -> dict[str, Any]:
     """What a result record says about where it was made: Python, torch, device, threads, processor
     (floats can differ between processors: their vector kernels sum in other orders) and the sha256 of
     the package's source (the code that made the figures)."""
-    from textinterest.utils import cpu_model, package_source_digest
-
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,

@@ -225,12 +225,6 @@ def _seed_halves(run: EvaluationRun, main: str, seeds: Sequence[int]) -> dict[st
     }
 
 
-def _run_environment(device: str) -> dict[str, Any]:
-    from textinterest.training import run_environment  # torch loads on first use
-
-    return run_environment(device)
-
-
 def _result(
     run: EvaluationRun,
     cfg: RunConfig,
@@ -244,6 +238,7 @@ def _result(
 ) -> dict[str, Any]:
     """The result dict of :func:`run_evaluation` (see its docstring), with duplicate-text warnings."""
     from textinterest.models import registry
+    from textinterest.training import run_environment  # torch loads on first use
 
     name, split, seeds, max_users = cfg.name, cfg.split, cfg.seeds, cfg.max_users
     parts, dataset, tasks, device = run.parts, run.dataset, run.tasks, run.device
@@ -289,7 +284,7 @@ def _result(
             "chosen": chosen,
             "encoder": encoder,
         },
-        "environment": _run_environment(device),
+        "environment": run_environment(device),
     }
 
 

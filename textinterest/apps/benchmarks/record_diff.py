@@ -3,8 +3,11 @@
 Made for one question: what moves a figure when the same command runs on another processor, another
 thread count or another version of the code. For every model and metric both records hold, it pairs
 the rows by seed and reports the largest and the mean absolute per-seed difference, the difference of
-the seed means, and whether every seed agrees to the last bit. Models whose code differs between the
-two records can be named with ``--expect-changed`` so that the summary keeps them apart.
+the seed means, and whether every seed agrees to the last bit. It also classifies every paired test
+the two records share (the main model against the best other, and each ablation) as win, tie or loss
+with :func:`textinterest.protocol.verdict.classify` and lists those whose verdict differs. Models whose
+code differs between the two records can be named with ``--expect-changed`` so that the summary keeps
+them apart.
 
     textinterest benchmark record_diff OLD.json NEW.json [--expect-changed sasrec] [--output FILE]
 """
@@ -20,12 +23,41 @@ from typing import Any
 import numpy as np
 
 from textinterest.apps.benchmarks import save_record
+from textinterest.protocol.verdict import classify
 
 METRICS = ("rmse", "mae", "hr@10", "ndcg@10", "mrr")
 
 
 def _rows(record: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:
     return {(row["model"], int(row["seed"])): row for row in record["runs"]}
+
+
+def _paired_tests(record: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """``{(comparison, metric): test}``: "main" (the main model against the best other) and each ablation."""
+    out = {("main", m): t for m, t in (record.get("significance") or {}).items() if isinstance(t, dict) and "diff" in t}
+    for ablation, tests in (record.get("significance_ablations") or {}).items():
+        out.update({(ablation, m): t for m, t in tests.items() if isinstance(t, dict) and "diff" in t})
+    return out
+
+
+def verdict_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The paired tests both records hold whose verdict (win / tie / loss) differs between them."""
+    a, b = _paired_tests(old), _paired_tests(new)
+    shared = [k for k in a if k in b]
+    changed = []
+    for comparison, metric in shared:
+        before, after = classify(a[comparison, metric], metric), classify(b[comparison, metric], metric)
+        if before != after:
+            changed.append(
+                {
+                    "comparison": comparison,
+                    "metric": metric,
+                    "against": [a[comparison, metric].get("best_other"), b[comparison, metric].get("best_other")],
+                    "verdicts": [before, after],
+                    "p_wilcoxon": [a[comparison, metric]["p_wilcoxon"], b[comparison, metric]["p_wilcoxon"]],
+                }
+            )
+    return {"compared": len(shared), "changed": changed}
 
 
 def compare(
@@ -41,7 +73,8 @@ def compare(
     Returns:
         ``{"models": {model: {metric: {"seeds", "max_abs", "mean_abs", "mean_difference",
         "identical"}}}, "unchanged_models": {"identical": [...], "moved": {model: largest |diff|}},
-        "seeds", "environments": [old, new]}``. ``mean_difference`` is new minus old.
+        "verdicts": {"compared", "changed": [...]} (:func:`verdict_changes`), "seeds",
+        "environments": [old, new]}``. ``mean_difference`` is new minus old.
     """
     a, b = _rows(old), _rows(new)
     common = sorted(set(a) & set(b))
@@ -78,6 +111,7 @@ def compare(
                 if not all(r["identical"] for r in v.values())
             },
         },
+        "verdicts": verdict_changes(old, new),
         "expect_changed": list(expect_changed),
         "seeds": sorted({s for _, s in common}),
         "environments": [old.get("environment"), new.get("environment")],
@@ -106,6 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             for metric, r in per_metric.items()
         ]
         print(f"{model}: {', '.join(cells)}")
+    verdicts = record["verdicts"]
+    print(f"paired tests with another verdict: {len(verdicts['changed'])} of {verdicts['compared']}")
+    for c in verdicts["changed"]:
+        print(f"  {c['comparison']} {c['metric']}: {c['verdicts'][0]} -> {c['verdicts'][1]}")
     return 0
 
 

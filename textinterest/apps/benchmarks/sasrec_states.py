@@ -6,7 +6,9 @@ and ``states="last"`` (examples grouped by length, the last block at the last st
 :meth:`textinterest.models.peers.sequential.SASRec.last_states`), alternating ``all, last, all, last,
 ...`` in one process so that both see the same machine load. Records each fit's seconds, the medians
 and their ratio, and how far apart the two paths score the users from the same fitted weights (they
-compute the same function; only float rounding differs).
+compute the same function; only float rounding differs). It also records how much of the padded
+batches is real steps (the average example length, and the share of real steps in one epoch of
+random batches padded to their longest example): the work the full path spends on padding.
 
     textinterest benchmark sasrec_states goodreads:young_adult_10000 --hidden 64,128 --epochs 2 \\
         --repeats 3 --output benchmarks/results/sasrec_states_goodreads_young_adult.json
@@ -24,14 +26,25 @@ import numpy as np
 import torch
 
 from textinterest.apps.benchmarks import save_record
-from textinterest.constants import SEED
+from textinterest.constants import ITEM_COL, SEED, USER_COL
 from textinterest.datasets import load_dataset
 from textinterest.datasets.splits import split_interactions
+from textinterest.evaluation import IdIndex
 from textinterest.models.peers.sequential import SASRecRecommender
+from textinterest.models.sequences import UserSequences
 from textinterest.models.train_defaults import TRAIN_DEFAULTS
 from textinterest.training import TrainConfig
 
 STATES = ("all", "last")
+
+
+def padding(lengths: np.ndarray, batch_size: int, seed: int = SEED) -> dict[str, float]:
+    """Example lengths -> their mean and the share of real steps in one epoch of random batches, each
+    batch padded to its longest example (as :meth:`UserSequences.pad` pads them)."""
+    order = np.random.default_rng(seed).permutation(len(lengths))
+    batches = [lengths[order[s : s + batch_size]] for s in range(0, len(order), batch_size)]
+    padded = sum(len(b) * int(b.max()) for b in batches)
+    return {"mean_example_length": float(lengths.mean()), "real_step_share": float(lengths.sum() / padded)}
 
 
 def compare(
@@ -54,14 +67,19 @@ def compare(
         dataset: a loaded data set to use instead of loading ``name`` (tests).
 
     Returns:
-        ``{"dataset", "n_train", "epochs", "widths": {H: {"seconds": {"all": [...], "last": [...]},
-        "median_seconds", "ratio_last_to_all", "max_score_difference"}}, "torch_threads"}``.
+        ``{"dataset", "n_train", "mean_example_length", "real_step_share", "epochs", "widths": {H:
+        {"seconds": {"all": [...], "last": [...]}, "median_seconds", "ratio_last_to_all",
+        "max_score_difference"}}, "torch_threads"}``.
     """
-    if repeats < 1 or epochs < 1:
-        raise ValueError(f"repeats and epochs must be >= 1, got {repeats} and {epochs}")
+    if repeats < 1 or epochs < 1 or not hidden:
+        raise ValueError(f"repeats and epochs must be >= 1 and hidden not empty, got {repeats}, {epochs}, {hidden}")
     data = dataset if dataset is not None else load_dataset(name)
     split = split_interactions(data.interactions, how="leave-last-out", seed=SEED)
     settings = {**TRAIN_DEFAULTS["sasrec"], "epochs": epochs, "patience": 0, "seed": SEED, "progress": False}
+    train = split.train
+    seq = UserSequences(train, IdIndex(train[USER_COL].to_numpy()), IdIndex(train[ITEM_COL].to_numpy()))
+    examples = seq.prefixes(SASRecRecommender().shape["max_len"])  # the examples every fit below trains on
+    steps = padding(examples[:, 2] - examples[:, 1], settings["batch_size"])
     widths: dict[str, Any] = {}
     for h in hidden:
         seconds: dict[str, list[float]] = {s: [] for s in STATES}
@@ -89,8 +107,9 @@ def compare(
     return {
         "dataset": name,
         "n_train": len(split.train),
+        **steps,
         "epochs": epochs,
-        "batch_size": TRAIN_DEFAULTS["sasrec"]["batch_size"],
+        "batch_size": fitted.train_config.batch_size,  # what the timed fits trained with
         "repeats": repeats,
         "widths": widths,
         "torch_threads": torch.get_num_threads(),

@@ -30,7 +30,7 @@ cross-entropy with one sampled negative per target (``loss="bce"``).
 step's. SASRec computes only those (``states="last"``, :meth:`SASRec.last_states`): examples run in
 groups of similar length, each group cut to its longest example, and the last block computes the
 query, attention and feed-forward net of the last step alone. It is the same model with the same
-dropout distribution as running every step of the padded batch (``states="all"``), in 0.29-0.54 of
+dropout distribution as running every step of the padded batch (``states="all"``), in 0.30-0.57 of
 the training time on the real data sets (benchmarks/BENCHMARKS.md); its random draws differ, so a
 fit differs from an ``"all"`` fit as another seed's would.
 
