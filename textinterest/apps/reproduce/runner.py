@@ -8,6 +8,7 @@ when one fails, and writes::
         html/<notebook>.html        a rendering of each
         metrics/<notebook>.json     what each notebook recorded
         figures/*.png               the figures the notebooks saved
+        logs/<notebook>.kernel.log  what each notebook's kernel process wrote to its own stdout and stderr
         runs.json                   each notebook's record: status, inputs digest, metrics, output hashes
         run.json                    the current run: id, state, which notebooks it covers
         .file-hashes.json           content hashes of data files, by file identity (a cache)
@@ -33,7 +34,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from textinterest.apps.reporting import FIGURES_ENV, METRICS_ENV, environment_info, load_metrics, to_plain
 from textinterest.apps.reproduce.digest import FileHasher, notebook_inputs_digest
@@ -178,20 +179,47 @@ def _execute(ctx: _Run, notebook: Path, params: dict[str, Any]) -> None:
     # A kernel that stops after a failed cell can leave a message on its channels that tornado logs as an
     # uncaught exception; the failure itself is recorded from papermill's error, so that log is only noise.
     logging.getLogger("tornado.general").setLevel(logging.CRITICAL + 1)
-    papermill.execute_notebook(
-        str(notebook),
-        str(ctx.out / "executed" / notebook.name),
-        parameters=params,
-        cwd=str(ctx.out),
-        kernel_name=ctx.kernel_name,
-        execution_timeout=ctx.execution_timeout,
-        progress_bar=False,
-        log_output=False,
-        # the kernel's own start-up and shut-down messages (such as an interrupt after a failed
-        # cell) would break the progress lines; figures go into the executed notebook even when the
-        # environment picks a non-interactive backend (MPLBACKEND=Agg in CI would leave them out)
-        extra_arguments=["--IPKernelApp.log_level=CRITICAL", "--IPKernelApp.matplotlib=inline"],
-    )
+    log_path = kernel_log_path(ctx.out, notebook.stem)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        papermill.execute_notebook(
+            str(notebook),
+            str(ctx.out / "executed" / notebook.name),
+            parameters=params,
+            cwd=str(ctx.out),
+            kernel_name=ctx.kernel_name,
+            execution_timeout=ctx.execution_timeout,
+            progress_bar=False,
+            log_output=False,
+            # the kernel's own start-up and shut-down messages (such as an interrupt after a failed
+            # cell) would break the progress lines; figures go into the executed notebook even when the
+            # environment picks a non-interactive backend (MPLBACKEND=Agg in CI would leave them out)
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL", "--IPKernelApp.matplotlib=inline"],
+            kernel_manager_class=_kernel_manager_writing_to(log),
+        )
+
+
+def kernel_log_path(out: Path, name: str) -> Path:
+    """Where the kernel process of notebook ``name`` writes its own stdout and stderr."""
+    return out / "logs" / f"{name}.kernel.log"
+
+
+def _kernel_manager_writing_to(log: IO[bytes]) -> type:
+    """A kernel manager whose kernel process writes its stdout and stderr to ``log``.
+
+    The kernel inherits the terminal otherwise, and what it prints there outside any cell (tornado's
+    "Uncaught exception in ZMQStream callback", libzmq's assertion lines from a kernel that is shutting
+    down) lands in the middle of the progress lines; in the log it is kept where a failure can be read.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class KernelWritingToLog(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
+            kw.setdefault("stdout", log)
+            kw.setdefault("stderr", log)
+            await super().start_kernel(**kw)
+
+    return KernelWritingToLog
 
 
 def _parameters_and_digest(ctx: _Run, notebook: Path) -> tuple[dict[str, Any], str]:
@@ -259,7 +287,7 @@ def _run_notebook(ctx: _Run, notebook: Path) -> NotebookRun:
             return record
         ctx.save(NotebookRun(name, "running", parameters=to_plain(params), inputs=inputs, run_id=ctx.run_id))
         # what an earlier run left must not pass for this run's results
-        stale = [executed, metrics_file, ctx.out / "html" / f"{name}.html"]
+        stale = [executed, metrics_file, ctx.out / "html" / f"{name}.html", kernel_log_path(ctx.out, name)]
         stale += [ctx.out / rel for rel in (earlier.figures if earlier else [])]
         for path in stale:
             path.unlink(missing_ok=True)
@@ -282,7 +310,9 @@ def _run_notebook(ctx: _Run, notebook: Path) -> NotebookRun:
     )
     ctx.save(record)
     if error:
-        print(f"FAILED ({duration:.1f} s): {error['ename']}: {_first_line(error['evalue'])}", file=sys.stderr)
+        log = kernel_log_path(ctx.out, name)
+        where = f" (the kernel's own output: {log})" if log.is_file() and log.stat().st_size else ""
+        print(f"FAILED ({duration:.1f} s): {error['ename']}: {_first_line(error['evalue'])}{where}", file=sys.stderr)
     else:
         print(f"ok ({duration:.1f} s)", file=sys.stderr)
     return record
