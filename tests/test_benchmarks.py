@@ -171,3 +171,44 @@ def test_record_diff_lists_the_paired_tests_whose_verdict_changed():
     changed = {(c["comparison"], c["metric"]): c["verdicts"] for c in out["changed"]}
     # NDCG@10 stays a loss; RMSE (lower is better) goes from a loss to a tie; the ablation's MRR from a tie to a win
     assert changed == {("main", "rmse"): ["loss", "tie"], ("interest-k1", "mrr"): ["tie", "win"]}
+
+
+def test_stop_at_replays_the_patience_rule_on_a_curve():
+    from textinterest.apps.benchmarks.early_stopping import stop_at
+
+    curve = [0.10, 0.09, 0.08, 0.11, 0.12, 0.12, 0.11, 0.10]
+    # two epochs without improvement after epoch 1: stops after epoch 3 keeping epoch 1
+    assert stop_at(curve, 2) == {"best_epoch": 1, "best": 0.10, "epochs_run": 3, "stopped": True}
+    # three: epoch 4 improves, then 0.12 ties (not an improvement), 0.11, 0.10 -> stops after epoch 8
+    assert stop_at(curve, 3) == {"best_epoch": 5, "best": 0.12, "epochs_run": 8, "stopped": True}
+    assert stop_at(curve, 4) == {"best_epoch": 5, "best": 0.12, "epochs_run": 8, "stopped": False}
+    assert stop_at(curve, 0)["epochs_run"] == len(curve)  # 0 never stops
+    # as in the trainer, the first epoch is kept even when its metric is not a number (and nothing beats NaN)
+    assert stop_at([float("nan"), 0.2, 0.3], 1)["best_epoch"] == 1
+    with pytest.raises(ValueError, match="patience"):
+        stop_at(curve, -1)
+
+
+@pytest.mark.parametrize("patience", [1, 2])
+def test_early_stopping_replay_matches_what_the_trainer_does_with_that_patience(patience):
+    from textinterest.apps.benchmarks.early_stopping import curves
+    from textinterest.datasets import load_dataset
+    from textinterest.models import registry
+
+    data = load_dataset("synthetic", n_users=40, n_items=25)
+    record = curves("synthetic", ["seq-lstm"], seeds=[0], patience=[patience], epochs=12, dataset=data)
+    run = record["models"]["seq-lstm"]["runs"][0]
+    assert record["fit_patience"] == patience + 5 and len(run["curve"]) >= 1
+    # the same fit with the patience itself stops where the replay says, keeping the same epoch and metric
+    from textinterest.datasets.splits import split_interactions
+
+    split = split_interactions(data.interactions, how="leave-last-out", seed=0)
+    spec = registry.get("seq-lstm")
+    config = spec.train_config(seed=0, progress=False, epochs=12, patience=patience)
+    model = spec.build(registry.BuildContext(task="ranking", seed=0, train_config=config, params={}))
+    model.fit(split.train, split.val)
+    replay = run["by_patience"][str(patience)]
+    assert len(model.train_result_.history) == replay["epochs_run"]
+    assert model.train_result_.best_epoch + 1 == replay["best_epoch"]
+    assert model.train_result_.best_metric == replay["best"]
+    assert [e["val"] for e in model.train_result_.history] == run["curve"][: replay["epochs_run"]]

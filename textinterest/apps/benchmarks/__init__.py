@@ -15,6 +15,7 @@ go to ``benchmarks/results/``.
 * ``sequential_recipe``: the next-item peers' training recipe, one difference from the reference at a time.
 * ``fit_memo``: an ``evaluate`` run with and without reusing identical fits (time saved, figures unchanged).
 * ``sasrec_states``: SASRec's training time computing only the states it reads vs every step.
+* ``early_stopping``: where each patience would stop, replayed on one long validation curve per fit.
 * ``record_diff``: how far two ``evaluate`` records of one command differ (another CPU, threads or code).
 * ``gpu_check``: the GPU path in one run (embedding, sentiment fine-tune, joint fine-tuning).
 * ``serve_load``: the HTTP service under load (known and new users, concurrency 1-32) and its slowest allowed request.
@@ -41,6 +42,7 @@ NAMES = (
     "sequential_recipe",
     "fit_memo",
     "sasrec_states",
+    "early_stopping",
     "record_diff",
 )
 
