@@ -364,28 +364,30 @@ def test_the_source_digest_covers_the_whole_package_not_only_the_apps():
     assert (root / "models" / "registry.py").is_file() and (root / "apps" / "reproduce" / "digest.py").is_file()
 
 
-def test_what_a_kernel_writes_outside_its_cells_goes_to_its_log_not_between_the_progress_lines(tmp_path, capfd):
-    # as libzmq's assertion lines and tornado's uncaught-exception logs do, from a kernel that is shutting down
-    exit_noise = 'import atexit\natexit.register(os.write, 2, b"kernel noise at exit\\n")'
-    notebooks, data = make_project(tmp_path, n_notebooks=1)
-    nbformat.write(data_notebook("00_n", 1, extra=exit_noise), notebooks / "00_n.ipynb")
+# a kernel that writes to its own stderr as it exits, past every cell, as libzmq's assertion lines and tornado's
+# uncaught-exception logs do from a kernel that is shutting down
+EXIT_NOISE = 'import atexit\natexit.register(os.write, 2, b"kernel noise at exit\\n")'
+
+
+def _reproduce_one_notebook(tmp_path: Path, capfd: pytest.CaptureFixture[str], extra: str) -> tuple[int, Path, str]:
+    """Reproduce a one-notebook project whose last cell runs ``extra``: (exit status, kernel log, captured output)."""
+    notebooks, _ = make_project(tmp_path, n_notebooks=1)
+    nbformat.write(data_notebook("00_n", 1, extra=extra), notebooks / "00_n.ipynb")
     out = tmp_path / "reports"
     capfd.readouterr()
-    assert reproduce("tiny", dataset="amazon:a", output=out, notebooks_dir=notebooks, gpu=False) == 0
+    status = reproduce("tiny", dataset="amazon:a", output=out, notebooks_dir=notebooks, gpu=False)
     captured = capfd.readouterr()
-    assert "kernel noise" not in captured.err + captured.out
-    assert "[1/1] 00_n ... ok" in captured.err
-    assert "kernel noise at exit" in (out / "tiny" / "logs" / "00_n.kernel.log").read_text()
+    return status, out / "tiny" / "logs" / "00_n.kernel.log", captured.err + captured.out
+
+
+def test_what_a_kernel_writes_outside_its_cells_goes_to_its_log_not_between_the_progress_lines(tmp_path, capfd):
+    status, log, printed = _reproduce_one_notebook(tmp_path, capfd, EXIT_NOISE)
+    assert status == 0 and "[1/1] 00_n ... ok" in printed
+    assert "kernel noise" not in printed and "kernel noise at exit" in log.read_text()
 
 
 def test_a_failure_points_at_the_kernel_log_when_the_kernel_wrote_one(tmp_path, capfd):
-    failing = 'import atexit\natexit.register(os.write, 2, b"kernel noise at exit\\n")\nraise ValueError("broken")'
-    notebooks, data = make_project(tmp_path, n_notebooks=1)
-    nbformat.write(data_notebook("00_n", 1, extra=failing), notebooks / "00_n.ipynb")
-    out = tmp_path / "reports"
-    capfd.readouterr()
-    assert reproduce("tiny", dataset="amazon:a", output=out, notebooks_dir=notebooks, gpu=False) == 1
-    log = out / "tiny" / "logs" / "00_n.kernel.log"
-    err = capfd.readouterr().err
-    assert "[1/1] 00_n ... FAILED" in err and f"ValueError: broken (the kernel's own output: {log})" in err
-    assert "kernel noise" not in err and "kernel noise at exit" in log.read_text()
+    status, log, printed = _reproduce_one_notebook(tmp_path, capfd, EXIT_NOISE + '\nraise ValueError("broken")')
+    assert status == 1
+    assert "[1/1] 00_n ... FAILED" in printed and f"ValueError: broken (the kernel's own output: {log})" in printed
+    assert "kernel noise" not in printed and "kernel noise at exit" in log.read_text()
