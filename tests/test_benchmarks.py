@@ -183,6 +183,9 @@ def test_stop_at_replays_the_patience_rule_on_a_curve():
     assert stop_at(curve, 3) == {"best_epoch": 5, "best": 0.12, "epochs_run": 8, "stopped": True}
     assert stop_at(curve, 4) == {"best_epoch": 5, "best": 0.12, "epochs_run": 8, "stopped": False}
     assert stop_at(curve, 0)["epochs_run"] == len(curve)  # 0 never stops
+    # an improvement smaller than min_delta does not count, as in the trainer
+    assert stop_at([0.10, 0.10005, 0.09], 1, min_delta=1e-4) == stop_at([0.10, 0.09, 0.09], 1)
+    assert stop_at([0.10, 0.10005, 0.09], 1)["best_epoch"] == 2
     # as in the trainer, the first epoch is kept even when its metric is not a number (and nothing beats NaN)
     assert stop_at([float("nan"), 0.2, 0.3], 1)["best_epoch"] == 1
     with pytest.raises(ValueError, match="patience"):
@@ -207,6 +210,7 @@ def test_early_stopping_replay_matches_what_the_trainer_does_with_that_patience(
     config = spec.train_config(seed=0, progress=False, epochs=12, patience=patience)
     model = spec.build(registry.BuildContext(task="ranking", seed=0, train_config=config, params={}))
     model.fit(split.train, split.val)
+    assert record["min_delta"] == config.min_delta > 0  # replayed with the trainer's own threshold
     replay = run["by_patience"][str(patience)]
     assert len(model.train_result_.history) == replay["epochs_run"]
     assert model.train_result_.best_epoch + 1 == replay["best_epoch"]
@@ -224,3 +228,21 @@ def test_seq_lstm_default_patience_outlasts_the_plateau_measured_on_real_data():
     patience = registry.get("seq-lstm").train_config().patience
     assert stop_at(curve, 3)["best_epoch"] == 1  # the patience before: stopped on the plateau
     assert stop_at(curve, patience)["best"] > max(curve[:10])  # now the run reaches the climb
+
+
+def test_early_stopping_replays_a_saved_record_without_fitting(tmp_path):
+    from textinterest.apps.benchmarks.early_stopping import main
+
+    saved = {
+        "dataset": "d",
+        "command": "textinterest benchmark early_stopping d --seeds 0",
+        "models": {"seq-lstm": {"params": {}, "runs": [{"seed": 0, "curve": [0.10, 0.10005, 0.09, 0.12]}]}},
+    }  # no min_delta: made with the trainer's default (1e-4)
+    source, out = tmp_path / "saved.json", tmp_path / "replayed.json"
+    source.write_text(json.dumps(saved))
+    assert main(["d", "--from-record", str(source), "--patience", "2,3", "--output", str(out)]) == 0
+    record = json.loads(out.read_text())
+    runs = record["models"]["seq-lstm"]["runs"][0]["by_patience"]
+    assert runs["2"] == {"best_epoch": 1, "best": 0.10, "epochs_run": 3, "stopped": True}  # 0.10005 is no gain
+    assert runs["3"]["best_epoch"] == 4 and record["min_delta"] == 1e-4
+    assert record["fitted_by"] == saved["command"] and "--from-record" in record["command"]

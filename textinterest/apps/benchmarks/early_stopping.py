@@ -95,8 +95,8 @@ def curves(
         dataset: a loaded data set to use instead of loading ``name`` (tests).
 
     Returns:
-        ``{"dataset", "epochs", "fit_patience", "models": {model: {"params", "runs": [{"seed", "curve",
-        "seconds", "by_patience": {p: stop_at(...)}}], "median_best": {p: ...}}}, "torch_threads"}``.
+        ``{"dataset", "epochs", "fit_patience", "min_delta", "models": {model: {"params", "runs": [{"seed",
+        "curve", "seconds", "by_patience": {p: stop_at(...)}}], "median_best": {p: ...}}}, "torch_threads"}``.
     """
     from textinterest.models import registry
 
@@ -122,24 +122,36 @@ def curves(
             t = time.perf_counter()
             fitted.fit(split.train, split.val)
             curve = [float(e["val"]) for e in fitted.train_result_.history]
-            runs.append(
-                {
-                    "seed": seed,
-                    "curve": curve,
-                    "seconds": time.perf_counter() - t,
-                    "by_patience": {str(p): stop_at(curve, p) for p in patience},
-                }
-            )
-            print(json.dumps({"model": model, "seed": seed, "by_patience": runs[-1]["by_patience"]}), flush=True)
-        kept = {str(p): [r["by_patience"][str(p)]["best"] for r in runs] for p in patience}
-        out[model] = {"params": chosen, "runs": runs, "median_best": {p: statistics.median(v) for p, v in kept.items()}}
-    return {
+            runs.append({"seed": seed, "curve": curve, "seconds": time.perf_counter() - t})
+            min_delta = config.min_delta
+            print(json.dumps({"model": model, "seed": seed, "curve": curve}), flush=True)
+        out[model] = {"params": chosen, "runs": runs}
+    record = {
         "dataset": name,
         "epochs": epochs,
         "fit_patience": fit_patience,
+        "min_delta": min_delta,
         "models": out,
         "torch_threads": torch.get_num_threads(),
     }
+    return replay(record, patience)
+
+
+def replay(record: dict[str, Any], patience: Sequence[int]) -> dict[str, Any]:
+    """Fill in ``by_patience`` of every run and ``median_best`` of every model, from the recorded curves.
+
+    The rule is the trainer's, with the ``min_delta`` the fits trained with (``record["min_delta"]``; a
+    record without it was made with :class:`~textinterest.training.TrainConfig`'s default).
+    """
+    from textinterest.training import TrainConfig
+
+    record["min_delta"] = min_delta = float(record.get("min_delta", TrainConfig().min_delta))
+    for m in record["models"].values():
+        for run in m["runs"]:
+            run["by_patience"] = {str(p): stop_at(run["curve"], p, min_delta=min_delta) for p in patience}
+        kept = {str(p): [r["by_patience"][str(p)]["best"] for r in m["runs"]] for p in patience}
+        m["median_best"] = {p: statistics.median(v) for p, v in kept.items()}
+    return record
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -148,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     p = OneLineParser(prog="textinterest benchmark early_stopping", description=__doc__.split("\n\n")[0])
     p.add_argument("name", help="data set, e.g. amazon:Musical_Instruments")
+    p.add_argument("--from-record", default=None, help="replay the curves of this record instead of fitting")
     p.add_argument("--models", default="seq-lstm,interest-no-text", help="comma-separated registry names")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--patience", default="3,5,10", help="comma-separated patience values to replay")
@@ -158,14 +171,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.threads:
         torch.set_num_threads(args.threads)
-    record = curves(
-        args.name,
-        args.models.split(","),
-        seeds=[int(s) for s in args.seeds.split(",")],
-        patience=[int(v) for v in args.patience.split(",")],
-        epochs=args.epochs,
-        params=json.loads(args.params),
-    )
+    patience = [int(v) for v in args.patience.split(",")]
+    if args.from_record:
+        with open(args.from_record, encoding="utf-8") as f:
+            record = replay(json.load(f), patience)
+        record["fitted_by"] = record.get("fitted_by") or record.get("command")  # the command that made the curves
+    else:
+        record = curves(
+            args.name,
+            args.models.split(","),
+            seeds=[int(s) for s in args.seeds.split(",")],
+            patience=patience,
+            epochs=args.epochs,
+            params=json.loads(args.params),
+        )
     save_record(record, "early_stopping", sys.argv[1:] if argv is None else argv, args.output)
     for model, m in record["models"].items():
         for run in m["runs"]:
